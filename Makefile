@@ -1,0 +1,40 @@
+# Corral: `make demo` runs the classic scenarios, `make test` runs every test.
+CARGO      ?= cargo
+GUESTS_DIR := guests/rust
+P2_OUT     := $(GUESTS_DIR)/target/wasm32-wasip2/release
+CORRAL     := target/debug/corral
+
+.PHONY: all demo test guests host lint bench targets clean
+
+all: host guests
+
+# The wasm targets the guests build for, added once per toolchain.
+targets:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
+# Guest workers: components for wasm32-wasip2, plus one preview1 core module.
+guests: targets
+	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet
+	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet -p hello-p1 --target wasm32-wasip1
+
+host:
+	$(CARGO) build --quiet
+
+test: guests
+	$(CARGO) test --workspace
+
+demo: guests host
+	@./examples/demo.sh $(CORRAL)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd $(GUESTS_DIR) && $(CARGO) fmt --all -- --check
+
+bench: guests
+	$(CARGO) bench --bench lifecycle
+
+clean:
+	$(CARGO) clean
+	cd $(GUESTS_DIR) && $(CARGO) clean

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The classic multiprocessing scenarios, run by Corral. Usage: demo.sh CORRAL
+set -u
+corral=${1:-target/debug/corral}
+here=$(dirname "$0")
+status=0
+
+scenario() {
+    printf '\n\033[1m== %s\033[0m\n' "$1"
+}
+
+scenario "1. Ten workers print their names; all joined; exit statuses reported"
+"$corral" up "$here/hello.toml" || status=1
+
+scenario "   ...and one of them misbehaves: a trap, a runaway loop, a memory hog"
+"$corral" run guests/rust/target/wasm32-wasip2/release/trap.wasm --name trapper
+echo "(exit status $?)"
+"$corral" run guests/rust/target/wasm32-wasip2/release/spin.wasm --name runaway --cpu 200ms
+echo "(exit status $?)"
+"$corral" run guests/rust/target/wasm32-wasip2/release/alloc.wasm --name hog --memory 16MiB -- 64
+echo "(exit status $?)"
+
+exit $status

@@ -1,0 +1,200 @@
+//! `corral run` and `corral up`: start workers, stream their output, wait for
+//! them all, report how each ended.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::RunArgs;
+use crate::manifest::Manifest;
+use crate::runtime::{Program, Runtime, RuntimeConfig};
+use crate::worker::{ExitStatus, Limits, WorkerReport, WorkerSpec};
+
+/// What the user asked to see besides worker output.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ui {
+    pub quiet: bool,
+    pub json_events: bool,
+}
+
+const EXIT_FAILED_TO_START: u8 = 3;
+const EXIT_INTERRUPTED: u8 = 130;
+const EXIT_TRAPPED: u8 = 134;
+const EXIT_KILLED: u8 = 137;
+
+pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow::Result<u8> {
+    let env = args
+        .env
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => std::env::var(item)
+                .map(|v| (item.clone(), v))
+                .with_context(|| {
+                    format!("--env {item}: the host has no variable {item} to pass through")
+                }),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let base = args.name.clone().unwrap_or_else(|| stem(&args.file));
+    let runtime = Runtime::new(config)?;
+    let program = runtime.load(&args.file)?;
+    let limits = Limits {
+        memory: args.memory,
+        cpu_time: args.cpu,
+        wall_time: args.timeout,
+    };
+    let names: Vec<String> = if args.count == 1 {
+        vec![base]
+    } else {
+        (1..=args.count).map(|i| format!("{base}-{i}")).collect()
+    };
+    let specs = names
+        .into_iter()
+        .map(|name| {
+            let spec = WorkerSpec {
+                name,
+                args: args.args.clone(),
+                env: env.clone(),
+                limits: limits.clone(),
+                stdio: Default::default(),
+            };
+            (program.clone(), spec)
+        })
+        .collect();
+    Ok(launch(&runtime, ui, specs).await)
+}
+
+pub(super) async fn up(config: RuntimeConfig, ui: Ui, path: &Path) -> anyhow::Result<u8> {
+    let manifest = Manifest::from_file(path)?;
+    let runtime = Runtime::new(config)?;
+    let mut programs: HashMap<PathBuf, Program> = HashMap::new();
+    let mut specs = Vec::new();
+    for entry in &manifest.workers {
+        let file = entry.component.get_ref();
+        let program = match programs.get(file) {
+            Some(p) => p.clone(),
+            None => {
+                let p = runtime
+                    .load(file)
+                    .with_context(|| format!("{}: worker `{}`", path.display(), entry.name))?;
+                programs.insert(file.clone(), p.clone());
+                p
+            }
+        };
+        for name in entry.instance_names() {
+            let spec = WorkerSpec {
+                name,
+                args: entry.args.clone(),
+                env: entry
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                limits: entry.effective_limits(&manifest.defaults),
+                stdio: Default::default(),
+            };
+            specs.push((program.clone(), spec));
+        }
+    }
+    Ok(launch(&runtime, ui, specs).await)
+}
+
+fn stem(file: &Path) -> String {
+    file.file_stem()
+        .map_or_else(|| "worker".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Spawns every worker, waits for all of them (terminating them all on
+/// Ctrl-C), prints the summary and returns the process exit code.
+async fn launch(runtime: &Runtime, ui: Ui, specs: Vec<(Program, WorkerSpec)>) -> u8 {
+    let workers: Vec<_> = specs
+        .into_iter()
+        .map(|(program, spec)| runtime.spawn(&program, spec))
+        .collect();
+    let mut joins = tokio::task::JoinSet::new();
+    for (i, worker) in workers.iter().enumerate() {
+        let worker = worker.clone();
+        joins.spawn(async move { (i, worker.wait_report().await) });
+    }
+    let mut reports: Vec<Option<WorkerReport>> = vec![None; workers.len()];
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            joined = joins.join_next() => match joined {
+                Some(Ok((i, report))) => reports[i] = Some(report),
+                Some(Err(e)) => unreachable!("a join task cannot fail: {e}"),
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                interrupted = true;
+                eprintln!("corral: interrupted; terminating {} workers", workers.iter().filter(|w| w.is_alive()).count());
+                workers.iter().for_each(|w| w.terminate());
+            }
+        }
+    }
+    let reports: Vec<WorkerReport> = reports
+        .into_iter()
+        .map(|r| r.expect("every worker joined"))
+        .collect();
+    if !ui.json_events {
+        print_summary(
+            ui,
+            &workers
+                .iter()
+                .map(|w| w.name().to_string())
+                .collect::<Vec<_>>(),
+            &reports,
+        );
+    }
+    if interrupted {
+        return EXIT_INTERRUPTED;
+    }
+    reports
+        .iter()
+        .find(|r| !r.status.success())
+        .map_or(0, |r| exit_code(&r.status))
+}
+
+fn exit_code(status: &ExitStatus) -> u8 {
+    match status {
+        ExitStatus::Exited { code } => u8::try_from(*code).ok().filter(|&c| c != 0).unwrap_or(1),
+        ExitStatus::Trapped { .. } => EXIT_TRAPPED,
+        ExitStatus::Killed { .. } => EXIT_KILLED,
+        ExitStatus::FailedToStart { .. } => EXIT_FAILED_TO_START,
+    }
+}
+
+/// One line per worker on stderr, failures in full (with the wasm
+/// backtrace). A single worker that exits 0 prints nothing, like any program.
+fn print_summary(ui: Ui, names: &[String], reports: &[WorkerReport]) {
+    let all_ok = reports.iter().all(|r| r.status.success());
+    if ui.quiet || (all_ok && reports.len() == 1) {
+        for (name, report) in names
+            .iter()
+            .zip(reports)
+            .filter(|(_, r)| !r.status.success())
+        {
+            eprintln!("corral: {name} {}", report.status);
+        }
+        return;
+    }
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    for (name, report) in names.iter().zip(reports) {
+        let ms = report.duration.as_secs_f64() * 1e3;
+        let full = report.status.to_string();
+        let (summary, details) = full.split_once('\n').unwrap_or((&full, ""));
+        eprintln!("{name:width$}  {summary}  ({ms:.1} ms)");
+        for line in details.lines() {
+            eprintln!("{:width$}  {line}", "");
+        }
+    }
+    if reports.len() > 1 {
+        let ok = reports.iter().filter(|r| r.status.success()).count();
+        eprintln!(
+            "corral: {} workers, {ok} exited 0, {} failed",
+            reports.len(),
+            reports.len() - ok
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! The `corral` command line: a thin client of the library.
+//!
+//! Exit codes (also in `corral --help`):
+//! 0 every worker exited 0 · 1-255 the first failing worker's own exit code ·
+//! 2 bad input or usage · 3 a worker failed to start · 130 interrupted ·
+//! 134 a worker trapped · 137 a worker was killed by a limit.
+
+mod compile;
+mod inspect;
+mod launch;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::ConsoleStyle;
+use crate::runtime::{CompileCache, EngineOptions, RuntimeConfig};
+use crate::units::{parse_duration, parse_size};
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0        every worker exited 0
+  1-255    the exit code of the first worker (in start order) that failed
+  2        bad input: unreadable or invalid file, bad manifest, bad option
+  3        a worker failed to start (e.g. the host is at capacity)
+  130      interrupted (Ctrl-C): workers were terminated
+  134      a worker trapped
+  137      a worker was killed by a limit (memory, CPU time, timeout)";
+
+/// Run WebAssembly components as sandboxed workers.
+#[derive(Debug, Parser)]
+#[command(name = "corral", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// Where compiled components are cached [default: the user's cache dir]
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component afresh and keep nothing on disk
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Print lifecycle events (started, exited, loaded) as JSON lines on stderr
+    #[arg(long, global = true, value_name = "FORMAT")]
+    events: Option<EventFormat>,
+    /// Print only worker output and failures, no summary
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// When to color worker name prefixes
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    color: ColorChoice,
+    /// How many workers may be alive at once in this host
+    #[arg(long, global = true, value_name = "N", default_value_t = EngineOptions::default().max_workers)]
+    max_workers: u32,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EventFormat {
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a component (or preview1 module, or .wat) as one or more workers
+    #[command(after_help = "Examples:
+  corral run hello.wasm
+  corral run hello.wasm -n 10 --name hello          # hello-1 .. hello-10
+  corral run app.wasm --env LANG=C --env HOME -- --verbose input.txt
+  corral run untrusted.wasm --memory 64MiB --cpu 2s --timeout 10s")]
+    Run(RunArgs),
+    /// Start every worker of a manifest (corral.toml) and wait for them all
+    #[command(after_help = "Example:
+  corral up examples/hello.toml
+
+Manifest:
+  [defaults]              # optional, for every worker
+  memory = \"64MiB\"
+  timeout = \"10s\"
+
+  [[worker]]
+  name = \"hello\"
+  component = \"hello.wasm\"  # relative to the manifest
+  count = 10                # hello-1 .. hello-10
+  args = [\"a\"]
+  env = { K = \"V\" }
+  cpu = \"2s\"")]
+    Up {
+        /// The manifest file
+        #[arg(value_name = "MANIFEST", default_value = "corral.toml")]
+        manifest: PathBuf,
+    },
+    /// Show what a file is: kind, imports, exports, and whether it can run here
+    #[command(after_help = "Examples:
+  corral inspect hello.wasm
+  corral inspect --json legacy-p1.wasm")]
+    Inspect {
+        /// The component, core module or .wat file
+        file: PathBuf,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compile components into the cache so later runs start at once
+    #[command(after_help = "Example:
+  corral compile guests/*.wasm")]
+    Compile {
+        /// The components, core modules or .wat files
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The component, preview1 core module or .wat file
+    file: PathBuf,
+    /// Worker name [default: the file's stem]; with -n, copies are NAME-1..NAME-COUNT
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// How many copies to run
+    #[arg(short = 'n', long = "count", value_name = "COUNT", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    count: u32,
+    /// Set K=V in the worker's environment, or pass the host's K through; nothing else is visible
+    #[arg(long = "env", value_name = "K=V|K")]
+    env: Vec<String>,
+    /// Cap on the worker's total linear memory
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory: Option<u64>,
+    /// CPU-time budget for the worker's code
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    cpu: Option<Duration>,
+    /// Wall-clock timeout for the worker
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Arguments passed to the worker
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+/// Exit code for bad input or usage.
+const EXIT_BAD_INPUT: u8 = 2;
+
+/// Entry point of the `corral` binary.
+pub fn main() -> ExitCode {
+    quiet_panics();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("corral: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("corral: {err:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let config = runtime_config(&cli.global)?;
+    let ui = launch::Ui {
+        quiet: cli.global.quiet,
+        json_events: cli.global.events.is_some(),
+    };
+    match cli.command {
+        Command::Run(args) => launch::run(config, ui, args).await,
+        Command::Up { manifest } => launch::up(config, ui, &manifest).await,
+        Command::Inspect { file, json } => inspect::inspect(config, &file, json),
+        Command::Compile { files } => compile::compile(config, &files, ui.quiet),
+    }
+}
+
+fn runtime_config(global: &GlobalArgs) -> anyhow::Result<RuntimeConfig> {
+    let color = match global.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    let cache_dir = if global.no_cache {
+        None
+    } else {
+        match &global.cache_dir {
+            Some(dir) => Some(dir.clone()),
+            None => CompileCache::default_dir(),
+        }
+    };
+    Ok(RuntimeConfig {
+        engine: EngineOptions {
+            max_workers: global.max_workers,
+            ..EngineOptions::default()
+        },
+        cache_dir,
+        console: ConsoleStyle { color },
+        events: global
+            .events
+            .map(|EventFormat::Json| std::sync::Arc::new(crate::events::JsonLines) as _),
+    })
+}
+
+/// Users see worker backtraces, never the host's: a host panic is a bug, and
+/// is reported as one line without a Rust backtrace even when
+/// `RUST_BACKTRACE` is set. Errors carry no captured backtrace either.
+fn quiet_panics() {
+    // SAFETY: called first thing in `main`, before any other thread exists.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "corral: internal error: {message}{place}. This is a bug in corral; please report it."
+        );
+    }));
+}

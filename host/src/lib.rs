@@ -1,0 +1,30 @@
+//! Corral runs WebAssembly components as sandboxed worker processes, in the
+//! manner of Python's `multiprocessing`: spawn, join, terminate, with limits.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use corral::{Runtime, RuntimeConfig, WorkerSpec};
+//! let runtime = Runtime::new(RuntimeConfig::default())?;
+//! let program = runtime.load("hello.wasm")?;
+//! let worker = runtime.spawn(&program, WorkerSpec::new("hello-1").args(["a", "b"]));
+//! println!("{}", worker.join().await);
+//! # Ok(()) }
+//! ```
+
+mod bindings;
+pub mod cli;
+pub mod error;
+pub mod events;
+pub mod manifest;
+pub mod output;
+pub mod runtime;
+pub mod units;
+pub mod worker;
+
+pub use error::{LoadError, RuntimeError};
+pub use events::{Event, EventLog, EventSink};
+pub use output::{ConsoleStyle, Stdio};
+pub use runtime::{
+    CacheOutcome, EngineOptions, InputKind, Inspection, Program, Runtime, RuntimeConfig,
+};
+pub use worker::{ExitStatus, Frame, KillReason, Limits, Worker, WorkerReport, WorkerSpec};

@@ -1,0 +1,5 @@
+//! The `corral` binary: see `corral --help`.
+
+fn main() -> std::process::ExitCode {
+    corral::cli::main()
+}

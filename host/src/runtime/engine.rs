@@ -1,0 +1,81 @@
+//! Engine configuration: one `Engine` per host, tuned for many small workers.
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How the host's engine is sized. These settings trade address space and
+/// memory mappings for instantiation speed; see `docs/architecture.md`.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How many workers may be alive at once. The pooling allocator reserves
+    /// a slot (memory, tables, stack) for each up front.
+    pub max_workers: u32,
+    /// The most linear memory one worker may ever use, in bytes. Per-worker
+    /// caps (`--memory`) must not exceed it.
+    pub max_memory_per_worker: u64,
+    /// Virtual address space reserved per linear memory. 4 GiB and more lets
+    /// compiled code skip bounds checks; less fits more workers in one host.
+    pub memory_reservation: u64,
+    /// Guard pages after each linear memory, in bytes.
+    pub memory_guard: u64,
+    /// Maximum wasm stack per worker, in bytes (deep recursion traps past it).
+    pub max_wasm_stack: usize,
+    /// How often the epoch ticker interrupts running wasm to check limits
+    /// and let other workers run.
+    pub epoch_tick: std::time::Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            max_workers: 12_000,
+            max_memory_per_worker: 4 << 30,
+            memory_reservation: 4 << 30,
+            memory_guard: 32 << 20,
+            max_wasm_stack: 512 << 10,
+            epoch_tick: std::time::Duration::from_millis(2),
+        }
+    }
+}
+
+/// Pool slots per worker, on average across a host's workers. A Rust or C
+/// component holds its program plus a few shim instances of the component
+/// model; the per-component maxima leave room for larger ones.
+const AVG_CORE_INSTANCES_PER_WORKER: u32 = 4;
+const AVG_TABLES_PER_WORKER: u32 = 2;
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+const MAX_TABLES_PER_COMPONENT: u32 = 16;
+const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+
+/// Builds the engine: component model, async host calls, epoch interruption
+/// and the pooling allocator.
+pub fn build_engine(opts: &EngineOptions) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    let workers = opts.max_workers.max(1);
+    pool.total_component_instances(workers)
+        .total_core_instances(workers.saturating_mul(AVG_CORE_INSTANCES_PER_WORKER))
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(workers)
+        .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+        .total_tables(workers.saturating_mul(AVG_TABLES_PER_WORKER))
+        .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+        .total_stacks(workers)
+        .max_memory_size(opts.max_memory_per_worker as usize)
+        // Idle slots keep no resident pages: workers are many and short-lived.
+        .linear_memory_keep_resident(0)
+        .table_keep_resident(0);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(opts.max_wasm_stack)
+        // The async stack must hold the wasm stack plus the host frames that
+        // run on it (host calls, the epoch callback).
+        .async_stack_size(opts.max_wasm_stack + (256 << 10))
+        .memory_reservation(opts.memory_reservation)
+        .memory_guard_size(opts.memory_guard)
+        .memory_reservation_for_growth(0)
+        .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(32))
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}

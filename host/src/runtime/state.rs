@@ -1,0 +1,140 @@
+//! Per-worker store state: the WASI context, the resource table, the memory
+//! limiter, and the meters the host reads while and after the worker runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// What the host knows about a live worker, readable from outside its store
+/// (the store is owned by the worker's task and gone once it is cancelled).
+#[derive(Debug, Default)]
+pub(crate) struct WorkerMeter {
+    /// CPU time spent in completed polls of the worker's future, in ns.
+    cpu_ns: AtomicU64,
+    /// Thread CPU time at the start of the current poll (0: not running).
+    poll_start_ns: AtomicU64,
+    /// Linear memory currently held, in bytes.
+    memory: AtomicU64,
+    /// The most linear memory held at once, in bytes.
+    peak_memory: AtomicU64,
+    /// The size a denied memory grow asked for, in bytes (0: none denied).
+    denied_memory: AtomicU64,
+}
+
+impl WorkerMeter {
+    /// Marks the start of a poll on the current thread.
+    pub fn poll_started(&self) {
+        self.poll_start_ns
+            .store(thread_cpu_ns().max(1), Ordering::Relaxed);
+    }
+
+    /// Marks the end of a poll and books its CPU time.
+    pub fn poll_ended(&self) {
+        let start = self.poll_start_ns.swap(0, Ordering::Relaxed);
+        if start != 0 {
+            let spent = thread_cpu_ns().saturating_sub(start);
+            self.cpu_ns.fetch_add(spent, Ordering::Relaxed);
+        }
+    }
+
+    /// CPU time used so far, including the poll in progress. Must be called
+    /// on the thread that is polling (the epoch callback is).
+    pub fn cpu_ns(&self) -> u64 {
+        let booked = self.cpu_ns.load(Ordering::Relaxed);
+        match self.poll_start_ns.load(Ordering::Relaxed) {
+            0 => booked,
+            start => booked + thread_cpu_ns().saturating_sub(start),
+        }
+    }
+
+    /// CPU time booked by finished polls.
+    pub fn booked_cpu_ns(&self) -> u64 {
+        self.cpu_ns.load(Ordering::Relaxed)
+    }
+
+    pub fn peak_memory(&self) -> u64 {
+        self.peak_memory.load(Ordering::Relaxed)
+    }
+
+    /// The size of the memory grow that the cap refused, if any.
+    pub fn denied_memory(&self) -> Option<u64> {
+        match self.denied_memory.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+}
+
+/// The calling thread's CPU time in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is
+    // supported on every Linux this host runs on.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Enforces the worker's memory cap over all its linear memories together.
+pub(crate) struct MemoryLimiter {
+    pub cap: Option<u64>,
+    pub meter: Arc<WorkerMeter>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let held = self.meter.memory.load(Ordering::Relaxed);
+        let total = held.saturating_sub(current as u64) + desired as u64;
+        if self.cap.is_some_and(|cap| total > cap) {
+            // The guest sees an ordinary allocation failure (memory.grow
+            // returns -1); the host remembers why in case the worker dies of it.
+            self.meter.denied_memory.store(total, Ordering::Relaxed);
+            return Ok(false);
+        }
+        self.meter.memory.store(total, Ordering::Relaxed);
+        self.meter.peak_memory.fetch_max(total, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        tracing::debug!("memory grow failed below the worker's cap: {error}");
+        Ok(())
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// The data of one worker's `Store`.
+pub(crate) struct WorkerState {
+    pub id: u64,
+    pub name: Arc<str>,
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub limiter: MemoryLimiter,
+}
+
+impl WasiView for WorkerState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The `corral` binary as a user runs it: output, exit codes and messages.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{guest, shared_cache_dir};
+
+fn corral(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_corral"))
+        .arg("--cache-dir")
+        .arg(shared_cache_dir())
+        .arg("--max-workers")
+        .arg("64")
+        .args(args)
+        // Users never see the host's Rust backtrace, even with this set.
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("running corral")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn g(name: &str) -> String {
+    guest(name).display().to_string()
+}
+
+#[test]
+fn run_prefixes_output_and_passes_args() {
+    let out = corral(&["run", &g("hello"), "--", "a", "b"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "[hello] hello from hello (worker 1), args: [\"a\", \"b\"]\n"
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "",
+        "a single successful worker prints no summary"
+    );
+}
+
+#[test]
+fn run_count_names_copies_and_reports_each() {
+    let out = corral(&["run", &g("hello"), "-n", "3", "--name", "w"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    for name in ["w-1", "w-2", "w-3"] {
+        assert!(
+            stdout.contains(&format!("[{name}] hello from {name} ")),
+            "{stdout}"
+        );
+    }
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("w-2  exited 0"), "{stderr}");
+    assert!(
+        stderr.contains("corral: 3 workers, 3 exited 0, 0 failed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn exit_codes_follow_the_documented_table() {
+    assert_eq!(
+        corral(&["run", &g("exit-code"), "--", "7"]).status.code(),
+        Some(7)
+    );
+    assert_eq!(corral(&["run", &g("trap")]).status.code(), Some(134));
+    assert_eq!(
+        corral(&["run", &g("spin"), "--cpu", "100ms"]).status.code(),
+        Some(137)
+    );
+    assert_eq!(
+        corral(&["run", &g("sleepy"), "--timeout", "100ms"])
+            .status
+            .code(),
+        Some(137)
+    );
+    assert_eq!(corral(&["run", "/nonexistent.wasm"]).status.code(), Some(2));
+    assert_eq!(
+        corral(&["run", &g("hello"), "--memory", "lots"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn trap_shows_the_wasm_backtrace_never_the_hosts() {
+    let out = corral(&["run", &g("trap")]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("trapped: wasm `unreachable` instruction executed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("wasm backtrace:"), "{stderr}");
+    assert!(stderr.contains("0: trap::hit_unreachable"), "{stderr}");
+    assert!(!stderr.contains("stack backtrace"), "{stderr}");
+    assert!(!stderr.contains("host/src"), "{stderr}");
+}
+
+#[test]
+fn bad_input_gets_one_clear_paragraph() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("tool.wasm");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    let out = corral(&["run", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("corral: "), "{stderr}");
+    assert!(
+        stderr.contains("is not a WebAssembly file: it looks like a script"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn env_passes_only_what_is_listed() {
+    let out = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["--cache-dir"])
+        .arg(shared_cache_dir())
+        .args(["run", &g("hello-p1"), "--env", "GREETING"])
+        .env("GREETING", "from the host")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("GREETING=from the host"));
+    let out = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["run", &g("hello-p1"), "--env", "CORRAL_SURELY_UNSET"])
+        .env_remove("CORRAL_SURELY_UNSET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("the host has no variable CORRAL_SURELY_UNSET"));
+}
+
+#[test]
+fn events_json_reports_lifecycle_and_cache() {
+    let out = corral(&["--events", "json", "run", &g("hello"), "-n", "2"]);
+    assert_eq!(out.status.code(), Some(0));
+    let events: Vec<serde_json::Value> = text(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "started").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "exited").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds[0], "loaded");
+    let exited = events.iter().find(|e| e["event"] == "exited").unwrap();
+    assert_eq!(exited["status"]["kind"], "exited");
+    assert_eq!(exited["status"]["code"], 0);
+    assert!(exited["peak_memory"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn compile_warms_the_cache_for_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().to_str().unwrap();
+    let compile = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["--cache-dir", cache, "compile", &g("sleepy")])
+        .output()
+        .unwrap();
+    assert_eq!(compile.status.code(), Some(0));
+    assert!(
+        text(&compile.stderr).contains("compiled in"),
+        "{}",
+        text(&compile.stderr)
+    );
+    let run = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args([
+            "--cache-dir",
+            cache,
+            "--events",
+            "json",
+            "run",
+            &g("sleepy"),
+            "--",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        text(&run.stderr).contains(r#""cache":"hit""#),
+        "{}",
+        text(&run.stderr)
+    );
+}
+
+#[test]
+fn up_runs_a_manifest_and_errors_point_at_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("corral.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[defaults]\ntimeout = \"10s\"\n\n[[worker]]\nname = \"hi\"\ncomponent = {:?}\ncount = 10\n\n\
+             [[worker]]\nname = \"code\"\ncomponent = {:?}\nargs = [\"5\"]\n",
+            g("hello"),
+            g("exit-code")
+        ),
+    )
+    .unwrap();
+    let out = corral(&["up", manifest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5), "the failing worker's code");
+    let stdout = text(&out.stdout);
+    for i in 1..=10 {
+        assert!(
+            stdout.contains(&format!("[hi-{i}] hello from hi-{i} ")),
+            "{stdout}"
+        );
+    }
+    assert!(text(&out.stderr).contains("corral: 11 workers, 10 exited 0, 1 failed"));
+
+    std::fs::write(
+        &manifest,
+        "[[worker]]\nname = \"x\"\ncomponent = \"x.wasm\"\ncont = 3\n",
+    )
+    .unwrap();
+    let out = corral(&["up", manifest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("line 4"), "{stderr}");
+    assert!(stderr.contains("unknown field `cont`"), "{stderr}");
+
+    std::fs::write(
+        &manifest,
+        "[[worker]]\nname = \"x\"\ncomponent = \"missing.wasm\"\n",
+    )
+    .unwrap();
+    let out = corral(&["up", manifest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("worker `x`: cannot read"), "{stderr}");
+    assert!(stderr.contains("missing.wasm"), "{stderr}");
+}
+
+#[test]
+fn inspect_lists_imports_with_verdicts() {
+    let out = corral(&["inspect", &g("hello")]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(": component\n"), "{stdout}");
+    assert!(
+        stdout.contains("fits corral:worker/worker: yes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("✓ corral:worker/process@0.1.0"), "{stdout}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("needy.wat");
+    std::fs::write(
+        &path,
+        r#"(component (import "acme:db/query@1.0.0" (instance)))"#,
+    )
+    .unwrap();
+    let stdout = text(&corral(&["inspect", path.to_str().unwrap()]).stdout);
+    assert!(stdout.contains("✗ acme:db/query@1.0.0"), "{stdout}");
+    assert!(stdout.contains("fits corral:worker/worker: no"), "{stdout}");
+    let json = corral(&["inspect", "--json", &g("hello-p1")]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["kind"], "core-module");
+    assert_eq!(value["fits_worker"], true);
+    assert!(Path::new(&g("hello-p1")).exists());
+}
