@@ -12,6 +12,12 @@ scenario() {
 scenario "1. Ten workers print their names; all joined; exit statuses reported"
 "$corral" up "$here/hello.toml" || status=1
 
+scenario "3. Producer/consumer over a bounded queue: nothing lost, nothing duplicated"
+"$corral" --quiet up "$here/producer-consumer.toml" | grep -E '^\[tally\]' || status=1
+
+scenario "4. Two workers talk over a duplex pipe"
+"$corral" --quiet up "$here/pipe.toml" || status=1
+
 scenario "   ...and one of them misbehaves: a trap, a runaway loop, a memory hog"
 "$corral" run guests/rust/target/wasm32-wasip2/release/trap.wasm --name trapper
 echo "(exit status $?)"

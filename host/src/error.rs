@@ -58,7 +58,8 @@ pub enum LoadError {
     /// The component imports interfaces this host does not provide.
     #[error(
         "{} imports {} that this host does not provide:\n{}\nCorral provides WASI 0.2 \
-         (cli, clocks, filesystem, io, random, sockets) and corral:worker@0.1.",
+         (cli, clocks, filesystem, io, random, sockets) and corral:worker@0.1 (process, queue, \
+         pipe, lock, sync).",
         path.display(),
         if imports.len() == 1 { "an interface" } else { "interfaces" },
         imports.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n")

@@ -15,8 +15,10 @@ mod bindings;
 pub mod cli;
 pub mod error;
 pub mod events;
+pub mod ipc;
 pub mod manifest;
 pub mod output;
+pub mod run;
 pub mod runtime;
 pub mod units;
 pub mod worker;
@@ -24,6 +26,7 @@ pub mod worker;
 pub use error::{LoadError, RuntimeError};
 pub use events::{Event, EventLog, EventSink};
 pub use output::{ConsoleStyle, Stdio};
+pub use run::Run;
 pub use runtime::{
     CacheOutcome, EngineOptions, InputKind, Inspection, Program, Runtime, RuntimeConfig,
 };

@@ -1,6 +1,10 @@
 //! `corral.toml`: a topology of workers to start together with `corral up`.
 //!
 //! ```toml
+//! [queues.jobs]         # named objects the workers share
+//! capacity = 1000
+//! max-message = "64KiB"
+//!
 //! [defaults]            # optional; applies to every worker
 //! memory = "64MiB"
 //! timeout = "10s"
@@ -20,6 +24,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::ipc::{PipeConfig, QueueConfig};
+use crate::run::Run;
 use crate::units::serde_opt;
 use crate::worker::Limits;
 
@@ -33,6 +39,104 @@ pub struct Manifest {
     /// The workers, in the order they are started.
     #[serde(rename = "worker", default)]
     pub workers: Vec<WorkerEntry>,
+    /// Named queues, by name.
+    #[serde(default)]
+    pub queues: BTreeMap<String, QueueEntry>,
+    /// Named pipes, by name.
+    #[serde(default)]
+    pub pipes: BTreeMap<String, PipeEntry>,
+    /// Named locks, by name.
+    #[serde(default)]
+    pub locks: BTreeMap<String, LockEntry>,
+    /// Named semaphores, by name.
+    #[serde(default)]
+    pub semaphores: BTreeMap<String, SemaphoreEntry>,
+    /// Named events, by name.
+    #[serde(default)]
+    pub events: BTreeMap<String, EventEntry>,
+    /// Named barriers, by name.
+    #[serde(default)]
+    pub barriers: BTreeMap<String, BarrierEntry>,
+    /// Named conditions, by name.
+    #[serde(default)]
+    pub conditions: BTreeMap<String, ConditionEntry>,
+}
+
+/// `[queues.NAME]`: a bounded queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct QueueEntry {
+    /// Messages held before `put` waits (default 1024).
+    #[serde(default = "default_queue_capacity")]
+    pub capacity: usize,
+    /// Largest message accepted (default 1MiB).
+    #[serde(default, deserialize_with = "serde_opt::size")]
+    pub max_message: Option<u64>,
+    /// Redeliver messages whose consumer ended before `task-done`.
+    #[serde(default)]
+    pub acknowledged: bool,
+}
+
+/// `[pipes.NAME]`: a duplex pipe between two workers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PipeEntry {
+    /// The two workers that hold the ends; unset: the first two to open it.
+    pub ends: Option<[String; 2]>,
+    /// Messages buffered per direction (default 64).
+    #[serde(default = "default_pipe_capacity")]
+    pub capacity: usize,
+    /// Largest message accepted (default 16MiB).
+    #[serde(default, deserialize_with = "serde_opt::size")]
+    pub max_message: Option<u64>,
+}
+
+/// `[locks.NAME]`: a lock.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockEntry {
+    /// May the holder take it again (`RLock`)?
+    #[serde(default)]
+    pub reentrant: bool,
+}
+
+/// `[semaphores.NAME]`: a bounded semaphore.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SemaphoreEntry {
+    /// Permits at the start.
+    pub value: u32,
+    /// The bound (default: `value`).
+    pub max: Option<u32>,
+}
+
+/// `[events.NAME]`: an event flag (no settings).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventEntry {}
+
+/// `[barriers.NAME]`: a barrier.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BarrierEntry {
+    /// How many workers must arrive.
+    pub parties: u32,
+}
+
+/// `[conditions.NAME]`: a condition over a declared lock.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ConditionEntry {
+    /// The lock waiters hold.
+    pub lock: String,
+}
+
+fn default_queue_capacity() -> usize {
+    QueueConfig::default().capacity
+}
+
+fn default_pipe_capacity() -> usize {
+    PipeConfig::default().capacity
 }
 
 /// Limits as written in a manifest.
@@ -168,7 +272,86 @@ impl Manifest {
             let span = worker.component.span();
             worker.component = toml::Spanned::new(span, resolved);
         }
+        let all_names: std::collections::HashSet<String> = manifest
+            .workers
+            .iter()
+            .flat_map(WorkerEntry::instance_names)
+            .collect();
+        let whole_file = |message: String| ManifestError::Invalid {
+            path: path.to_owned(),
+            line: 1,
+            message,
+        };
+        for (name, pipe) in &manifest.pipes {
+            for end in pipe.ends.iter().flatten() {
+                if !all_names.contains(end) {
+                    return Err(whole_file(format!(
+                        "[pipes.{name}]: end `{end}` is not the name of any worker"
+                    )));
+                }
+            }
+        }
+        for (name, condition) in &manifest.conditions {
+            if !manifest.locks.contains_key(&condition.lock) {
+                return Err(whole_file(format!(
+                    "[conditions.{name}]: lock `{}` is not declared in [locks]",
+                    condition.lock
+                )));
+            }
+        }
+        for (name, semaphore) in &manifest.semaphores {
+            if semaphore.max.is_some_and(|max| max < semaphore.value) {
+                return Err(whole_file(format!(
+                    "[semaphores.{name}]: max is below value"
+                )));
+            }
+        }
         Ok(manifest)
+    }
+
+    /// A new run with every object the manifest declares.
+    pub fn new_run(&self) -> Run {
+        let run = Run::new();
+        let objects = run.objects();
+        let declared = "manifest names are unique and checked by `parse`";
+        for (name, q) in &self.queues {
+            let config = QueueConfig {
+                capacity: q.capacity,
+                max_message: q
+                    .max_message
+                    .map_or(QueueConfig::default().max_message, |m| m as usize),
+                acknowledged: q.acknowledged,
+            };
+            objects.declare_queue(name, config).expect(declared);
+        }
+        for (name, p) in &self.pipes {
+            let config = PipeConfig {
+                capacity: p.capacity,
+                max_message: p
+                    .max_message
+                    .map_or(PipeConfig::default().max_message, |m| m as usize),
+                ends: p.ends.clone(),
+            };
+            objects.declare_pipe(name, config).expect(declared);
+        }
+        for (name, l) in &self.locks {
+            objects.declare_lock(name, l.reentrant).expect(declared);
+        }
+        for (name, s) in &self.semaphores {
+            objects
+                .declare_semaphore(name, s.value, s.max.unwrap_or(s.value))
+                .expect(declared);
+        }
+        for name in self.events.keys() {
+            objects.declare_event(name).expect(declared);
+        }
+        for (name, b) in &self.barriers {
+            objects.declare_barrier(name, b.parties).expect(declared);
+        }
+        for (name, c) in &self.conditions {
+            objects.declare_condition(name, &c.lock).expect(declared);
+        }
+        run
     }
 }
 
@@ -247,6 +430,65 @@ cpu = "2s"
         .to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(err.contains("`lots` is not a size"), "{err}");
+    }
+
+    #[test]
+    fn objects_are_declared_in_the_run() {
+        let m = parse(
+            r#"
+[[worker]]
+name = "w"
+component = "w.wasm"
+count = 2
+
+[queues.jobs]
+capacity = 10
+max-message = "1KiB"
+acknowledged = true
+
+[pipes.chat]
+ends = ["w-1", "w-2"]
+
+[locks.state]
+[conditions.ready]
+lock = "state"
+[semaphores.slots]
+value = 2
+[events.go]
+[barriers.start]
+parties = 2
+"#,
+        )
+        .unwrap();
+        let run = m.new_run();
+        let q = run.objects().queue("jobs").unwrap();
+        assert_eq!(q.capacity(), 10);
+        assert!(q.is_acknowledged());
+        assert!(run.objects().pipe("chat").is_ok());
+        assert!(run.objects().condition("ready").is_ok());
+        assert_eq!(run.objects().semaphore("slots").unwrap().value(), 2);
+        assert_eq!(run.objects().barrier("start").unwrap().parties(), 2);
+        assert!(run.objects().event("go").is_ok());
+    }
+
+    #[test]
+    fn object_references_are_checked() {
+        let base = "[[worker]]\nname = \"w\"\ncomponent = \"w.wasm\"\n";
+        let err = parse(&format!("{base}[pipes.p]\nends = [\"w\", \"ghost\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("end `ghost` is not the name of any worker"),
+            "{err}"
+        );
+        let err = parse(&format!("{base}[conditions.c]\nlock = \"nope\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lock `nope` is not declared"), "{err}");
+        let err = parse(&format!("{base}[queues.q]\ncapacityy = 3\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `capacityy`"), "{err}");
     }
 
     #[test]

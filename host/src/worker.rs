@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use crate::output::{OutputPipe, Stdio};
+use crate::run::Run;
 use crate::runtime::WorkerMeter;
 
 /// Resource limits of one worker. `None` means unlimited (up to the engine's
@@ -44,6 +45,9 @@ pub struct WorkerSpec {
     pub limits: Limits,
     /// Where stdout and stderr go.
     pub stdio: Stdio,
+    /// The run whose named objects the worker may open. Workers that do not
+    /// share a run share nothing.
+    pub run: Run,
 }
 
 impl WorkerSpec {
@@ -80,6 +84,12 @@ impl WorkerSpec {
     /// Sets where output goes.
     pub fn stdio(mut self, stdio: Stdio) -> Self {
         self.stdio = stdio;
+        self
+    }
+
+    /// Puts the worker in `run`, with the objects declared there.
+    pub fn run(mut self, run: &Run) -> Self {
+        self.run = run.clone();
         self
     }
 }

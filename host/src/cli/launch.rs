@@ -49,6 +49,7 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
     } else {
         (1..=args.count).map(|i| format!("{base}-{i}")).collect()
     };
+    let run = crate::run::Run::new();
     let specs = names
         .into_iter()
         .map(|name| {
@@ -58,6 +59,7 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
                 env: env.clone(),
                 limits: limits.clone(),
                 stdio: Default::default(),
+                run: run.clone(),
             };
             (program.clone(), spec)
         })
@@ -68,6 +70,7 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
 pub(super) async fn up(config: RuntimeConfig, ui: Ui, path: &Path) -> anyhow::Result<u8> {
     let manifest = Manifest::from_file(path)?;
     let runtime = Runtime::new(config)?;
+    let run = manifest.new_run();
     let mut programs: HashMap<PathBuf, Program> = HashMap::new();
     let mut specs = Vec::new();
     for entry in &manifest.workers {
@@ -93,6 +96,7 @@ pub(super) async fn up(config: RuntimeConfig, ui: Ui, path: &Path) -> anyhow::Re
                     .collect(),
                 limits: entry.effective_limits(&manifest.defaults),
                 stdio: Default::default(),
+                run: run.clone(),
             };
             specs.push((program.clone(), spec));
         }

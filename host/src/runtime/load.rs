@@ -213,45 +213,9 @@ pub(crate) fn compile(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Comp
     })
 }
 
-/// The interfaces this host provides, by package and name; any 0.2.x version
-/// of a WASI interface and any 0.1.x version of a Corral one is accepted.
-const PROVIDED: &[(&str, &[&str])] = &[
-    ("wasi:io", &["error", "poll", "streams"]),
-    ("wasi:clocks", &["monotonic-clock", "wall-clock"]),
-    ("wasi:random", &["random", "insecure", "insecure-seed"]),
-    (
-        "wasi:cli",
-        &[
-            "environment",
-            "exit",
-            "stdin",
-            "stdout",
-            "stderr",
-            "terminal-input",
-            "terminal-output",
-            "terminal-stdin",
-            "terminal-stdout",
-            "terminal-stderr",
-        ],
-    ),
-    ("wasi:filesystem", &["types", "preopens"]),
-    (
-        "wasi:sockets",
-        &[
-            "network",
-            "instance-network",
-            "tcp",
-            "tcp-create-socket",
-            "udp",
-            "udp-create-socket",
-            "ip-name-lookup",
-        ],
-    ),
-    ("corral:worker", &["types", "process"]),
-];
-
 /// Whether the host provides the interface named by a component import such
-/// as `wasi:cli/stdout@0.2.3`.
+/// as `wasi:cli/stdout@0.2.3`: any 0.2.x version of a WASI interface, any 0.1.x
+/// of a Corral one, as the linker's semver matching accepts.
 fn is_provided(import: &str) -> bool {
     let (name, version) = import.split_once('@').unwrap_or((import, ""));
     let Some((package, interface)) = name.split_once('/') else {
@@ -263,7 +227,7 @@ fn is_provided(import: &str) -> bool {
         _ => false,
     };
     compatible
-        && PROVIDED
+        && crate::bindings::PROVIDED_INTERFACES
             .iter()
             .any(|(pkg, ifaces)| *pkg == package && ifaces.contains(&interface))
 }

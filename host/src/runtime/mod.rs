@@ -377,6 +377,7 @@ impl Runtime {
         let state = WorkerState {
             id: shared.id,
             name: shared.name.clone(),
+            run: spec.run.clone(),
             wasi: wasi.build(),
             table: Default::default(),
             limiter: MemoryLimiter {

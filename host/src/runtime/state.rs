@@ -125,6 +125,7 @@ impl ResourceLimiter for MemoryLimiter {
 pub(crate) struct WorkerState {
     pub id: u64,
     pub name: Arc<str>,
+    pub run: crate::run::Run,
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: MemoryLimiter,

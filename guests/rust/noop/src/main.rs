@@ -1,0 +1,3 @@
+//! Does nothing and exits 0: the floor for measuring spawn + join.
+
+fn main() {}

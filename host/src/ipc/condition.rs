@@ -1,0 +1,164 @@
+//! Condition variable bound to a lock, like `multiprocessing.Condition`.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::IpcError;
+use super::lock::{Guard, Lock};
+
+/// A named condition over a named lock.
+pub struct Condition {
+    name: String,
+    lock: Arc<Lock>,
+    /// Waiters in arrival order; `notify(n)` wakes the first n.
+    waiters: Mutex<VecDeque<(u64, oneshot::Sender<()>)>>,
+    next_ticket: Mutex<u64>,
+}
+
+impl Condition {
+    /// Creates a condition over `lock`.
+    pub fn new(name: impl Into<String>, lock: Arc<Lock>) -> Arc<Condition> {
+        Arc::new(Condition {
+            name: name.into(),
+            lock,
+            waiters: Mutex::new(VecDeque::new()),
+            next_ticket: Mutex::new(0),
+        })
+    }
+
+    /// The condition's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The lock a waiter must hold.
+    pub fn lock(&self) -> &Arc<Lock> {
+        &self.lock
+    }
+
+    /// Releases the lock held through `guard`, waits for a notification,
+    /// then takes the lock back (waiting for it without a timeout, as Python
+    /// does). `Ok(false)`: the timeout elapsed before any notification.
+    pub async fn wait(
+        &self,
+        guard: &mut Guard,
+        timeout: Option<Duration>,
+    ) -> Result<bool, IpcError> {
+        if !Arc::ptr_eq(guard.lock(), &self.lock) {
+            return Err(IpcError::Invalid(format!(
+                "condition `{}` waits with lock `{}`, not `{}`",
+                self.name,
+                self.lock.name(),
+                guard.lock().name()
+            )));
+        }
+        let (tx, rx) = oneshot::channel();
+        let ticket = {
+            let mut next = self.next_ticket.lock().unwrap_or_else(|e| e.into_inner());
+            *next += 1;
+            *next
+        };
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back((ticket, tx));
+        let depth = self.lock.suspend(guard);
+        let notified = match timeout {
+            None => rx.await.is_ok(),
+            Some(limit) => matches!(tokio::time::timeout(limit, rx).await, Ok(Ok(()))),
+        };
+        if !notified {
+            self.waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|(t, _)| *t != ticket);
+        }
+        self.lock.resume(guard, depth).await;
+        Ok(notified)
+    }
+
+    /// Wakes up to `n` waiters, oldest first. Returns how many were woken.
+    /// Never blocks.
+    pub fn notify(&self, n: u32) -> u32 {
+        let mut woken = 0;
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        while woken < n {
+            let Some((_, tx)) = waiters.pop_front() else {
+                break;
+            };
+            // A waiter that is gone (killed) does not count.
+            if tx.send(()).is_ok() {
+                woken += 1;
+            }
+        }
+        woken
+    }
+
+    /// Wakes every waiter. Never blocks.
+    pub fn notify_all(&self) -> u32 {
+        self.notify(u32::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wait_releases_the_lock_and_notify_wakes() {
+        let lock = Lock::new("l", false);
+        let cond = Condition::new("c", lock.clone());
+        let (l2, c2) = (lock.clone(), cond.clone());
+        let waiter = tokio::spawn(async move {
+            let mut g = l2.acquire(1, None).await.unwrap();
+            let notified = c2.wait(&mut g, None).await.unwrap();
+            let owner = l2.owner();
+            g.release();
+            (notified, owner)
+        });
+        // The waiter gives the lock up while it waits, so we can take it.
+        let g = loop {
+            if let Some(g) = lock.try_acquire(2).unwrap() {
+                if cond.waiters.lock().unwrap().len() == 1 {
+                    break g;
+                }
+                g.release();
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        assert_eq!(cond.notify(1), 1);
+        g.release();
+        assert_eq!(waiter.await.unwrap(), (true, Some(1)));
+        assert_eq!(lock.owner(), None);
+    }
+
+    #[tokio::test]
+    async fn timeout_returns_false_with_the_lock_held() {
+        let lock = Lock::new("l", false);
+        let cond = Condition::new("c", lock.clone());
+        let mut g = lock.acquire(1, None).await.unwrap();
+        assert_eq!(
+            cond.wait(&mut g, Some(Duration::from_millis(10))).await,
+            Ok(false)
+        );
+        assert_eq!(lock.owner(), Some(1));
+        assert_eq!(cond.notify_all(), 0);
+        g.release();
+        assert_eq!(lock.owner(), None);
+    }
+
+    #[tokio::test]
+    async fn wrong_lock_is_refused() {
+        let cond = Condition::new("c", Lock::new("l", false));
+        let other = Lock::new("other", false);
+        let mut g = other.acquire(1, None).await.unwrap();
+        assert!(matches!(
+            cond.wait(&mut g, None).await,
+            Err(IpcError::Invalid(_))
+        ));
+        g.release();
+    }
+}

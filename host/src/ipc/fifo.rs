@@ -1,0 +1,205 @@
+//! A bounded FIFO of byte messages that can be closed: the core shared by
+//! queues (many producers and consumers) and pipes (one per direction).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::IpcError;
+
+/// Bounded FIFO. `capacity` limits what producers may add; items put back
+/// (redelivery) may exceed it, so nothing is ever dropped to make room.
+pub(crate) struct Fifo {
+    capacity: usize,
+    max_message: usize,
+    state: Mutex<FifoState>,
+    /// Wakes one waiting consumer per added item.
+    items_added: Notify,
+    /// Wakes one waiting producer per freed slot.
+    slots_freed: Notify,
+    /// Wakes every readiness watcher (pollables) on any change.
+    changed: Notify,
+}
+
+struct FifoState {
+    items: VecDeque<Bytes>,
+    closed: bool,
+}
+
+impl Fifo {
+    pub fn new(capacity: usize, max_message: usize) -> Fifo {
+        Fifo {
+            capacity: capacity.max(1),
+            max_message,
+            state: Mutex::new(FifoState {
+                items: VecDeque::new(),
+                closed: false,
+            }),
+            items_added: Notify::new(),
+            slots_freed: Notify::new(),
+            changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FifoState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
+    fn check_sizes<'a>(
+        &self,
+        messages: impl IntoIterator<Item = &'a Bytes>,
+    ) -> Result<(), IpcError> {
+        match messages.into_iter().any(|m| m.len() > self.max_message) {
+            true => Err(IpcError::TooLarge(self.max_message as u64)),
+            false => Ok(()),
+        }
+    }
+
+    /// Adds every message if they all fit now. `Ok(false)`: not enough room.
+    pub fn try_push_all(&self, messages: &mut Vec<Bytes>) -> Result<bool, IpcError> {
+        self.check_sizes(messages.iter())?;
+        if messages.len() > self.capacity {
+            return Err(IpcError::Invalid(format!(
+                "a batch of {} messages can never fit a capacity of {}",
+                messages.len(),
+                self.capacity
+            )));
+        }
+        let mut state = self.lock();
+        if state.closed {
+            return Err(IpcError::Closed);
+        }
+        if state.items.len() + messages.len() > self.capacity {
+            return Ok(false);
+        }
+        let added = messages.len();
+        state.items.extend(messages.drain(..));
+        drop(state);
+        for _ in 0..added {
+            self.items_added.notify_one();
+        }
+        self.changed.notify_waiters();
+        Ok(true)
+    }
+
+    /// Adds every message, waiting for room. Cancel-safe: nothing is added
+    /// unless everything is.
+    pub async fn push_all(&self, mut messages: Vec<Bytes>) -> Result<(), IpcError> {
+        loop {
+            let freed = self.slots_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.try_push_all(&mut messages)? {
+                return Ok(());
+            }
+            freed.await;
+        }
+    }
+
+    /// Takes up to `max` items if any are there. `Ok(empty)`: none now.
+    pub fn try_pop(&self, max: usize) -> Result<Vec<Bytes>, IpcError> {
+        let mut state = self.lock();
+        if state.items.is_empty() {
+            return if state.closed {
+                Err(IpcError::Closed)
+            } else {
+                Ok(Vec::new())
+            };
+        }
+        let n = max.min(state.items.len());
+        let taken: Vec<Bytes> = state.items.drain(..n).collect();
+        let more = !state.items.is_empty();
+        drop(state);
+        for _ in 0..n {
+            self.slots_freed.notify_one();
+        }
+        if more {
+            // Another consumer may be waiting for what is left.
+            self.items_added.notify_one();
+        }
+        self.changed.notify_waiters();
+        Ok(taken)
+    }
+
+    /// Takes between 1 and `max` items, waiting for the first. Drains what is
+    /// left after a close, then fails with `Closed`. Cancel-safe.
+    pub async fn pop(&self, max: usize) -> Result<Vec<Bytes>, IpcError> {
+        loop {
+            let added = self.items_added.notified();
+            tokio::pin!(added);
+            added.as_mut().enable();
+            let taken = self.try_pop(max)?;
+            if !taken.is_empty() {
+                return Ok(taken);
+            }
+            added.await;
+        }
+    }
+
+    /// Puts items back at the head, in order (redelivery after a consumer
+    /// died). Ignores capacity and closing: they were accepted once already.
+    pub fn push_front(&self, items: impl DoubleEndedIterator<Item = Bytes>) {
+        let mut state = self.lock();
+        let mut n = 0;
+        for item in items.rev() {
+            state.items.push_front(item);
+            n += 1;
+        }
+        drop(state);
+        for _ in 0..n {
+            self.items_added.notify_one();
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Closes the FIFO: producers fail from now on, consumers drain what is
+    /// left. Wakes everyone so they see it.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.items_added.notify_waiters();
+        self.slots_freed.notify_waiters();
+        self.changed.notify_waiters();
+    }
+
+    /// Resolves when a pop would not wait: an item is there or it is closed.
+    pub async fn ready_to_pop(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let state = self.lock();
+                if !state.items.is_empty() || state.closed {
+                    return;
+                }
+            }
+            changed.await;
+        }
+    }
+
+    /// Resolves when a push of one item would not wait (or would fail: closed).
+    pub async fn ready_to_push(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let state = self.lock();
+                if state.items.len() < self.capacity || state.closed {
+                    return;
+                }
+            }
+            changed.await;
+        }
+    }
+}

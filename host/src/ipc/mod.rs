@@ -1,0 +1,71 @@
+//! Inter-worker objects: queues, pipes, locks and the rest of Python's
+//! synchronisation set, as plain async Rust. Nothing here knows of wasmtime;
+//! `crate::bindings` adapts these objects to the WIT interfaces.
+//!
+//! Every blocking operation is `async` and takes an optional timeout: a
+//! waiting worker holds no thread, and dropping the future (a worker killed
+//! mid-wait) cancels the wait without side effects.
+
+mod barrier;
+mod condition;
+mod event;
+mod fifo;
+mod lock;
+mod pipe;
+mod queue;
+mod registry;
+mod semaphore;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use barrier::{Barrier, BarrierHandle};
+pub use condition::Condition;
+pub use event::Event;
+pub use lock::{Guard, Lock};
+pub use pipe::{Pipe, PipeConfig, PipeEnd, PipeInbound};
+pub use queue::{Queue, QueueConfig, QueueHandle};
+pub use registry::Registry;
+pub use semaphore::Semaphore;
+
+/// Identifies a worker to the objects it uses (lock ownership, pipe ends).
+pub type WorkerId = u64;
+
+/// Why an IPC operation failed. Mirrors `corral:worker/types.error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IpcError {
+    /// The timeout elapsed first.
+    #[error("timed out")]
+    Timeout,
+    /// The object is closed, or the peer is gone and nothing is left to read.
+    #[error("closed")]
+    Closed,
+    /// A barrier was broken: a party timed out, died, or it was aborted.
+    #[error("broken")]
+    Broken,
+    /// The worker is not allowed this; the text names the rule.
+    #[error("denied: {0}")]
+    Denied(String),
+    /// No object of this name exists in the run.
+    #[error("no such object: {0}")]
+    NotFound(String),
+    /// A message exceeded the object's limit (in bytes).
+    #[error("message larger than the limit of {0} bytes")]
+    TooLarge(u64),
+    /// The call makes no sense in the object's state; the text says why.
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+/// Runs `fut` with an optional timeout; `None` waits forever.
+pub(crate) async fn with_timeout<T>(
+    timeout: Option<Duration>,
+    fut: impl Future<Output = Result<T, IpcError>>,
+) -> Result<T, IpcError> {
+    match timeout {
+        None => fut.await,
+        Some(limit) => tokio::time::timeout(limit, fut)
+            .await
+            .unwrap_or(Err(IpcError::Timeout)),
+    }
+}

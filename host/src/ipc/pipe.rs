@@ -1,0 +1,293 @@
+//! Pipe: a named duplex channel of byte messages between exactly two
+//! workers, like `multiprocessing.Pipe()`. When one end closes (or its worker
+//! ends), the other end drains what was sent, then sees `Closed`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::fifo::Fifo;
+use super::{IpcError, WorkerId, with_timeout};
+
+/// How a pipe is declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipeConfig {
+    /// Messages buffered per direction before `send` waits.
+    pub capacity: usize,
+    /// The largest message accepted, in bytes.
+    pub max_message: usize,
+    /// The names of the two workers granted the ends, in end order. `None`:
+    /// the first two workers that open the pipe get the ends.
+    pub ends: Option<[String; 2]>,
+}
+
+impl Default for PipeConfig {
+    fn default() -> Self {
+        PipeConfig {
+            capacity: 64,
+            max_message: 16 << 20,
+            ends: None,
+        }
+    }
+}
+
+/// A named duplex pipe.
+pub struct Pipe {
+    name: String,
+    ends_granted: Option<[String; 2]>,
+    /// `to[i]` carries messages towards end `i`.
+    to: [Fifo; 2],
+    /// Who holds each end; an end can be opened once.
+    holders: Mutex<[EndState; 2]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndState {
+    Free,
+    Open(WorkerId),
+    Closed,
+}
+
+impl Pipe {
+    /// Creates a pipe.
+    pub fn new(name: impl Into<String>, config: PipeConfig) -> Arc<Pipe> {
+        Arc::new(Pipe {
+            name: name.into(),
+            ends_granted: config.ends,
+            to: [
+                Fifo::new(config.capacity, config.max_message),
+                Fifo::new(config.capacity, config.max_message),
+            ],
+            holders: Mutex::new([EndState::Free; 2]),
+        })
+    }
+
+    /// The pipe's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Gives the worker `worker` (named `worker_name`) its end of the pipe.
+    /// Never blocks.
+    pub fn open(
+        self: &Arc<Self>,
+        worker: WorkerId,
+        worker_name: &str,
+    ) -> Result<PipeEnd, IpcError> {
+        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        let side = match &self.ends_granted {
+            Some(names) => {
+                let Some(side) = names.iter().position(|n| n == worker_name) else {
+                    return Err(IpcError::Denied(format!(
+                        "pipe `{}` connects `{}` and `{}`; worker `{worker_name}` holds neither end",
+                        self.name, names[0], names[1]
+                    )));
+                };
+                side
+            }
+            None => holders
+                .iter()
+                .position(|h| *h == EndState::Free)
+                .ok_or_else(|| {
+                    IpcError::Invalid(format!(
+                        "both ends of pipe `{}` are already taken",
+                        self.name
+                    ))
+                })?,
+        };
+        match holders[side] {
+            EndState::Free => {
+                holders[side] = EndState::Open(worker);
+                Ok(PipeEnd {
+                    pipe: self.clone(),
+                    side,
+                    closed: false,
+                })
+            }
+            EndState::Open(_) => Err(IpcError::Invalid(format!(
+                "this end of pipe `{}` is already open",
+                self.name
+            ))),
+            EndState::Closed => Err(IpcError::Closed),
+        }
+    }
+}
+
+/// One end of a pipe. Dropping it closes it.
+pub struct PipeEnd {
+    pipe: Arc<Pipe>,
+    side: usize,
+    closed: bool,
+}
+
+impl PipeEnd {
+    fn inbox(&self) -> &Fifo {
+        &self.pipe.to[self.side]
+    }
+
+    fn outbound(&self) -> &Fifo {
+        &self.pipe.to[1 - self.side]
+    }
+
+    /// The pipe this end belongs to.
+    pub fn pipe(&self) -> &Arc<Pipe> {
+        &self.pipe
+    }
+
+    /// Sends a message to the other end, waiting while its buffer is full.
+    /// `Closed` once the other end is gone (nobody would read it).
+    pub async fn send(&self, message: Vec<u8>, timeout: Option<Duration>) -> Result<(), IpcError> {
+        if self.closed {
+            return Err(IpcError::Closed);
+        }
+        let mut items = vec![Bytes::from(message)];
+        if self.outbound().try_push_all(&mut items)? {
+            return Ok(());
+        }
+        with_timeout(timeout, self.outbound().push_all(items)).await
+    }
+
+    /// Receives the next message, waiting for one. After the other end
+    /// closed: what it sent, then `Closed`.
+    pub async fn recv(&self, timeout: Option<Duration>) -> Result<Bytes, IpcError> {
+        if self.closed {
+            return Err(IpcError::Closed);
+        }
+        let mut items = match self.inbox().try_pop(1)? {
+            items if !items.is_empty() => items,
+            _ => with_timeout(timeout, self.inbox().pop(1)).await?,
+        };
+        Ok(items.pop().expect("pop returns at least one item"))
+    }
+
+    /// Receives a message if one is there now.
+    pub fn try_recv(&self) -> Result<Option<Bytes>, IpcError> {
+        if self.closed {
+            return Err(IpcError::Closed);
+        }
+        Ok(self.inbox().try_pop(1)?.pop())
+    }
+
+    /// A watcher of this end's inbound messages, for pollables: it outlives
+    /// borrows of the end.
+    pub fn inbound(&self) -> PipeInbound {
+        PipeInbound {
+            pipe: self.pipe.clone(),
+            side: self.side,
+        }
+    }
+
+    /// Closes this end: the peer drains what was sent, then sees `Closed`.
+    /// Never blocks; closing twice is harmless.
+    pub fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        // No more messages from us, and none will be read by us.
+        self.outbound().close();
+        self.inbox().close();
+        self.pipe.holders.lock().unwrap_or_else(|e| e.into_inner())[self.side] = EndState::Closed;
+    }
+}
+
+/// Watches the messages arriving at one end of a pipe.
+pub struct PipeInbound {
+    pipe: Arc<Pipe>,
+    side: usize,
+}
+
+impl PipeInbound {
+    /// Resolves when a `recv` on the end would not wait.
+    pub async fn ready(&self) {
+        self.pipe.to[self.side].ready_to_pop().await
+    }
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHORT: Option<Duration> = Some(Duration::from_millis(20));
+
+    #[tokio::test]
+    async fn duplex_in_order() {
+        let pipe = Pipe::new("p", PipeConfig::default());
+        let a = pipe.open(1, "a").unwrap();
+        let b = pipe.open(2, "b").unwrap();
+        a.send(b"ping".to_vec(), None).await.unwrap();
+        a.send(b"ping2".to_vec(), None).await.unwrap();
+        assert_eq!(b.recv(None).await.unwrap(), &b"ping"[..]);
+        b.send(b"pong".to_vec(), None).await.unwrap();
+        assert_eq!(a.recv(None).await.unwrap(), &b"pong"[..]);
+        assert_eq!(b.recv(None).await.unwrap(), &b"ping2"[..]);
+        assert_eq!(a.recv(SHORT).await, Err(IpcError::Timeout));
+        assert!(matches!(pipe.open(3, "c"), Err(IpcError::Invalid(_))));
+    }
+
+    #[tokio::test]
+    async fn peer_close_drains_then_closed() {
+        let pipe = Pipe::new("p", PipeConfig::default());
+        let a = pipe.open(1, "a").unwrap();
+        let b = pipe.open(2, "b").unwrap();
+        a.send(b"1".to_vec(), None).await.unwrap();
+        a.send(b"2".to_vec(), None).await.unwrap();
+        drop(a);
+        assert_eq!(b.recv(None).await.unwrap(), &b"1"[..]);
+        assert_eq!(b.recv(None).await.unwrap(), &b"2"[..]);
+        assert_eq!(b.recv(None).await, Err(IpcError::Closed));
+        assert_eq!(b.send(b"x".to_vec(), None).await, Err(IpcError::Closed));
+    }
+
+    #[tokio::test]
+    async fn blocked_recv_wakes_on_peer_death() {
+        let pipe = Pipe::new("p", PipeConfig::default());
+        let a = pipe.open(1, "a").unwrap();
+        let b = pipe.open(2, "b").unwrap();
+        let waiter = tokio::spawn(async move { b.recv(None).await });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        drop(a);
+        assert_eq!(waiter.await.unwrap(), Err(IpcError::Closed));
+    }
+
+    #[tokio::test]
+    async fn granted_ends_are_enforced() {
+        let config = PipeConfig {
+            ends: Some(["ping".into(), "pong".into()]),
+            ..PipeConfig::default()
+        };
+        let pipe = Pipe::new("p", config);
+        assert!(matches!(pipe.open(9, "intruder"), Err(IpcError::Denied(_))));
+        let pong = pipe.open(2, "pong").unwrap();
+        let ping = pipe.open(1, "ping").unwrap();
+        ping.send(b"hi".to_vec(), None).await.unwrap();
+        assert_eq!(pong.recv(None).await.unwrap(), &b"hi"[..]);
+    }
+
+    #[tokio::test]
+    async fn full_direction_blocks_send_until_read() {
+        let config = PipeConfig {
+            capacity: 1,
+            max_message: 4,
+            ends: None,
+        };
+        let pipe = Pipe::new("p", config);
+        let a = pipe.open(1, "a").unwrap();
+        let b = pipe.open(2, "b").unwrap();
+        a.send(b"1".to_vec(), None).await.unwrap();
+        assert_eq!(a.send(b"2".to_vec(), SHORT).await, Err(IpcError::Timeout));
+        assert_eq!(
+            a.send(b"12345".to_vec(), None).await,
+            Err(IpcError::TooLarge(4))
+        );
+        assert_eq!(b.recv(None).await.unwrap(), &b"1"[..]);
+        a.send(b"2".to_vec(), SHORT).await.unwrap();
+    }
+}
