@@ -17,6 +17,7 @@ targets:
 guests: targets
 	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet
 	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet -p hello-p1 --target wasm32-wasip1
+	$(MAKE) -C guests/c
 
 host:
 	$(CARGO) build --quiet

@@ -12,6 +12,9 @@ scenario() {
 scenario "1. Ten workers print their names; all joined; exit statuses reported"
 "$corral" up "$here/hello.toml" || status=1
 
+scenario "2. A pool of 4 workers squares 1..100, results in input order"
+seq 1 100 | "$corral" pool guests/rust/target/wasm32-wasip2/release/square.wasm --workers 4 | paste -sd' ' - || status=1
+
 scenario "3. Producer/consumer over a bounded queue: nothing lost, nothing duplicated"
 "$corral" --quiet up "$here/producer-consumer.toml" | grep -E '^\[tally\]' || status=1
 

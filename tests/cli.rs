@@ -276,3 +276,81 @@ fn inspect_lists_imports_with_verdicts() {
     assert_eq!(value["fits_worker"], true);
     assert!(Path::new(&g("hello-p1")).exists());
 }
+
+fn corral_stdin(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .arg("--cache-dir")
+        .arg(shared_cache_dir())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn pool_squares_lines_in_order_and_summarises() {
+    let input: String = (1..=100).map(|i| format!("{i}\n")).collect();
+    let out = corral_stdin(
+        &["pool", &g("square"), "--workers", "4", "--chunk", "3"],
+        &input,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let expected: String = (1..=100u64).map(|i| format!("{}\n", i * i)).collect();
+    assert_eq!(text(&out.stdout), expected);
+    assert!(
+        text(&out.stderr).contains("corral: 100 tasks: 100 done, 0 failed"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn pool_reports_failed_tasks_and_bad_lines_by_number() {
+    let out = corral_stdin(&["pool", &g("flaky"), "--workers", "1"], "a\ntrap\nb\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "a\nb\n");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("corral: line 2: task failed: trapped: wasm `unreachable`"),
+        "{stderr}"
+    );
+    let out = corral_stdin(&["pool", &g("flaky"), "--json"], "\"x\"\n{oops\n[1, 2]\n");
+    assert_eq!(out.status.code(), Some(2), "bad input lines");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("corral: input line 2: not valid JSON"),
+        "{stderr}"
+    );
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0], serde_json::json!({"line": 1, "ok": "x"}));
+    assert_eq!(lines[1], serde_json::json!({"line": 3, "ok": [1, 2]}));
+}
+
+#[test]
+fn pool_unordered_writes_every_result() {
+    let input: String = (1..=50).map(|i| format!("{i}\n")).collect();
+    let out = corral_stdin(
+        &["pool", &g("square"), "--unordered", "--workers", "3"],
+        &input,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let mut got: Vec<u64> = text(&out.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, (1..=50u64).map(|i| i * i).collect::<Vec<_>>());
+}

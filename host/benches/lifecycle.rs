@@ -86,8 +86,39 @@ async fn idle(rt: &Runtime, program: &corral::Program, n: usize) -> (f64, f64, u
     (rss, maps, started)
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Measure from inside a Tokio task, as an embedder's code runs: the
+    // runtime's `block_on` thread is not a worker thread, and every wake
+    // across it costs a futex round trip that no real caller pays.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async { tokio::spawn(bench()).await.unwrap() });
+}
+
+async fn bench() {
+    // `cargo bench --bench lifecycle -- spawn-loop N`: only spawn+join N
+    // times, for profiling (perf record, callgrind).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "spawn-loop") {
+        let n: usize = args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(20_000);
+        let rt = runtime(64);
+        let noop = rt.load(guest("noop")).expect("noop guest");
+        let start = Instant::now();
+        for _ in 0..n {
+            let w = rt.spawn(&noop, WorkerSpec::new("noop").stdio(Stdio::Null));
+            assert_eq!(w.join().await, ExitStatus::Exited { code: 0 });
+        }
+        println!(
+            "{:.1} µs per spawn+join",
+            start.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+        return;
+    }
     println!("spawn + join: {RUNS} runs after a warm-up; CPython baseline runs first");
     let runs = RUNS.to_string();
     let baseline = python(&[], "spawn_join.py", &["--runs", &runs, "--idle", "50"]);

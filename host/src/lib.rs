@@ -18,14 +18,17 @@ pub mod events;
 pub mod ipc;
 pub mod manifest;
 pub mod output;
+pub mod pool;
 pub mod run;
 pub mod runtime;
 pub mod units;
+pub mod vfs;
 pub mod worker;
 
 pub use error::{LoadError, RuntimeError};
 pub use events::{Event, EventLog, EventSink};
 pub use output::{ConsoleStyle, Stdio};
+pub use pool::{Pool, PoolError, PoolOptions, PoolStats, TaskError, TaskResult};
 pub use run::Run;
 pub use runtime::{
     CacheOutcome, EngineOptions, InputKind, Inspection, Program, Runtime, RuntimeConfig,

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use crate::ipc::{PipeConfig, QueueConfig};
 use crate::run::Run;
 use crate::units::serde_opt;
+use crate::vfs::MountSpec;
 use crate::worker::Limits;
 
 /// A parsed manifest.
@@ -60,6 +61,23 @@ pub struct Manifest {
     /// Named conditions, by name.
     #[serde(default)]
     pub conditions: BTreeMap<String, ConditionEntry>,
+    /// The run's shared in-memory tree.
+    pub filesystem: Option<FilesystemEntry>,
+}
+
+/// `[filesystem]`: the run's shared tree.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FilesystemEntry {
+    /// Seed the tree from this host directory (relative to the manifest).
+    pub from: Option<PathBuf>,
+    /// Save the tree to this host directory when the run ends.
+    pub save: Option<PathBuf>,
+    /// Most bytes the tree may hold.
+    #[serde(default, deserialize_with = "serde_opt::size")]
+    pub max_bytes: Option<u64>,
+    /// Most files, directories and symlinks the tree may hold.
+    pub max_files: Option<u64>,
 }
 
 /// `[queues.NAME]`: a bounded queue.
@@ -171,6 +189,10 @@ pub struct WorkerEntry {
     /// The worker's environment (nothing is inherited from the host).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Directories the worker sees, as `SOURCE:GUEST[:ro|rw]` (see
+    /// [`MountSpec`]); host directories are relative to the manifest.
+    #[serde(default, deserialize_with = "mount_specs")]
+    pub mounts: Vec<MountSpec>,
     /// Total linear memory, overriding `[defaults]`.
     #[serde(default, deserialize_with = "serde_opt::size")]
     pub memory: Option<u64>,
@@ -184,6 +206,13 @@ pub struct WorkerEntry {
 
 fn one() -> u32 {
     1
+}
+
+fn mount_specs<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<MountSpec>, D::Error> {
+    Vec::<String>::deserialize(de)?
+        .iter()
+        .map(|text| text.parse().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 /// Why a manifest could not be used. Messages name the file, line and key.
@@ -271,6 +300,14 @@ impl Manifest {
             let resolved = base.join(worker.component.get_ref());
             let span = worker.component.span();
             worker.component = toml::Spanned::new(span, resolved);
+            worker.mounts = std::mem::take(&mut worker.mounts)
+                .into_iter()
+                .map(|m| m.relative_to(base))
+                .collect();
+        }
+        if let Some(fs) = &mut manifest.filesystem {
+            fs.from = fs.from.take().map(|d| base.join(d));
+            fs.save = fs.save.take().map(|d| base.join(d));
         }
         let all_names: std::collections::HashSet<String> = manifest
             .workers
@@ -309,9 +346,8 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// A new run with every object the manifest declares.
-    pub fn new_run(&self) -> Run {
-        let run = Run::new();
+    /// Declares every object of the manifest in `run`, which must be new.
+    pub fn declare_objects(&self, run: &Run) {
         let objects = run.objects();
         let declared = "manifest names are unique and checked by `parse`";
         for (name, q) in &self.queues {
@@ -351,7 +387,6 @@ impl Manifest {
         for (name, c) in &self.conditions {
             objects.declare_condition(name, &c.lock).expect(declared);
         }
-        run
     }
 }
 
@@ -460,7 +495,8 @@ parties = 2
 "#,
         )
         .unwrap();
-        let run = m.new_run();
+        let run = Run::new();
+        m.declare_objects(&run);
         let q = run.objects().queue("jobs").unwrap();
         assert_eq!(q.capacity(), 10);
         assert!(q.is_acknowledged());

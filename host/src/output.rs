@@ -16,6 +16,9 @@ pub enum Stdio {
     /// To the host's stdout/stderr, each line prefixed with `[name]`.
     #[default]
     Console,
+    /// Both streams to the host's stderr, prefixed: for when the host's
+    /// stdout carries results (`corral pool`).
+    ConsoleStderr,
     /// Into memory, read back with [`Worker::stdout`](crate::Worker::stdout).
     Capture,
     /// Nowhere.
@@ -68,8 +71,12 @@ impl OutputPipe {
         style: ConsoleStyle,
         worker: (u64, &str),
     ) -> Self {
+        let kind = match stdio {
+            Stdio::ConsoleStderr => StreamKind::Stderr,
+            _ => kind,
+        };
         let sink = match stdio {
-            Stdio::Console => {
+            Stdio::Console | Stdio::ConsoleStderr => {
                 let (id, name) = worker;
                 let prefix = if style.color {
                     let color = PREFIX_COLORS[(id as usize) % PREFIX_COLORS.len()];

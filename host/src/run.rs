@@ -1,21 +1,45 @@
 //! A run: the shared world of a group of workers. Its named objects
-//! (queues, pipes, locks, sync objects) are visible to every worker spawned
-//! into it and to nobody else, and are dropped when the run is.
+//! (queues, pipes, locks, sync objects) and its in-memory file tree are
+//! visible to every worker spawned into it and to nobody else, and are
+//! dropped when the run is.
 
 use std::sync::Arc;
 
 use crate::ipc::Registry;
+use crate::vfs::{Limits, MemFs};
 
 /// What the workers of one run share. Cheap to clone: clones are the same run.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Run {
     objects: Arc<Registry>,
+    fs: MemFs,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run::with_fs_limits(Limits::UNLIMITED)
+    }
 }
 
 impl Run {
-    /// A new, empty run.
+    /// A new, empty run with an unlimited file tree.
     pub fn new() -> Run {
         Run::default()
+    }
+
+    /// A new, empty run whose file tree holds at most `limits` (bytes and
+    /// inodes); writes past them fail with `insufficient-space`.
+    pub fn with_fs_limits(limits: Limits) -> Run {
+        Run {
+            objects: Arc::default(),
+            fs: MemFs::new(limits),
+        }
+    }
+
+    /// The run's shared in-memory file tree, which workers see through
+    /// mounts of [`MountSource::Shared`](crate::vfs::MountSource::Shared).
+    pub fn fs(&self) -> &MemFs {
+        &self.fs
     }
 
     /// The run's named objects: declare queues, pipes, locks and sync

@@ -14,6 +14,7 @@ use tokio::sync::{Notify, watch};
 use crate::output::{OutputPipe, Stdio};
 use crate::run::Run;
 use crate::runtime::WorkerMeter;
+use crate::vfs::MountSpec;
 
 /// Resource limits of one worker. `None` means unlimited (up to the engine's
 /// own ceilings, see [`EngineOptions`](crate::EngineOptions)).
@@ -45,9 +46,12 @@ pub struct WorkerSpec {
     pub limits: Limits,
     /// Where stdout and stderr go.
     pub stdio: Stdio,
-    /// The run whose named objects the worker may open. Workers that do not
-    /// share a run share nothing.
+    /// The run whose named objects and file tree the worker may use.
+    /// Workers that do not share a run share nothing.
     pub run: Run,
+    /// What the worker sees through `wasi:filesystem`, one preopen each.
+    /// Empty (the default): no filesystem at all.
+    pub mounts: Vec<MountSpec>,
 }
 
 impl WorkerSpec {
@@ -84,6 +88,12 @@ impl WorkerSpec {
     /// Sets where output goes.
     pub fn stdio(mut self, stdio: Stdio) -> Self {
         self.stdio = stdio;
+        self
+    }
+
+    /// Adds a mount.
+    pub fn mount(mut self, mount: MountSpec) -> Self {
+        self.mounts.push(mount);
         self
     }
 

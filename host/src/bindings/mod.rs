@@ -7,6 +7,7 @@ mod process;
 mod queue;
 mod readiness;
 mod sync;
+mod wasi;
 
 use std::time::Duration;
 
@@ -94,9 +95,11 @@ pub(crate) const PROVIDED_INTERFACES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Adds WASI 0.2 (from wasmtime-wasi) and every Corral interface to `linker`.
+/// Adds WASI 0.2 (from wasmtime-wasi, but `wasi:filesystem` from Corral's
+/// virtual filesystem) and every Corral interface to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<WorkerState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasi::add_to_linker(linker)?;
+    crate::vfs::wasi::add_to_linker(linker)?;
     type Data = HasSelf<WorkerState>;
     fn get(state: &mut WorkerState) -> &mut WorkerState {
         state

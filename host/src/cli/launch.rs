@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::RunArgs;
-use crate::manifest::Manifest;
+use super::{FsArgs, RunArgs};
+use crate::manifest::{FilesystemEntry, Manifest};
+use crate::run::Run;
 use crate::runtime::{Program, Runtime, RuntimeConfig};
+use crate::vfs::Limits as FsLimits;
 use crate::worker::{ExitStatus, Limits, WorkerReport, WorkerSpec};
 
 /// What the user asked to see besides worker output.
@@ -49,7 +51,8 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
     } else {
         (1..=args.count).map(|i| format!("{base}-{i}")).collect()
     };
-    let run = crate::run::Run::new();
+    let fs = Filesystem::from_args(&args.fs, None);
+    let run = fs.new_run()?;
     let specs = names
         .into_iter()
         .map(|name| {
@@ -60,17 +63,27 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
                 limits: limits.clone(),
                 stdio: Default::default(),
                 run: run.clone(),
+                mounts: args.mounts.clone(),
             };
             (program.clone(), spec)
         })
         .collect();
-    Ok(launch(&runtime, ui, specs).await)
+    let code = launch(&runtime, ui, specs).await;
+    fs.save(&run, ui)?;
+    Ok(code)
 }
 
-pub(super) async fn up(config: RuntimeConfig, ui: Ui, path: &Path) -> anyhow::Result<u8> {
+pub(super) async fn up(
+    config: RuntimeConfig,
+    ui: Ui,
+    path: &Path,
+    fs: FsArgs,
+) -> anyhow::Result<u8> {
     let manifest = Manifest::from_file(path)?;
     let runtime = Runtime::new(config)?;
-    let run = manifest.new_run();
+    let fs = Filesystem::from_args(&fs, manifest.filesystem.as_ref());
+    let run = fs.new_run()?;
+    manifest.declare_objects(&run);
     let mut programs: HashMap<PathBuf, Program> = HashMap::new();
     let mut specs = Vec::new();
     for entry in &manifest.workers {
@@ -97,11 +110,77 @@ pub(super) async fn up(config: RuntimeConfig, ui: Ui, path: &Path) -> anyhow::Re
                 limits: entry.effective_limits(&manifest.defaults),
                 stdio: Default::default(),
                 run: run.clone(),
+                mounts: entry.mounts.clone(),
             };
             specs.push((program.clone(), spec));
         }
     }
-    Ok(launch(&runtime, ui, specs).await)
+    let code = launch(&runtime, ui, specs).await;
+    fs.save(&run, ui)?;
+    Ok(code)
+}
+
+/// Where the run's shared tree comes from and goes, merged from the command
+/// line (which wins) and the manifest's `[filesystem]` table.
+struct Filesystem {
+    from: Option<PathBuf>,
+    save: Option<PathBuf>,
+    limits: FsLimits,
+}
+
+impl Filesystem {
+    fn from_args(args: &FsArgs, manifest: Option<&FilesystemEntry>) -> Filesystem {
+        let from_manifest = |f: fn(&FilesystemEntry) -> Option<PathBuf>| manifest.and_then(f);
+        Filesystem {
+            from: args
+                .vfs_from
+                .clone()
+                .or_else(|| from_manifest(|m| m.from.clone())),
+            save: args
+                .vfs_save
+                .clone()
+                .or_else(|| from_manifest(|m| m.save.clone())),
+            limits: FsLimits {
+                max_bytes: args
+                    .vfs_max_bytes
+                    .or(manifest.and_then(|m| m.max_bytes))
+                    .unwrap_or(FsLimits::UNLIMITED.max_bytes),
+                max_inodes: args
+                    .vfs_max_files
+                    .or(manifest.and_then(|m| m.max_files))
+                    .unwrap_or(FsLimits::UNLIMITED.max_inodes),
+            },
+        }
+    }
+
+    /// A run whose tree has these limits, seeded if asked.
+    fn new_run(&self) -> anyhow::Result<Run> {
+        let run = Run::with_fs_limits(self.limits);
+        if let Some(dir) = &self.from {
+            run.fs()
+                .seed_from(dir)
+                .with_context(|| format!("cannot seed the shared tree from {}", dir.display()))?;
+        }
+        Ok(run)
+    }
+
+    /// Saves the tree if asked; runs after every worker ended, however.
+    fn save(&self, run: &Run, ui: Ui) -> anyhow::Result<()> {
+        let Some(dir) = &self.save else { return Ok(()) };
+        run.fs()
+            .save_to(dir)
+            .with_context(|| format!("cannot save the shared tree to {}", dir.display()))?;
+        if !ui.quiet {
+            let usage = run.fs().usage();
+            eprintln!(
+                "corral: saved the shared tree to {} ({} entries, {})",
+                dir.display(),
+                usage.inodes,
+                bytesize::ByteSize(usage.bytes).display().iec()
+            );
+        }
+        Ok(())
+    }
 }
 
 fn stem(file: &Path) -> String {

@@ -8,6 +8,7 @@
 mod compile;
 mod inspect;
 mod launch;
+mod pool;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::output::ConsoleStyle;
 use crate::runtime::{CompileCache, EngineOptions, RuntimeConfig};
 use crate::units::{parse_duration, parse_size};
+use crate::vfs::MountSpec;
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -81,7 +83,9 @@ enum Command {
   corral run hello.wasm
   corral run hello.wasm -n 10 --name hello          # hello-1 .. hello-10
   corral run app.wasm --env LANG=C --env HOME -- --verbose input.txt
-  corral run untrusted.wasm --memory 64MiB --cpu 2s --timeout 10s")]
+  corral run untrusted.wasm --memory 64MiB --cpu 2s --timeout 10s
+  corral run tool.wasm --mount ./data:/data:ro --mount @scratch:/tmp
+  corral run writer.wasm -n 4 --mount @shared:/ --vfs-save ./out")]
     Run(RunArgs),
     /// Start every worker of a manifest (corral.toml) and wait for them all
     #[command(after_help = "Example:
@@ -103,7 +107,20 @@ Manifest:
         /// The manifest file
         #[arg(value_name = "MANIFEST", default_value = "corral.toml")]
         manifest: PathBuf,
+        #[command(flatten)]
+        fs: FsArgs,
     },
+    /// Run a task component over every input line with a pool of instances
+    #[command(after_help = "Examples:
+  seq 1 100 | corral pool square.wasm                 # 100 squares, in order
+  corral pool wordcount.wasm --input docs.txt --output counts.txt --workers 4
+  corral pool task.wasm --input jobs.jsonl --json --unordered --chunk 16
+
+Each input line is one task (its raw bytes, or with --json a JSON value).
+Output: one line per successful task, in input order unless --unordered;
+with --json, one object per task: {\"line\": N, \"ok\": ...} or {\"line\": N, \"error\": ...}.
+Exit status: 0 all tasks succeeded, 1 some task failed, 2 bad input lines.")]
+    Pool(PoolArgs),
     /// Show what a file is: kind, imports, exports, and whether it can run here
     #[command(after_help = "Examples:
   corral inspect hello.wasm
@@ -148,9 +165,77 @@ struct RunArgs {
     /// Wall-clock timeout for the worker
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
+    /// Give the worker a directory: @shared (the run's in-memory tree),
+    /// @shared/SUBDIR, @scratch (private, empty) or a host directory; host
+    /// directories are read-only unless :rw. Without --mount it sees no files.
+    #[arg(long = "mount", value_name = "SOURCE:GUEST[:ro|rw]", value_parser = str::parse::<MountSpec>)]
+    mounts: Vec<MountSpec>,
+    #[command(flatten)]
+    fs: FsArgs,
     /// Arguments passed to the worker
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct PoolArgs {
+    /// The task component (exports corral:worker/task)
+    file: PathBuf,
+    /// Instances running tasks at once [default: the number of CPUs]
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Read inputs from FILE, one per line ('-' or absent: stdin)
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Write outputs to FILE ('-' or absent: stdout)
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Write results as tasks finish, not in input order
+    #[arg(long)]
+    unordered: bool,
+    /// Inputs per job (fewer host/guest round trips) [default: 1]
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    chunk: Option<u64>,
+    /// Inputs are JSON values, one per line; outputs are JSON objects
+    #[arg(long)]
+    json: bool,
+    /// Fail a task that runs longer than this
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Run a task that trapped or timed out again, up to N times
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: u32,
+    /// Replace an instance after it ran K tasks
+    #[arg(long, value_name = "K")]
+    max_tasks_per_worker: Option<u64>,
+    /// A fresh instance for every task (strongest isolation)
+    #[arg(long)]
+    fresh: bool,
+    /// Cap on each instance's linear memory
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory: Option<u64>,
+    /// Give the instances a directory (as `corral run --mount`)
+    #[arg(long = "mount", value_name = "SOURCE:GUEST[:ro|rw]", value_parser = str::parse::<MountSpec>)]
+    mounts: Vec<MountSpec>,
+}
+
+/// The run's shared in-memory tree: where it starts, where it is saved, how
+/// big it may grow.
+#[derive(Debug, Clone, Default, Args)]
+struct FsArgs {
+    /// Seed the shared tree from this host directory before workers start
+    #[arg(long, value_name = "DIR")]
+    vfs_from: Option<PathBuf>,
+    /// Save the shared tree to this host directory when the run ends (also
+    /// after failures and Ctrl-C)
+    #[arg(long, value_name = "DIR")]
+    vfs_save: Option<PathBuf>,
+    /// Most bytes the shared tree may hold
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    vfs_max_bytes: Option<u64>,
+    /// Most files, directories and symlinks the shared tree may hold
+    #[arg(long, value_name = "N")]
+    vfs_max_files: Option<u64>,
 }
 
 /// Exit code for bad input or usage.
@@ -170,11 +255,19 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
+    // Run on a worker thread rather than the `block_on` thread: workers are
+    // spawned onto the caller's own run queue and joins need no cross-thread
+    // wakeup.
+    match runtime.block_on(async { tokio::spawn(dispatch(cli)).await }) {
+        Ok(Ok(code)) => ExitCode::from(code),
+        Ok(Err(err)) => {
             eprintln!("corral: {err:#}");
             ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(panicked) => {
+            // The panic hook has already said what happened.
+            drop(panicked);
+            ExitCode::FAILURE
         }
     }
 }
@@ -187,7 +280,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     };
     match cli.command {
         Command::Run(args) => launch::run(config, ui, args).await,
-        Command::Up { manifest } => launch::up(config, ui, &manifest).await,
+        Command::Up { manifest, fs } => launch::up(config, ui, &manifest, fs).await,
+        Command::Pool(args) => pool::pool(config, ui.quiet, args).await,
         Command::Inspect { file, json } => inspect::inspect(config, &file, json),
         Command::Compile { files } => compile::compile(config, &files, ui.quiet),
     }

@@ -271,3 +271,27 @@ pub(crate) fn find_run_export(engine: &Engine, component: &Component) -> Option<
         .find(|name| name.starts_with("wasi:cli/run@0.2."))
         .map(str::to_string)
 }
+
+/// The pool-task exports, if the component has them: `handle` of
+/// `corral:worker/task@0.1.x`, and `handle-batch` of `task-batch` if present.
+pub(crate) fn find_task_exports(
+    engine: &Engine,
+    component: &Component,
+) -> Option<super::TaskExports> {
+    let interface = |prefix: &str| {
+        component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name)
+            .find(|name| name.starts_with(prefix))
+            .and_then(|name| component.get_export_index(None, name))
+    };
+    let task = interface("corral:worker/task@0.1.")?;
+    let handle = component.get_export_index(Some(&task), "handle")?;
+    let handle_batch = interface("corral:worker/task-batch@0.1.")
+        .and_then(|batch| component.get_export_index(Some(&batch), "handle-batch"));
+    Some(super::TaskExports {
+        handle,
+        handle_batch,
+    })
+}

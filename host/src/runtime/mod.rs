@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -154,7 +154,9 @@ impl Runtime {
                 imports: missing,
             });
         }
-        if load::find_run_export(engine, &compiled.component).is_none() {
+        let run_export = load::find_run_export(engine, &compiled.component);
+        let task = load::find_task_exports(engine, &compiled.component);
+        if run_export.is_none() && task.is_none() {
             let exports = compiled
                 .component
                 .component_type()
@@ -175,7 +177,10 @@ impl Runtime {
             .linker
             .instantiate_pre(&compiled.component)
             .map_err(link_error)?;
-        let command = CommandPre::new(pre).map_err(link_error)?;
+        let command = match run_export {
+            Some(_) => Some(CommandPre::new(pre.clone()).map_err(link_error)?),
+            None => None,
+        };
         self.emit(Event::Loaded {
             path: path.display().to_string(),
             kind: compiled.kind,
@@ -186,7 +191,9 @@ impl Runtime {
             path: path.to_owned(),
             kind: compiled.kind,
             cache: compiled.cache,
+            pre,
             command,
+            task,
         })))
     }
 
@@ -287,7 +294,7 @@ impl Runtime {
     /// Never fails: a worker that cannot start ends with
     /// [`ExitStatus::FailedToStart`].
     pub fn spawn(&self, program: &Program, spec: WorkerSpec) -> Worker {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_worker_id();
         let name: Arc<str> = Arc::from(spec.name.as_str());
         let console = self.inner.console;
         let (report, _) = watch::channel(None);
@@ -365,19 +372,63 @@ impl Runtime {
         shared: Arc<WorkerShared>,
         meter: Arc<WorkerMeter>,
     ) -> ExitStatus {
+        let Some(command) = &program.0.command else {
+            return ExitStatus::FailedToStart {
+                reason: format!(
+                    "{} has no `main` (it does not export wasi:cli/run); it is a pool task: \
+                     run it with `corral pool`",
+                    program.path().display()
+                ),
+            };
+        };
+        let outputs = (shared.stdout.clone(), shared.stderr.clone());
+        let mut store = match self.new_store(&spec, shared.id, &shared.name, outputs, &meter) {
+            Ok(store) => store,
+            Err(reason) => return ExitStatus::FailedToStart { reason },
+        };
+        let command = match command.instantiate_async(&mut store).await {
+            Ok(command) => command,
+            Err(err) => return self.start_failure(err, &spec, &meter),
+        };
+        match command.wasi_cli_run().call_run(&mut store).await {
+            Ok(Ok(())) => ExitStatus::Exited { code: 0 },
+            Ok(Err(())) => ExitStatus::Exited { code: 1 },
+            Err(err) => classify_failure(err, &spec, &meter),
+        }
+    }
+
+    /// A store for one worker (or pool instance): its WASI context (args,
+    /// env, output, no network), mounts, memory cap, and the epoch callback
+    /// that enforces its CPU budget and yields at every tick.
+    pub(crate) fn new_store(
+        &self,
+        spec: &WorkerSpec,
+        id: u64,
+        name: &Arc<str>,
+        (stdout, stderr): (OutputPipe, OutputPipe),
+        meter: &Arc<WorkerMeter>,
+    ) -> Result<Store<WorkerState>, String> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.arg(&spec.name)
             .args(&spec.args)
             .envs(&spec.env)
-            .stdout(shared.stdout.clone())
-            .stderr(shared.stderr.clone())
+            .stdout(stdout)
+            .stderr(stderr)
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        let mut mounts = crate::vfs::MountTable::new();
+        for mount_spec in &spec.mounts {
+            let mount = mount_spec.open(spec.run.fs())?;
+            mounts
+                .add(&mount_spec.guest_path, mount)
+                .map_err(|e| format!("cannot mount at {}: {e}", mount_spec.guest_path))?;
+        }
         let state = WorkerState {
-            id: shared.id,
-            name: shared.name.clone(),
+            id,
+            name: name.clone(),
             run: spec.run.clone(),
+            mounts,
             wasi: wasi.build(),
             table: Default::default(),
             limiter: MemoryLimiter {
@@ -400,16 +451,17 @@ impl Runtime {
             // executor's threads and lets `terminate` take effect.
             Ok(UpdateDeadline::Yield(1))
         });
+        Ok(store)
+    }
 
-        let command = match program.0.command.instantiate_async(&mut store).await {
-            Ok(command) => command,
-            Err(err) => return self.start_failure(err, &spec, &meter),
-        };
-        match command.wasi_cli_run().call_run(&mut store).await {
-            Ok(Ok(())) => ExitStatus::Exited { code: 0 },
-            Ok(Err(())) => ExitStatus::Exited { code: 1 },
-            Err(err) => classify_failure(err, &spec, &meter),
-        }
+    /// Allocates a host-unique worker id.
+    pub(crate) fn next_worker_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// How worker console output is decorated in this runtime.
+    pub(crate) fn console(&self) -> ConsoleStyle {
+        self.inner.console
     }
 
     fn start_failure(
@@ -455,8 +507,13 @@ fn duration_ms(d: Option<Duration>) -> u64 {
     d.map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Turns the error that ended a worker's `main` into its exit status.
-fn classify_failure(err: wasmtime::Error, spec: &WorkerSpec, meter: &WorkerMeter) -> ExitStatus {
+/// Turns the error that ended a worker's `main` (or a pool task) into its
+/// exit status.
+pub(crate) fn classify_failure(
+    err: wasmtime::Error,
+    spec: &WorkerSpec,
+    meter: &WorkerMeter,
+) -> ExitStatus {
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return ExitStatus::Exited { code: exit.0 };
     }
@@ -573,7 +630,18 @@ struct ProgramInner {
     path: PathBuf,
     kind: InputKind,
     cache: CacheOutcome,
-    command: CommandPre<WorkerState>,
+    pre: InstancePre<WorkerState>,
+    command: Option<CommandPre<WorkerState>>,
+    task: Option<TaskExports>,
+}
+
+/// Where a pool task's functions are, found once at load.
+#[derive(Clone, Copy)]
+pub(crate) struct TaskExports {
+    /// `corral:worker/task#handle`.
+    pub handle: ComponentExportIndex,
+    /// `corral:worker/task-batch#handle-batch`, if exported.
+    pub handle_batch: Option<ComponentExportIndex>,
 }
 
 impl Program {
@@ -590,6 +658,24 @@ impl Program {
     /// Whether loading was served by the compile cache.
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.0.cache
+    }
+
+    /// Whether it has a `main` (exports `wasi:cli/run`): it can be spawned.
+    pub fn is_command(&self) -> bool {
+        self.0.command.is_some()
+    }
+
+    /// Whether it exports the pool `task` interface: a `Pool` can run it.
+    pub fn is_task(&self) -> bool {
+        self.0.task.is_some()
+    }
+
+    pub(crate) fn instance_pre(&self) -> &InstancePre<WorkerState> {
+        &self.0.pre
+    }
+
+    pub(crate) fn task_exports(&self) -> Option<TaskExports> {
+        self.0.task
     }
 }
 

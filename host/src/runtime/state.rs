@@ -126,6 +126,8 @@ pub(crate) struct WorkerState {
     pub id: u64,
     pub name: Arc<str>,
     pub run: crate::run::Run,
+    /// The worker's mounts: its view of `wasi:filesystem`.
+    pub mounts: crate::vfs::MountTable,
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: MemoryLimiter,

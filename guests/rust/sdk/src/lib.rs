@@ -4,11 +4,56 @@
 //! Guests depend on this crate instead of running `wit-bindgen` themselves, so
 //! every Rust guest in this repository is built against the same contract.
 
+#[cfg(not(feature = "task"))]
 wit_bindgen::generate!({
     path: "../../../wit",
     world: "corral:worker/imports",
     generate_all,
 });
+
+#[cfg(feature = "task")]
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "corral:worker/pool-batch-task",
+    generate_all,
+    pub_export_macro: true,
+    default_bindings_module: "corral_guest",
+});
+
+/// Exports `handler` (`fn(&[u8]) -> Result<Vec<u8>, String>`) as a pool
+/// task, both one input per call (`task`) and a chunk per call
+/// (`task-batch`). Build the crate as a `cdylib`.
+#[cfg(feature = "task")]
+#[macro_export]
+macro_rules! task {
+    ($handler:path) => {
+        struct CorralTask;
+
+        impl $crate::exports::corral::worker::task::Guest for CorralTask {
+            fn handle(input: Vec<u8>) -> Result<Vec<u8>, String> {
+                $handler(&input)
+            }
+        }
+
+        impl $crate::exports::corral::worker::task_batch::Guest for CorralTask {
+            fn handle_batch(inputs: $crate::Batch) -> Vec<Result<Vec<u8>, String>> {
+                $crate::split_batch(&inputs).map(|input| $handler(input)).collect()
+            }
+        }
+
+        $crate::export!(CorralTask with_types_in $crate);
+    };
+}
+
+/// The messages of a batch, in order.
+pub fn split_batch(batch: &Batch) -> impl Iterator<Item = &[u8]> {
+    let mut offset = 0;
+    batch.lengths.iter().map(move |&n| {
+        let message = &batch.data[offset..offset + n as usize];
+        offset += n as usize;
+        message
+    })
+}
 
 pub use corral::worker::lock::{Guard, Lock};
 pub use corral::worker::pipe::Endpoint;

@@ -1,0 +1,515 @@
+//! Handles: open directories and files of either backend, with the rules
+//! that do not depend on the backend (read-only mounts, open flags,
+//! cross-mount operations) enforced here once.
+
+use super::error::FsError;
+use super::host::{HostDir, HostFile, HostNode};
+use super::path;
+use super::tree::{MemDir, MemFile, MemNode};
+use super::types::{DirEntry, Metadata, MetadataHash, NewTimestamp, OpenOptions};
+
+/// The most one `FileHandle::read_at` returns, so that a guest asking for
+/// more than it could use cannot make the host allocate it all at once.
+const MAX_READ_LEN: u64 = 16 << 20;
+
+/// Which mount a handle belongs to, and what that mount allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct MountRef {
+    /// Unique per `Mount`; renames and links between different ones fail with `CrossDevice`.
+    pub(super) id: u64,
+    pub(super) read_only: bool,
+}
+
+impl MountRef {
+    fn check_writable(self) -> Result<(), FsError> {
+        if self.read_only {
+            Err(FsError::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_same(self, other: MountRef) -> Result<(), FsError> {
+        if self.id == other.id {
+            Ok(())
+        } else {
+            Err(FsError::CrossDevice)
+        }
+    }
+}
+
+/// An open directory of some mount. Cheap to clone; clones are the same
+/// open directory.
+///
+/// Every `*_at` method takes a path relative to this directory. Such a path
+/// reaches only what lies below the directory: an absolute path, a `..` that
+/// climbs above it and a symlink that leads out (or has an absolute target)
+/// all fail with `NotPermitted`. Paths are checked before permissions, so an
+/// escape is `NotPermitted` even in a read-only mount, where every mutation
+/// is `ReadOnly`.
+#[derive(Clone)]
+pub struct DirHandle {
+    backend: DirBackend,
+    mount: MountRef,
+}
+
+#[derive(Clone)]
+enum DirBackend {
+    Mem(MemDir),
+    Host(HostDir),
+}
+
+/// An open regular file of some mount. Cheap to clone; clones share the
+/// open file, so the WASI binding can hand one to each stream.
+#[derive(Clone)]
+pub struct FileHandle {
+    backend: FileBackend,
+    mount: MountRef,
+    read: bool,
+    write: bool,
+    append: bool,
+}
+
+#[derive(Clone)]
+enum FileBackend {
+    Mem(MemFile),
+    Host(HostFile),
+}
+
+/// What `DirHandle::open_at` opened.
+#[derive(Clone)]
+pub enum Node {
+    /// A directory.
+    Dir(DirHandle),
+    /// A regular file.
+    File(FileHandle),
+}
+
+impl DirHandle {
+    pub(super) fn mem(dir: MemDir, mount: MountRef) -> DirHandle {
+        DirHandle {
+            backend: DirBackend::Mem(dir),
+            mount,
+        }
+    }
+
+    pub(super) fn host(dir: HostDir, mount: MountRef) -> DirHandle {
+        DirHandle {
+            backend: DirBackend::Host(dir),
+            mount,
+        }
+    }
+
+    /// Whether the mount this directory belongs to is read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.mount.read_only
+    }
+
+    /// Opens (or, with `create`, creates) the file or directory at `path`.
+    ///
+    /// Errors beyond the path rules: `Invalid` for `directory` with `create`,
+    /// `exclusive` or `truncate`; `ReadOnly` for `write`, `append`, `create`
+    /// or `truncate` in a read-only mount; `Exist` for `create` + `exclusive`
+    /// on a taken name (a symlink included); `Loop` for a symlink in the last
+    /// component without `follow_symlinks`; `IsDirectory` when a directory is
+    /// opened to be written, created or truncated, or when "name/" would be
+    /// created as a file; `NotDirectory` for `directory` on anything else;
+    /// `Unsupported` for host devices, FIFOs and sockets.
+    pub fn open_at(&self, path: &str, options: OpenOptions) -> Result<Node, FsError> {
+        path::parse(path)?;
+        if options.directory && (options.create || options.exclusive || options.truncate) {
+            return Err(FsError::Invalid);
+        }
+        if options.write || options.append || options.create || options.truncate {
+            self.mount.check_writable()?;
+        }
+        let mount = self.mount;
+        let file = |backend| {
+            Node::File(FileHandle {
+                backend,
+                mount,
+                read: options.read,
+                write: options.write,
+                append: options.append,
+            })
+        };
+        Ok(match &self.backend {
+            DirBackend::Mem(dir) => match dir.open_at(path, &options)? {
+                MemNode::Dir(dir) => Node::Dir(DirHandle::mem(dir, mount)),
+                MemNode::File(inner) => file(FileBackend::Mem(inner)),
+            },
+            DirBackend::Host(dir) => match dir.open_at(path, &options)? {
+                HostNode::Dir(dir) => Node::Dir(DirHandle::host(dir, mount)),
+                HostNode::File(inner) => file(FileBackend::Host(inner)),
+            },
+        })
+    }
+
+    /// Metadata of what `path` names, following a final symlink if `follow`.
+    pub fn stat_at(&self, path: &str, follow: bool) -> Result<Metadata, FsError> {
+        path::parse(path)?;
+        match &self.backend {
+            DirBackend::Mem(dir) => dir.stat_at(path, follow),
+            DirBackend::Host(dir) => dir.stat_at(path, follow),
+        }
+    }
+
+    /// The identity-and-version hash of what `path` names.
+    pub fn metadata_hash_at(&self, path: &str, follow: bool) -> Result<MetadataHash, FsError> {
+        Ok(MetadataHash::of(&self.stat_at(path, follow)?))
+    }
+
+    /// Sets the access and modification times of what `path` names.
+    pub fn set_times_at(
+        &self,
+        path: &str,
+        follow: bool,
+        atime: NewTimestamp,
+        mtime: NewTimestamp,
+    ) -> Result<(), FsError> {
+        path::parse(path)?;
+        self.mount.check_writable()?;
+        match &self.backend {
+            DirBackend::Mem(dir) => dir.set_times_at(path, follow, atime, mtime),
+            DirBackend::Host(dir) => dir.set_times_at(path, follow, atime, mtime),
+        }
+    }
+
+    /// Creates a directory. `Exist` if the name is taken (by anything,
+    /// a dangling symlink included); "name/" is allowed.
+    pub fn create_dir_at(&self, path: &str) -> Result<(), FsError> {
+        path::parse(path)?;
+        self.mount.check_writable()?;
+        match &self.backend {
+            DirBackend::Mem(dir) => dir.create_dir_at(path),
+            DirBackend::Host(dir) => dir.create_dir_at(path),
+        }
+    }
+
+    /// Removes an empty directory: `NotEmpty` if it has entries,
+    /// `NotDirectory` for anything else (a symlink to a directory included),
+    /// `Invalid` for a path ending in `.`.
+    pub fn remove_dir_at(&self, path: &str) -> Result<(), FsError> {
+        path::parse(path)?;
+        self.mount.check_writable()?;
+        match &self.backend {
+            DirBackend::Mem(dir) => dir.remove_dir_at(path),
+            DirBackend::Host(dir) => dir.remove_dir_at(path),
+        }
+    }
+
+    /// Removes a name of a file or symlink (never following it): `IsDirectory`
+    /// for a directory, `NotDirectory` for "name/" on anything else.
+    pub fn unlink_file_at(&self, path: &str) -> Result<(), FsError> {
+        path::parse(path)?;
+        self.mount.check_writable()?;
+        match &self.backend {
+            DirBackend::Mem(dir) => dir.unlink_file_at(path),
+            DirBackend::Host(dir) => dir.unlink_file_at(path),
+        }
+    }
+
+    /// Atomically moves `old` (below `self`) to `new` (below `new_dir`),
+    /// replacing what `new` names if the kinds allow it.
+    ///
+    /// `CrossDevice` between different mounts; `Busy` for `.` or `..`;
+    /// `Invalid` for moving a directory into itself or below it; `NotEmpty`
+    /// for a directory onto a non-empty one; `NotDirectory` for a directory
+    /// onto a non-directory (or "name/" on a non-directory); `IsDirectory`
+    /// for a non-directory onto a directory. Two names of one file: nothing
+    /// happens.
+    pub fn rename_at(&self, old: &str, new_dir: &DirHandle, new: &str) -> Result<(), FsError> {
+        path::parse(old)?;
+        path::parse(new)?;
+        self.mount.check_same(new_dir.mount)?;
+        self.mount.check_writable()?;
+        match (&self.backend, &new_dir.backend) {
+            (DirBackend::Mem(dir), DirBackend::Mem(to)) if dir.same_fs(to) => {
+                dir.rename_at(old, to, new)
+            }
+            (DirBackend::Host(dir), DirBackend::Host(to)) => dir.rename_at(old, to, new),
+            _ => Err(FsError::CrossDevice),
+        }
+    }
+
+    /// Adds the name `new` (below `new_dir`) for the file or symlink `old`
+    /// (never followed). `NotPermitted` for a directory, `Exist` if `new`
+    /// is taken, `CrossDevice` between different mounts.
+    pub fn link_at(&self, old: &str, new_dir: &DirHandle, new: &str) -> Result<(), FsError> {
+        path::parse(old)?;
+        path::parse(new)?;
+        self.mount.check_same(new_dir.mount)?;
+        self.mount.check_writable()?;
+        match (&self.backend, &new_dir.backend) {
+            (DirBackend::Mem(dir), DirBackend::Mem(to)) if dir.same_fs(to) => {
+                dir.link_at(old, to, new)
+            }
+            (DirBackend::Host(dir), DirBackend::Host(to)) => dir.link_at(old, to, new),
+            _ => Err(FsError::CrossDevice),
+        }
+    }
+
+    /// Creates a symlink at `path` whose target is the text `target`.
+    /// `NotPermitted` for an absolute target, `NoEntry` for an empty one.
+    pub fn symlink_at(&self, target: &str, path: &str) -> Result<(), FsError> {
+        path::parse(path)?;
+        self.mount.check_writable()?;
+        match &self.backend {
+            DirBackend::Mem(dir) => dir.symlink_at(target, path),
+            DirBackend::Host(dir) => dir.symlink_at(target, path),
+        }
+    }
+
+    /// The target text of the symlink at `path`; `Invalid` if it is not one.
+    pub fn readlink_at(&self, path: &str) -> Result<String, FsError> {
+        path::parse(path)?;
+        match &self.backend {
+            DirBackend::Mem(dir) => dir.readlink_at(path),
+            DirBackend::Host(dir) => dir.readlink_at(path),
+        }
+    }
+
+    /// The entries of this directory, sorted by name, without `.` and `..`.
+    pub fn read_dir(&self) -> Result<Vec<DirEntry>, FsError> {
+        match &self.backend {
+            DirBackend::Mem(dir) => Ok(dir.read_dir()),
+            DirBackend::Host(dir) => dir.read_dir(),
+        }
+    }
+
+    /// Metadata of this directory.
+    pub fn stat(&self) -> Result<Metadata, FsError> {
+        match &self.backend {
+            DirBackend::Mem(dir) => Ok(dir.stat()),
+            DirBackend::Host(dir) => dir.stat(),
+        }
+    }
+
+    /// The identity-and-version hash of this directory.
+    pub fn metadata_hash(&self) -> Result<MetadataHash, FsError> {
+        Ok(MetadataHash::of(&self.stat()?))
+    }
+
+    /// Sets this directory's access and modification times.
+    pub fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError> {
+        self.mount.check_writable()?;
+        match &self.backend {
+            DirBackend::Mem(dir) => {
+                dir.set_times(atime, mtime);
+                Ok(())
+            }
+            DirBackend::Host(dir) => dir.set_times(atime, mtime),
+        }
+    }
+
+    /// Flushes the directory to stable storage (nothing to do in memory).
+    pub fn sync(&self) -> Result<(), FsError> {
+        match &self.backend {
+            DirBackend::Mem(_) => Ok(()),
+            DirBackend::Host(dir) => dir.sync(),
+        }
+    }
+
+    /// Flushes the directory's data to stable storage (nothing to do in memory).
+    pub fn sync_data(&self) -> Result<(), FsError> {
+        match &self.backend {
+            DirBackend::Mem(_) => Ok(()),
+            DirBackend::Host(dir) => dir.sync_data(),
+        }
+    }
+
+    /// Whether both handles refer to the same directory.
+    pub fn is_same_object(&self, other: &DirHandle) -> bool {
+        same_identity(self.identity(), other.identity())
+    }
+
+    fn identity(&self) -> Option<(u64, u64)> {
+        match &self.backend {
+            DirBackend::Mem(dir) => Some(dir.identity()),
+            DirBackend::Host(dir) => dir.stat().ok().map(|meta| (meta.device, meta.inode)),
+        }
+    }
+}
+
+impl FileHandle {
+    /// Whether this handle may read.
+    pub fn can_read(&self) -> bool {
+        self.read
+    }
+
+    /// Whether this handle may write (with `write` or `append`).
+    pub fn can_write(&self) -> bool {
+        self.write || self.append
+    }
+
+    /// Whether every write through this handle goes to the end.
+    pub fn is_append(&self) -> bool {
+        self.append
+    }
+
+    /// Up to `len` bytes from `offset`: fewer at the end of the file, none
+    /// past it, and at most 16 MiB per call (callers loop as on any short
+    /// read). `BadDescriptor` unless opened to read.
+    pub fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>, FsError> {
+        if !self.read {
+            return Err(FsError::BadDescriptor);
+        }
+        let len = len.min(MAX_READ_LEN);
+        match &self.backend {
+            FileBackend::Mem(file) => Ok(file.read_at(offset, len)),
+            FileBackend::Host(file) => file.read_at(offset, len),
+        }
+    }
+
+    /// Writes `data` at `offset` (at the end if opened with `append`),
+    /// filling a gap before `offset` with zeros; returns the bytes written.
+    /// `BadDescriptor` unless opened to write; `InsufficientSpace` past a
+    /// quota, leaving the file as it was.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<usize, FsError> {
+        if self.append {
+            return self.append(data);
+        }
+        self.check_writable()?;
+        match &self.backend {
+            FileBackend::Mem(file) => file.write_at(offset, data),
+            FileBackend::Host(file) => file.write_at(offset, data),
+        }
+    }
+
+    /// Writes `data` at the current end of the file, atomically with respect
+    /// to every other append; returns the bytes written.
+    pub fn append(&self, data: &[u8]) -> Result<usize, FsError> {
+        self.check_writable()?;
+        match &self.backend {
+            FileBackend::Mem(file) => file.append(data),
+            FileBackend::Host(file) => file.append(data),
+        }
+    }
+
+    /// Truncates or extends (with zeros) the file to `size` bytes.
+    pub fn set_size(&self, size: u64) -> Result<(), FsError> {
+        self.check_writable()?;
+        match &self.backend {
+            FileBackend::Mem(file) => file.set_size(size),
+            FileBackend::Host(file) => file.set_size(size),
+        }
+    }
+
+    fn check_writable(&self) -> Result<(), FsError> {
+        if self.can_write() {
+            Ok(())
+        } else {
+            // WASI's code for a descriptor without the needed access.
+            Err(FsError::BadDescriptor)
+        }
+    }
+
+    /// Metadata of this file (still valid after it was unlinked).
+    pub fn stat(&self) -> Result<Metadata, FsError> {
+        match &self.backend {
+            FileBackend::Mem(file) => Ok(file.stat()),
+            FileBackend::Host(file) => file.stat(),
+        }
+    }
+
+    /// The identity-and-version hash of this file.
+    pub fn metadata_hash(&self) -> Result<MetadataHash, FsError> {
+        Ok(MetadataHash::of(&self.stat()?))
+    }
+
+    /// Sets this file's access and modification times.
+    pub fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError> {
+        self.mount.check_writable()?;
+        match &self.backend {
+            FileBackend::Mem(file) => {
+                file.set_times(atime, mtime);
+                Ok(())
+            }
+            FileBackend::Host(file) => file.set_times(atime, mtime),
+        }
+    }
+
+    /// Flushes data and metadata to stable storage (nothing to do in memory).
+    pub fn sync(&self) -> Result<(), FsError> {
+        match &self.backend {
+            FileBackend::Mem(_) => Ok(()),
+            FileBackend::Host(file) => file.sync(),
+        }
+    }
+
+    /// Flushes data to stable storage (nothing to do in memory).
+    pub fn sync_data(&self) -> Result<(), FsError> {
+        match &self.backend {
+            FileBackend::Mem(_) => Ok(()),
+            FileBackend::Host(file) => file.sync_data(),
+        }
+    }
+
+    /// Whether both handles refer to the same file (through any of its names).
+    pub fn is_same_object(&self, other: &FileHandle) -> bool {
+        same_identity(self.identity(), other.identity())
+    }
+
+    fn identity(&self) -> Option<(u64, u64)> {
+        match &self.backend {
+            FileBackend::Mem(file) => Some(file.identity()),
+            FileBackend::Host(file) => file.stat().ok().map(|meta| (meta.device, meta.inode)),
+        }
+    }
+}
+
+impl Node {
+    /// Metadata of the directory or file.
+    pub fn stat(&self) -> Result<Metadata, FsError> {
+        match self {
+            Node::Dir(dir) => dir.stat(),
+            Node::File(file) => file.stat(),
+        }
+    }
+
+    /// The identity-and-version hash of the directory or file.
+    pub fn metadata_hash(&self) -> Result<MetadataHash, FsError> {
+        Ok(MetadataHash::of(&self.stat()?))
+    }
+
+    /// Sets the access and modification times of the directory or file.
+    pub fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError> {
+        match self {
+            Node::Dir(dir) => dir.set_times(atime, mtime),
+            Node::File(file) => file.set_times(atime, mtime),
+        }
+    }
+
+    /// Flushes the directory or file to stable storage.
+    pub fn sync(&self) -> Result<(), FsError> {
+        match self {
+            Node::Dir(dir) => dir.sync(),
+            Node::File(file) => file.sync(),
+        }
+    }
+
+    /// Flushes the directory's or file's data to stable storage.
+    pub fn sync_data(&self) -> Result<(), FsError> {
+        match self {
+            Node::Dir(dir) => dir.sync_data(),
+            Node::File(file) => file.sync_data(),
+        }
+    }
+
+    /// Whether both refer to the same object.
+    pub fn is_same_object(&self, other: &Node) -> bool {
+        same_identity(self.identity(), other.identity())
+    }
+
+    fn identity(&self) -> Option<(u64, u64)> {
+        match self {
+            Node::Dir(dir) => dir.identity(),
+            Node::File(file) => file.identity(),
+        }
+    }
+}
+
+/// Two identities match only if both are known and equal.
+fn same_identity(a: Option<(u64, u64)>, b: Option<(u64, u64)>) -> bool {
+    a.is_some() && a == b
+}
