@@ -21,6 +21,12 @@ scenario "3. Producer/consumer over a bounded queue: nothing lost, nothing dupli
 scenario "4. Two workers talk over a duplex pipe"
 "$corral" --quiet up "$here/pipe.toml" || status=1
 
+scenario "5. Ten workers append 10,000 lines each to one shared file, under a lock"
+"$corral" --quiet up "$here/locked-append.toml" | grep -E '^\[check\]' || status=1
+
+scenario "   ...and the same without the lock: the damage"
+"$corral" --quiet up "$here/unlocked-append.toml" 2>/dev/null | grep -E '^\[check\]'
+
 scenario "   ...and one of them misbehaves: a trap, a runaway loop, a memory hog"
 "$corral" run guests/rust/target/wasm32-wasip2/release/trap.wasm --name trapper
 echo "(exit status $?)"

@@ -189,6 +189,10 @@ pub struct WorkerEntry {
     /// The worker's environment (nothing is inherited from the host).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Start only after every instance of these (earlier) workers ended:
+    /// pipeline stages, a checker after the workers it checks.
+    #[serde(default)]
+    pub after: Vec<String>,
     /// Directories the worker sees, as `SOURCE:GUEST[:ro|rw]` (see
     /// [`MountSpec`]); host directories are relative to the manifest.
     #[serde(default, deserialize_with = "mount_specs")]
@@ -294,6 +298,16 @@ impl Manifest {
             if worker.count == 0 {
                 return Err(invalid(format!(
                     "worker `{}`: count must be at least 1",
+                    worker.name
+                )));
+            }
+            if let Some(unknown) = worker
+                .after
+                .iter()
+                .find(|a| !seen.contains(*a) || **a == worker.name)
+            {
+                return Err(invalid(format!(
+                    "worker `{}`: `after` names `{unknown}`, which is not a worker defined above it",
                     worker.name
                 )));
             }
@@ -525,6 +539,21 @@ parties = 2
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `capacityy`"), "{err}");
+    }
+
+    #[test]
+    fn after_names_earlier_workers_only() {
+        let two = "[[worker]]\nname = \"a\"\ncomponent = \"a.wasm\"\n[[worker]]\nname = \"b\"\ncomponent = \"b.wasm\"\n";
+        let ok = parse(&format!("{two}after = [\"a\"]\n")).unwrap();
+        assert_eq!(ok.workers[1].after, ["a"]);
+        let err = parse(&format!("{two}after = [\"c\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`after` names `c`"), "{err}");
+        let err = parse(&format!("{two}after = [\"b\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`after` names `b`"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::manifest::{FilesystemEntry, Manifest};
 use crate::run::Run;
 use crate::runtime::{Program, Runtime, RuntimeConfig};
 use crate::vfs::Limits as FsLimits;
-use crate::worker::{ExitStatus, Limits, WorkerReport, WorkerSpec};
+use crate::worker::{ExitStatus, Limits, Worker, WorkerReport, WorkerSpec};
 
 /// What the user asked to see besides worker output.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +65,11 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
                 run: run.clone(),
                 mounts: args.mounts.clone(),
             };
-            (program.clone(), spec)
+            Planned {
+                program: program.clone(),
+                spec,
+                after: Vec::new(),
+            }
         })
         .collect();
     let code = launch(&runtime, ui, specs).await;
@@ -86,6 +90,8 @@ pub(super) async fn up(
     manifest.declare_objects(&run);
     let mut programs: HashMap<PathBuf, Program> = HashMap::new();
     let mut specs = Vec::new();
+    // Index range of each entry's instances, for `after`.
+    let mut started_at: HashMap<&str, std::ops::Range<usize>> = HashMap::new();
     for entry in &manifest.workers {
         let file = entry.component.get_ref();
         let program = match programs.get(file) {
@@ -112,8 +118,19 @@ pub(super) async fn up(
                 run: run.clone(),
                 mounts: entry.mounts.clone(),
             };
-            specs.push((program.clone(), spec));
+            let after = entry
+                .after
+                .iter()
+                .flat_map(|name| started_at[name.as_str()].clone())
+                .collect();
+            specs.push(Planned {
+                program: program.clone(),
+                spec,
+                after,
+            });
         }
+        let count = entry.count as usize;
+        started_at.insert(&entry.name, specs.len() - count..specs.len());
     }
     let code = launch(&runtime, ui, specs).await;
     fs.save(&run, ui)?;
@@ -188,21 +205,36 @@ fn stem(file: &Path) -> String {
         .map_or_else(|| "worker".into(), |s| s.to_string_lossy().into_owned())
 }
 
-/// Spawns every worker, waits for all of them (terminating them all on
-/// Ctrl-C), prints the summary and returns the process exit code.
-async fn launch(runtime: &Runtime, ui: Ui, specs: Vec<(Program, WorkerSpec)>) -> u8 {
-    let workers: Vec<_> = specs
-        .into_iter()
-        .map(|(program, spec)| runtime.spawn(&program, spec))
-        .collect();
+/// One worker to start, and the workers (by index) it starts after.
+struct Planned {
+    program: Program,
+    spec: WorkerSpec,
+    after: Vec<usize>,
+}
+
+/// Spawns every worker (each as soon as the workers it comes `after` have
+/// ended), waits for all of them (terminating them on Ctrl-C), prints the
+/// summary and returns the process exit code.
+async fn launch(runtime: &Runtime, ui: Ui, plan: Vec<Planned>) -> u8 {
+    let names: Vec<String> = plan.iter().map(|p| p.spec.name.clone()).collect();
+    let mut waiting: Vec<Option<Planned>> = plan.into_iter().map(Some).collect();
+    let mut workers: Vec<Option<Worker>> = vec![None; waiting.len()];
+    let mut reports: Vec<Option<WorkerReport>> = vec![None; waiting.len()];
     let mut joins = tokio::task::JoinSet::new();
-    for (i, worker) in workers.iter().enumerate() {
-        let worker = worker.clone();
-        joins.spawn(async move { (i, worker.wait_report().await) });
-    }
-    let mut reports: Vec<Option<WorkerReport>> = vec![None; workers.len()];
     let mut interrupted = false;
     loop {
+        if !interrupted {
+            for i in 0..waiting.len() {
+                let ready = waiting[i]
+                    .as_ref()
+                    .is_some_and(|p| p.after.iter().all(|&d| reports[d].is_some()));
+                if ready && let Some(p) = waiting[i].take() {
+                    let worker = runtime.spawn(&p.program, p.spec);
+                    workers[i] = Some(worker.clone());
+                    joins.spawn(async move { (i, worker.wait_report().await) });
+                }
+            }
+        }
         tokio::select! {
             joined = joins.join_next() => match joined {
                 Some(Ok((i, report))) => reports[i] = Some(report),
@@ -211,24 +243,27 @@ async fn launch(runtime: &Runtime, ui: Ui, specs: Vec<(Program, WorkerSpec)>) ->
             },
             _ = tokio::signal::ctrl_c(), if !interrupted => {
                 interrupted = true;
-                eprintln!("corral: interrupted; terminating {} workers", workers.iter().filter(|w| w.is_alive()).count());
-                workers.iter().for_each(|w| w.terminate());
+                let alive: Vec<&Worker> = workers.iter().flatten().filter(|w| w.is_alive()).collect();
+                eprintln!("corral: interrupted; terminating {} workers", alive.len());
+                alive.iter().for_each(|w| w.terminate());
             }
         }
     }
     let reports: Vec<WorkerReport> = reports
         .into_iter()
-        .map(|r| r.expect("every worker joined"))
+        .map(|r| {
+            r.unwrap_or_else(|| WorkerReport {
+                status: ExitStatus::FailedToStart {
+                    reason: "not started: the run was interrupted".into(),
+                },
+                duration: std::time::Duration::ZERO,
+                cpu_time: std::time::Duration::ZERO,
+                peak_memory: 0,
+            })
+        })
         .collect();
     if !ui.json_events {
-        print_summary(
-            ui,
-            &workers
-                .iter()
-                .map(|w| w.name().to_string())
-                .collect::<Vec<_>>(),
-            &reports,
-        );
+        print_summary(ui, &names, &reports);
     }
     if interrupted {
         return EXIT_INTERRUPTED;
