@@ -31,6 +31,18 @@ pub enum Event {
         /// The worker's name.
         name: String,
     },
+    /// A worker tried something its policy does not grant, or hit a limit
+    /// that did not kill it (an output cap, a refused memory grow).
+    Denied {
+        /// Host-unique worker id.
+        id: u64,
+        /// The worker's name.
+        name: String,
+        /// The policy rule that said no (e.g. `network.connect`).
+        rule: String,
+        /// What was attempted (e.g. `connect 10.0.0.1:443`).
+        action: String,
+    },
     /// A worker ended.
     Exited {
         /// Host-unique worker id.
@@ -65,6 +77,22 @@ impl EventSink for JsonLines {
         if let Ok(mut line) = serde_json::to_vec(event) {
             line.push(b'\n');
             let _ = std::io::stderr().lock().write_all(&line);
+        }
+    }
+}
+
+/// Prints a one-line notice on stderr for each denial and nothing else: what
+/// a terminal user sees when no event format is asked for.
+#[derive(Debug, Default)]
+pub struct Notices;
+
+impl EventSink for Notices {
+    fn event(&self, event: &Event) {
+        if let Event::Denied {
+            name, rule, action, ..
+        } = event
+        {
+            eprintln!("corral: {name}: denied {action} (policy: {rule})");
         }
     }
 }

@@ -16,7 +16,24 @@
 //! args = ["--greeting", "hi"]
 //! env = { LANG = "C" }
 //! cpu = "2s"
+//!
+//! [[pool]]              # a task component as a pipeline stage
+//! name = "square"
+//! component = "square.wasm"
+//! workers = 4                # instances square-1 .. square-4
+//! input = "numbers"          # each message of this queue is one task...
+//! output = "squares"         # ...and each result is put here, in order
+//! stops = 1                  # empty messages put on `output` at the end
+//! producers = ["numbers"]    # default: every [[worker]]
 //! ```
+//!
+//! A pool's input ends at an empty message (the stop convention every guest
+//! uses), when the input queue is closed and drained, or when every producer
+//! worker has ended and the queue is empty. Then, once every result is out,
+//! it puts `stops` empty messages on its output, so the next stage stops in
+//! turn. A failed task puts nothing and makes `corral up` exit 1. If a worker
+//! that is not a producer waits for the pool's output, list the producers:
+//! by default the pool waits for every worker, that one included.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +57,9 @@ pub struct Manifest {
     /// The workers, in the order they are started.
     #[serde(rename = "worker", default)]
     pub workers: Vec<WorkerEntry>,
+    /// Pools of task instances fed from a queue, started with the workers.
+    #[serde(rename = "pool", default)]
+    pub pools: Vec<PoolEntry>,
     /// Named queues, by name.
     #[serde(default)]
     pub queues: BTreeMap<String, QueueEntry>,
@@ -189,6 +209,9 @@ pub struct WorkerEntry {
     /// The worker's environment (nothing is inherited from the host).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// A policy profile, `FILE` or `FILE#PROFILE` (FILE relative to the
+    /// manifest); this worker's own limits, env and mounts take precedence.
+    pub policy: Option<String>,
     /// Start only after every instance of these (earlier) workers ended:
     /// pipeline stages, a checker after the workers it checks.
     #[serde(default)]
@@ -209,6 +232,55 @@ pub struct WorkerEntry {
 }
 
 fn one() -> u32 {
+    1
+}
+
+/// One `[[pool]]` table: a task component run by a pool of `workers`
+/// instances over every message of the `input` queue, each result put on
+/// the `output` queue, in input order (see [`crate::feed`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PoolEntry {
+    /// The pool's name; its instances are `name-1` .. `name-N`.
+    pub name: String,
+    /// The task component (exports `corral:worker/task`), relative to the
+    /// manifest.
+    pub component: toml::Spanned<PathBuf>,
+    /// Instances running tasks at once (default: the number of CPUs).
+    pub workers: Option<usize>,
+    /// The queue whose messages are the inputs.
+    pub input: String,
+    /// The queue each result is put on.
+    pub output: String,
+    /// Inputs per pool job (default 1).
+    #[serde(default = "one_usize")]
+    pub chunk: usize,
+    /// Empty messages put on `output` when the input ends: one per
+    /// consumer downstream (default 1).
+    #[serde(default = "one")]
+    pub stops: u32,
+    /// The workers that put on `input`: once they have all ended and the
+    /// queue is empty, the input is over even without a stop message.
+    /// Default: every worker of the manifest.
+    pub producers: Option<Vec<String>>,
+    /// The instances' environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Directories the instances see, as for a worker.
+    #[serde(default, deserialize_with = "mount_specs")]
+    pub mounts: Vec<MountSpec>,
+    /// Total linear memory per instance, overriding `[defaults]`.
+    #[serde(default, deserialize_with = "serde_opt::size")]
+    pub memory: Option<u64>,
+    /// Fail a task that runs longer than this (its instance is replaced).
+    #[serde(default, deserialize_with = "serde_opt::duration")]
+    pub task_timeout: Option<Duration>,
+    /// Runs of a task that trapped or timed out, on a fresh instance.
+    #[serde(default)]
+    pub retries: u32,
+}
+
+fn one_usize() -> usize {
     1
 }
 
@@ -319,6 +391,7 @@ impl Manifest {
                 .map(|m| m.relative_to(base))
                 .collect();
         }
+        manifest.check_pools(path, base, &line_of)?;
         if let Some(fs) = &mut manifest.filesystem {
             fs.from = fs.from.take().map(|d| base.join(d));
             fs.save = fs.save.take().map(|d| base.join(d));
@@ -358,6 +431,70 @@ impl Manifest {
             }
         }
         Ok(manifest)
+    }
+
+    /// Checks the `[[pool]]` tables and resolves their paths.
+    fn check_pools(
+        &mut self,
+        path: &Path,
+        base: &Path,
+        line_of: &dyn Fn(usize) -> usize,
+    ) -> Result<(), ManifestError> {
+        let workers: std::collections::HashSet<&str> =
+            self.workers.iter().map(|w| w.name.as_str()).collect();
+        let mut seen = std::collections::HashSet::new();
+        for pool in &mut self.pools {
+            let line = line_of(pool.component.span().start);
+            let invalid = |message: String| ManifestError::Invalid {
+                path: path.to_owned(),
+                line,
+                message,
+            };
+            let name = &pool.name;
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(invalid(format!(
+                    "pool name {name:?} must be non-empty and contain no spaces"
+                )));
+            }
+            if workers.contains(name.as_str()) || !seen.insert(name.clone()) {
+                return Err(invalid(format!("two workers or pools are named `{name}`")));
+            }
+            for (key, queue) in [("input", &pool.input), ("output", &pool.output)] {
+                if !self.queues.contains_key(queue) {
+                    return Err(invalid(format!(
+                        "pool `{name}`: {key} queue `{queue}` is not declared in [queues]"
+                    )));
+                }
+            }
+            if pool.input == pool.output {
+                return Err(invalid(format!(
+                    "pool `{name}`: input and output are both `{}`",
+                    pool.input
+                )));
+            }
+            if pool.workers == Some(0) || pool.chunk == 0 {
+                return Err(invalid(format!(
+                    "pool `{name}`: workers and chunk must be at least 1"
+                )));
+            }
+            if let Some(unknown) = pool
+                .producers
+                .iter()
+                .flatten()
+                .find(|p| !workers.contains(p.as_str()))
+            {
+                return Err(invalid(format!(
+                    "pool `{name}`: producer `{unknown}` is not a [[worker]] of this manifest"
+                )));
+            }
+            let span = pool.component.span();
+            pool.component = toml::Spanned::new(span, base.join(pool.component.get_ref()));
+            pool.mounts = std::mem::take(&mut pool.mounts)
+                .into_iter()
+                .map(|m| m.relative_to(base))
+                .collect();
+        }
+        Ok(())
     }
 
     /// Declares every object of the manifest in `run`, which must be new.
@@ -570,5 +707,51 @@ parties = 2
             .to_string();
         assert_eq!(err, "dir/corral.toml:6: two workers are named `a`");
         assert!(parse("").unwrap_err().to_string().contains("no workers"));
+    }
+
+    const STAGES: &str =
+        "[queues.a]\n[queues.b]\n[[worker]]\nname = \"w\"\ncomponent = \"w.wasm\"\n";
+
+    #[test]
+    fn pools_take_defaults_and_resolve_paths() {
+        let m = parse(&format!(
+            "{STAGES}[[pool]]\nname = \"sq\"\ncomponent = \"sq.wasm\"\ninput = \"a\"\noutput = \"b\"\n\
+             workers = 3\nproducers = [\"w\"]\nmounts = [\"data:/data\"]\ntask-timeout = \"2s\"\n"
+        ))
+        .unwrap();
+        let p = &m.pools[0];
+        assert_eq!(p.component.get_ref(), Path::new("dir/sq.wasm"));
+        assert_eq!((p.workers, p.chunk, p.stops), (Some(3), 1, 1));
+        assert_eq!(p.producers.as_deref(), Some(&["w".to_string()][..]));
+        assert_eq!(p.task_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(p.mounts[0].guest_path, "/data");
+    }
+
+    #[test]
+    fn pool_errors_name_the_line_and_the_problem() {
+        let pool = |rest: &str| {
+            parse(&format!(
+                "{STAGES}[[pool]]\nname = \"sq\"\ncomponent = \"sq.wasm\"\n{rest}"
+            ))
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            pool("input = \"a\"\noutput = \"c\"\n"),
+            "dir/corral.toml:8: pool `sq`: output queue `c` is not declared in [queues]"
+        );
+        assert!(pool("input = \"a\"\noutput = \"a\"\n").contains("input and output are both `a`"));
+        assert!(
+            pool("input = \"a\"\noutput = \"b\"\nproducers = [\"x\"]\n")
+                .contains("producer `x` is not a [[worker]]")
+        );
+        assert!(pool("input = \"a\"\noutput = \"b\"\nworkers = 0\n").contains("at least 1"));
+        assert!(pool("output = \"b\"\n").contains("missing field `input`"));
+        let err = parse(&format!(
+            "{STAGES}[[pool]]\nname = \"w\"\ncomponent = \"w.wasm\"\ninput = \"a\"\noutput = \"b\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("two workers or pools are named `w`"), "{err}");
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use crate::output::{OutputPipe, Stdio};
+use crate::policy::Policy;
 use crate::run::Run;
 use crate::runtime::WorkerMeter;
 use crate::vfs::MountSpec;
@@ -52,6 +53,8 @@ pub struct WorkerSpec {
     /// What the worker sees through `wasi:filesystem`, one preopen each.
     /// Empty (the default): no filesystem at all.
     pub mounts: Vec<MountSpec>,
+    /// What else it may reach (network, IPC, spawning, output caps...).
+    pub policy: Arc<Policy>,
 }
 
 impl WorkerSpec {

@@ -1,43 +1,53 @@
 //! `corral:worker/lock` onto [`crate::ipc::Lock`].
 
-use std::sync::Arc;
-
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::DynPollable;
 
 use super::corral_worker::lock::{Host, HostGuard, HostLock};
 use super::readiness::{Readiness, subscribe};
-use super::{Call, reply, timeout};
-use crate::ipc::{Guard, Lock};
+use super::{Call, Granted, LockRes, reply, timeout};
+use crate::ipc::Guard;
+use crate::policy::{ObjectKind, Op};
 use crate::runtime::WorkerState;
-
-/// A worker's handle on a named lock.
-pub struct LockRef(Arc<Lock>);
 
 impl Host for WorkerState {}
 
 impl HostLock for WorkerState {
-    fn open(&mut self, name: String) -> Call<Resource<LockRef>> {
-        match self.run.objects().lock(&name) {
-            Ok(lock) => Ok(Ok(self.table.push(LockRef(lock))?)),
+    fn open(&mut self, name: String) -> Call<Resource<LockRes>> {
+        let opened = self.run.objects().lock(&name).and_then(|lock| {
+            Ok(Granted {
+                object: lock,
+                ops: self.grant(ObjectKind::Lock, &name)?,
+            })
+        });
+        match opened {
+            Ok(res) => Ok(Ok(self.table.push(res)?)),
             Err(e) => reply(Err(e)),
         }
     }
 
     async fn acquire(
         &mut self,
-        lock: Resource<LockRef>,
+        lock: Resource<LockRes>,
         wait: Option<u64>,
     ) -> Call<Resource<Guard>> {
-        let lock = self.table.get(&lock)?.0.clone();
+        let res = self.table.get(&lock)?;
+        let lock = res.object.clone();
+        if let Err(e) = self.check(res, Op::Acquire, ObjectKind::Lock, lock.name()) {
+            return reply(Err(e));
+        }
         match lock.acquire(self.id, timeout(wait)).await {
             Ok(guard) => Ok(Ok(self.table.push(guard)?)),
             Err(e) => reply(Err(e)),
         }
     }
 
-    fn try_acquire(&mut self, lock: Resource<LockRef>) -> Call<Option<Resource<Guard>>> {
-        let lock = self.table.get(&lock)?.0.clone();
+    fn try_acquire(&mut self, lock: Resource<LockRes>) -> Call<Option<Resource<Guard>>> {
+        let res = self.table.get(&lock)?;
+        let lock = res.object.clone();
+        if let Err(e) = self.check(res, Op::Acquire, ObjectKind::Lock, lock.name()) {
+            return reply(Err(e));
+        }
         match lock.try_acquire(self.id) {
             Ok(Some(guard)) => Ok(Ok(Some(self.table.push(guard)?))),
             Ok(None) => Ok(Ok(None)),
@@ -45,12 +55,12 @@ impl HostLock for WorkerState {
         }
     }
 
-    fn subscribe(&mut self, lock: Resource<LockRef>) -> wasmtime::Result<Resource<DynPollable>> {
-        let lock = self.table.get(&lock)?.0.clone();
+    fn subscribe(&mut self, lock: Resource<LockRes>) -> wasmtime::Result<Resource<DynPollable>> {
+        let lock = self.table.get(&lock)?.object.clone();
         subscribe(&mut self.table, Readiness::LockFree(lock))
     }
 
-    fn drop(&mut self, lock: Resource<LockRef>) -> wasmtime::Result<()> {
+    fn drop(&mut self, lock: Resource<LockRes>) -> wasmtime::Result<()> {
         self.table.delete(lock)?;
         Ok(())
     }

@@ -9,11 +9,13 @@ mod readiness;
 mod sync;
 mod wasi;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::ipc::IpcError;
+use crate::ipc::{self, IpcError};
+use crate::policy::{ObjectKind, Op, OpSet};
 use crate::runtime::WorkerState;
 
 mod generated {
@@ -39,14 +41,14 @@ mod generated {
             "wasi:cli": wasmtime_wasi::p2::bindings::cli,
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-            "corral:worker/queue.queue": crate::ipc::QueueHandle,
-            "corral:worker/pipe.endpoint": crate::ipc::PipeEnd,
-            "corral:worker/lock.lock": crate::bindings::lock::LockRef,
+            "corral:worker/queue.queue": crate::bindings::QueueRes,
+            "corral:worker/pipe.endpoint": crate::bindings::PipeRes,
+            "corral:worker/lock.lock": crate::bindings::LockRes,
             "corral:worker/lock.guard": crate::ipc::Guard,
-            "corral:worker/sync.semaphore": crate::bindings::sync::SemaphoreRef,
-            "corral:worker/sync.event": crate::bindings::sync::EventRef,
-            "corral:worker/sync.barrier": crate::ipc::BarrierHandle,
-            "corral:worker/sync.condition": crate::bindings::sync::ConditionRef,
+            "corral:worker/sync.semaphore": crate::bindings::SemaphoreRes,
+            "corral:worker/sync.event": crate::bindings::EventRes,
+            "corral:worker/sync.barrier": crate::bindings::BarrierRes,
+            "corral:worker/sync.condition": crate::bindings::ConditionRes,
         },
     });
 }
@@ -126,6 +128,74 @@ impl From<IpcError> for WitError {
             IpcError::TooLarge(limit) => WitError::TooLarge(limit),
             IpcError::Invalid(why) => WitError::Invalid(why),
         }
+    }
+}
+
+/// A guest's handle on a named object, with the operations its policy
+/// granted when it was opened: every later call is checked with one AND.
+pub struct Granted<T> {
+    /// The object (or this worker's handle on it).
+    pub object: T,
+    /// What the worker may do with it.
+    pub ops: OpSet,
+}
+
+/// The table entries behind each Corral resource.
+pub type QueueRes = Granted<ipc::QueueHandle>;
+/// See [`QueueRes`].
+pub type PipeRes = Granted<ipc::PipeEnd>;
+/// See [`QueueRes`].
+pub type LockRes = Granted<Arc<ipc::Lock>>;
+/// See [`QueueRes`].
+pub type SemaphoreRes = Granted<Arc<ipc::Semaphore>>;
+/// See [`QueueRes`].
+pub type EventRes = Granted<Arc<ipc::Event>>;
+/// See [`QueueRes`].
+pub type BarrierRes = Granted<ipc::BarrierHandle>;
+/// See [`QueueRes`].
+pub type ConditionRes = Granted<Arc<ipc::Condition>>;
+
+impl WorkerState {
+    /// The operations this worker's policy grants on the object `name`:
+    /// `denied` (and a denial event) if none.
+    fn grant(&self, kind: ObjectKind, name: &str) -> Result<OpSet, IpcError> {
+        let Some(grants) = &self.policy.ipc else {
+            return Ok(OpSet::ALL);
+        };
+        let ops = grants.ops_for(kind, name);
+        if ops.is_empty() {
+            let rule = format!("ipc.{}", kind.table_key());
+            self.reporter
+                .deny(&rule, format!("open {} `{name}`", kind.name()));
+            return Err(IpcError::Denied(format!(
+                "policy `{}` grants no access to {} `{name}` ({rule})",
+                self.policy.name,
+                kind.name()
+            )));
+        }
+        Ok(ops)
+    }
+
+    /// Checks one operation against what was granted at open.
+    fn check<T>(
+        &self,
+        res: &Granted<T>,
+        op: Op,
+        kind: ObjectKind,
+        name: &str,
+    ) -> Result<(), IpcError> {
+        if res.ops.contains(op) {
+            return Ok(());
+        }
+        let rule = format!("ipc.{}", kind.table_key());
+        self.reporter
+            .deny(&rule, format!("{} {} `{name}`", op.name(), kind.name()));
+        Err(IpcError::Denied(format!(
+            "policy `{}` does not grant `{}` on {} `{name}` ({rule})",
+            self.policy.name,
+            op.name(),
+            kind.name()
+        )))
     }
 }
 

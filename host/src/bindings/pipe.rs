@@ -5,55 +5,80 @@ use wasmtime_wasi::p2::DynPollable;
 
 use super::corral_worker::pipe::{Host, HostEndpoint};
 use super::readiness::{Readiness, subscribe};
-use super::{Call, reply, timeout};
-use crate::ipc::PipeEnd;
+use super::{Call, Granted, PipeRes, reply, timeout};
+use crate::ipc::IpcError;
+use crate::policy::{ObjectKind, Op};
 use crate::runtime::WorkerState;
 
 impl Host for WorkerState {}
 
+impl WorkerState {
+    /// The pipe end behind `end`, if the policy grants `op` on its pipe.
+    fn end_for(
+        &self,
+        end: &Resource<PipeRes>,
+        op: Op,
+    ) -> wasmtime::Result<Result<&PipeRes, IpcError>> {
+        let res = self.table.get(end)?;
+        Ok(self
+            .check(res, op, ObjectKind::Pipe, res.object.pipe().name())
+            .map(|()| res))
+    }
+}
+
 impl HostEndpoint for WorkerState {
-    fn open(&mut self, name: String) -> Call<Resource<PipeEnd>> {
-        let end = self
-            .run
-            .objects()
-            .pipe(&name)
-            .and_then(|pipe| pipe.open(self.id, &self.name));
-        match end {
-            Ok(end) => Ok(Ok(self.table.push(end)?)),
+    fn open(&mut self, name: String) -> Call<Resource<PipeRes>> {
+        let opened = self.run.objects().pipe(&name).and_then(|pipe| {
+            let ops = self.grant(ObjectKind::Pipe, &name)?;
+            Ok(Granted {
+                object: pipe.open(self.id, &self.name)?,
+                ops,
+            })
+        });
+        match opened {
+            Ok(res) => Ok(Ok(self.table.push(res)?)),
             Err(e) => reply(Err(e)),
         }
     }
 
     async fn send(
         &mut self,
-        end: Resource<PipeEnd>,
+        end: Resource<PipeRes>,
         message: Vec<u8>,
         wait: Option<u64>,
     ) -> Call<()> {
-        let end = self.table.get(&end)?;
-        reply(end.send(message, timeout(wait)).await)
+        match self.end_for(&end, Op::Send)? {
+            Ok(res) => reply(res.object.send(message, timeout(wait)).await),
+            Err(e) => reply(Err(e)),
+        }
     }
 
-    async fn recv(&mut self, end: Resource<PipeEnd>, wait: Option<u64>) -> Call<Vec<u8>> {
-        let end = self.table.get(&end)?;
-        reply(end.recv(timeout(wait)).await.map(Vec::from))
+    async fn recv(&mut self, end: Resource<PipeRes>, wait: Option<u64>) -> Call<Vec<u8>> {
+        match self.end_for(&end, Op::Recv)? {
+            Ok(res) => reply(res.object.recv(timeout(wait)).await.map(Vec::from)),
+            Err(e) => reply(Err(e)),
+        }
     }
 
-    fn try_recv(&mut self, end: Resource<PipeEnd>) -> Call<Option<Vec<u8>>> {
-        reply(self.table.get(&end)?.try_recv().map(|m| m.map(Vec::from)))
+    fn try_recv(&mut self, end: Resource<PipeRes>) -> Call<Option<Vec<u8>>> {
+        reply(
+            self.end_for(&end, Op::Recv)?
+                .and_then(|res| res.object.try_recv())
+                .map(|m| m.map(Vec::from)),
+        )
     }
 
-    fn close(&mut self, end: Resource<PipeEnd>) -> wasmtime::Result<()> {
-        self.table.get_mut(&end)?.close();
+    fn close(&mut self, end: Resource<PipeRes>) -> wasmtime::Result<()> {
+        self.table.get_mut(&end)?.object.close();
         Ok(())
     }
 
-    fn subscribe(&mut self, end: Resource<PipeEnd>) -> wasmtime::Result<Resource<DynPollable>> {
-        let inbound = self.table.get(&end)?.inbound();
+    fn subscribe(&mut self, end: Resource<PipeRes>) -> wasmtime::Result<Resource<DynPollable>> {
+        let inbound = self.table.get(&end)?.object.inbound();
         subscribe(&mut self.table, Readiness::PipeRecv(inbound))
     }
 
-    fn drop(&mut self, end: Resource<PipeEnd>) -> wasmtime::Result<()> {
+    fn drop(&mut self, end: Resource<PipeRes>) -> wasmtime::Result<()> {
         self.table.delete(end)?;
         Ok(())
     }

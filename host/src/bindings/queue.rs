@@ -6,8 +6,9 @@ use wasmtime_wasi::p2::DynPollable;
 use super::corral_worker::queue::{Host, HostQueue};
 use super::corral_worker::types::Batch;
 use super::readiness::{Readiness, subscribe};
-use super::{Call, reply, timeout};
-use crate::ipc::{IpcError, QueueHandle};
+use super::{Call, Granted, QueueRes, reply, timeout};
+use crate::ipc::IpcError;
+use crate::policy::{ObjectKind, Op};
 use crate::runtime::WorkerState;
 
 impl Host for WorkerState {}
@@ -46,104 +47,136 @@ fn batch(messages: Vec<bytes::Bytes>) -> Batch {
     Batch { data, lengths }
 }
 
+impl WorkerState {
+    /// The queue behind `q`, if the policy grants `op` on it.
+    fn queue_for(
+        &self,
+        q: &Resource<QueueRes>,
+        op: Op,
+    ) -> wasmtime::Result<Result<&QueueRes, IpcError>> {
+        let res = self.table.get(q)?;
+        Ok(self
+            .check(res, op, ObjectKind::Queue, res.object.queue().name())
+            .map(|()| res))
+    }
+}
+
 impl HostQueue for WorkerState {
-    fn open(&mut self, name: String) -> Call<Resource<QueueHandle>> {
-        match self.run.objects().queue(&name) {
-            Ok(queue) => Ok(Ok(self.table.push(queue.handle())?)),
+    fn open(&mut self, name: String) -> Call<Resource<QueueRes>> {
+        let opened = self.run.objects().queue(&name).and_then(|queue| {
+            let ops = self.grant(ObjectKind::Queue, &name)?;
+            Ok(Granted {
+                object: queue.handle(),
+                ops,
+            })
+        });
+        match opened {
+            Ok(res) => Ok(Ok(self.table.push(res)?)),
             Err(e) => reply(Err(e)),
         }
     }
 
     async fn put(
         &mut self,
-        q: Resource<QueueHandle>,
+        q: Resource<QueueRes>,
         message: Vec<u8>,
         wait: Option<u64>,
     ) -> Call<()> {
-        let handle = self.table.get(&q)?;
-        reply(handle.put(message, timeout(wait)).await)
-    }
-
-    fn try_put(&mut self, q: Resource<QueueHandle>, message: Vec<u8>) -> Call<bool> {
-        reply(self.table.get(&q)?.try_put(message))
-    }
-
-    async fn put_many(
-        &mut self,
-        q: Resource<QueueHandle>,
-        messages: Batch,
-        wait: Option<u64>,
-    ) -> Call<()> {
-        let handle = self.table.get(&q)?;
-        match unbatch(messages) {
-            Ok(messages) => reply(handle.put_many(messages, timeout(wait)).await),
+        match self.queue_for(&q, Op::Put)? {
+            Ok(res) => reply(res.object.put(message, timeout(wait)).await),
             Err(e) => reply(Err(e)),
         }
     }
 
-    async fn get(&mut self, q: Resource<QueueHandle>, wait: Option<u64>) -> Call<Vec<u8>> {
-        let handle = self.table.get(&q)?;
-        reply(handle.get(timeout(wait)).await.map(Vec::from))
+    fn try_put(&mut self, q: Resource<QueueRes>, message: Vec<u8>) -> Call<bool> {
+        reply(
+            self.queue_for(&q, Op::Put)?
+                .and_then(|res| res.object.try_put(message)),
+        )
     }
 
-    fn try_get(&mut self, q: Resource<QueueHandle>) -> Call<Option<Vec<u8>>> {
-        reply(self.table.get(&q)?.try_get().map(|m| m.map(Vec::from)))
+    async fn put_many(
+        &mut self,
+        q: Resource<QueueRes>,
+        messages: Batch,
+        wait: Option<u64>,
+    ) -> Call<()> {
+        match (self.queue_for(&q, Op::Put)?, unbatch(messages)) {
+            (Ok(res), Ok(messages)) => reply(res.object.put_many(messages, timeout(wait)).await),
+            (Err(e), _) | (_, Err(e)) => reply(Err(e)),
+        }
+    }
+
+    async fn get(&mut self, q: Resource<QueueRes>, wait: Option<u64>) -> Call<Vec<u8>> {
+        match self.queue_for(&q, Op::Get)? {
+            Ok(res) => reply(res.object.get(timeout(wait)).await.map(Vec::from)),
+            Err(e) => reply(Err(e)),
+        }
+    }
+
+    fn try_get(&mut self, q: Resource<QueueRes>) -> Call<Option<Vec<u8>>> {
+        reply(
+            self.queue_for(&q, Op::Get)?
+                .and_then(|res| res.object.try_get())
+                .map(|m| m.map(Vec::from)),
+        )
     }
 
     async fn get_many(
         &mut self,
-        q: Resource<QueueHandle>,
+        q: Resource<QueueRes>,
         max: u32,
         wait: Option<u64>,
     ) -> Call<Batch> {
-        let handle = self.table.get(&q)?;
+        match self.queue_for(&q, Op::Get)? {
+            Ok(res) => reply(
+                res.object
+                    .get_many(max as usize, timeout(wait))
+                    .await
+                    .map(batch),
+            ),
+            Err(e) => reply(Err(e)),
+        }
+    }
+
+    fn len(&mut self, q: Resource<QueueRes>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&q)?.object.queue().len() as u32)
+    }
+
+    fn capacity(&mut self, q: Resource<QueueRes>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&q)?.object.queue().capacity() as u32)
+    }
+
+    fn task_done(&mut self, q: Resource<QueueRes>) -> Call<()> {
         reply(
-            handle
-                .get_many(max as usize, timeout(wait))
-                .await
-                .map(batch),
+            self.queue_for(&q, Op::Get)?
+                .and_then(|res| res.object.task_done()),
         )
     }
 
-    fn len(&mut self, q: Resource<QueueHandle>) -> wasmtime::Result<u32> {
-        Ok(self.table.get(&q)?.queue().len() as u32)
-    }
-
-    fn capacity(&mut self, q: Resource<QueueHandle>) -> wasmtime::Result<u32> {
-        Ok(self.table.get(&q)?.queue().capacity() as u32)
-    }
-
-    fn task_done(&mut self, q: Resource<QueueHandle>) -> Call<()> {
-        reply(self.table.get(&q)?.task_done())
-    }
-
-    async fn join(&mut self, q: Resource<QueueHandle>, wait: Option<u64>) -> Call<()> {
-        let queue = self.table.get(&q)?.queue().clone();
+    async fn join(&mut self, q: Resource<QueueRes>, wait: Option<u64>) -> Call<()> {
+        let queue = self.table.get(&q)?.object.queue().clone();
         reply(queue.join(timeout(wait)).await)
     }
 
-    fn close(&mut self, q: Resource<QueueHandle>) -> wasmtime::Result<()> {
-        self.table.get(&q)?.queue().close();
-        Ok(())
+    fn close(&mut self, q: Resource<QueueRes>) -> Call<()> {
+        reply(
+            self.queue_for(&q, Op::Close)?
+                .map(|res| res.object.queue().close()),
+        )
     }
 
-    fn subscribe_get(
-        &mut self,
-        q: Resource<QueueHandle>,
-    ) -> wasmtime::Result<Resource<DynPollable>> {
-        let queue = self.table.get(&q)?.queue().clone();
+    fn subscribe_get(&mut self, q: Resource<QueueRes>) -> wasmtime::Result<Resource<DynPollable>> {
+        let queue = self.table.get(&q)?.object.queue().clone();
         subscribe(&mut self.table, Readiness::QueueGet(queue))
     }
 
-    fn subscribe_put(
-        &mut self,
-        q: Resource<QueueHandle>,
-    ) -> wasmtime::Result<Resource<DynPollable>> {
-        let queue = self.table.get(&q)?.queue().clone();
+    fn subscribe_put(&mut self, q: Resource<QueueRes>) -> wasmtime::Result<Resource<DynPollable>> {
+        let queue = self.table.get(&q)?.object.queue().clone();
         subscribe(&mut self.table, Readiness::QueuePut(queue))
     }
 
-    fn drop(&mut self, q: Resource<QueueHandle>) -> wasmtime::Result<()> {
+    fn drop(&mut self, q: Resource<QueueRes>) -> wasmtime::Result<()> {
         self.table.delete(q)?;
         Ok(())
     }

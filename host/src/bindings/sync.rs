@@ -1,171 +1,228 @@
 //! `corral:worker/sync` onto the semaphore, event, barrier and condition of
 //! [`crate::ipc`].
 
-use std::sync::Arc;
-
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::DynPollable;
 
 use super::corral_worker::sync::{Host, HostBarrier, HostCondition, HostEvent, HostSemaphore};
 use super::readiness::{Readiness, subscribe};
-use super::{Call, reply, timeout};
-use crate::ipc::{BarrierHandle, Condition, Event, Guard, Semaphore};
+use super::{BarrierRes, Call, ConditionRes, EventRes, Granted, SemaphoreRes, reply, timeout};
+use crate::ipc::{Guard, IpcError};
+use crate::policy::{ObjectKind, Op};
 use crate::runtime::WorkerState;
-
-/// A worker's handle on a named semaphore.
-pub struct SemaphoreRef(Arc<Semaphore>);
-/// A worker's handle on a named event.
-pub struct EventRef(Arc<Event>);
-/// A worker's handle on a named condition.
-pub struct ConditionRef(Arc<Condition>);
 
 impl Host for WorkerState {}
 
+impl WorkerState {
+    /// Opens a named object through `find`, recording the granted operations.
+    fn open_granted<T>(
+        &mut self,
+        kind: ObjectKind,
+        name: &str,
+        find: impl FnOnce(&Self) -> Result<T, IpcError>,
+    ) -> Call<Resource<Granted<T>>>
+    where
+        T: Send + 'static,
+    {
+        let opened = find(self).and_then(|object| {
+            Ok(Granted {
+                object,
+                ops: self.grant(kind, name)?,
+            })
+        });
+        match opened {
+            Ok(res) => Ok(Ok(self.table.push(res)?)),
+            Err(e) => reply(Err(e)),
+        }
+    }
+}
+
 impl HostSemaphore for WorkerState {
-    fn open(&mut self, name: String) -> Call<Resource<SemaphoreRef>> {
-        match self.run.objects().semaphore(&name) {
-            Ok(s) => Ok(Ok(self.table.push(SemaphoreRef(s))?)),
+    fn open(&mut self, name: String) -> Call<Resource<SemaphoreRes>> {
+        self.open_granted(ObjectKind::Semaphore, &name, |w| {
+            w.run.objects().semaphore(&name)
+        })
+    }
+
+    async fn acquire(&mut self, s: Resource<SemaphoreRes>, wait: Option<u64>) -> Call<()> {
+        let res = self.table.get(&s)?;
+        let sem = res.object.clone();
+        match self.check(res, Op::Acquire, ObjectKind::Semaphore, sem.name()) {
+            Ok(()) => reply(sem.acquire(timeout(wait)).await),
             Err(e) => reply(Err(e)),
         }
     }
 
-    async fn acquire(&mut self, s: Resource<SemaphoreRef>, wait: Option<u64>) -> Call<()> {
-        let s = self.table.get(&s)?.0.clone();
-        reply(s.acquire(timeout(wait)).await)
+    fn try_acquire(&mut self, s: Resource<SemaphoreRes>) -> Call<bool> {
+        let res = self.table.get(&s)?;
+        reply(
+            self.check(res, Op::Acquire, ObjectKind::Semaphore, res.object.name())
+                .map(|()| res.object.try_acquire()),
+        )
     }
 
-    fn try_acquire(&mut self, s: Resource<SemaphoreRef>) -> wasmtime::Result<bool> {
-        Ok(self.table.get(&s)?.0.try_acquire())
+    fn release(&mut self, s: Resource<SemaphoreRes>) -> Call<()> {
+        let res = self.table.get(&s)?;
+        reply(
+            self.check(res, Op::Release, ObjectKind::Semaphore, res.object.name())
+                .and_then(|()| res.object.release()),
+        )
     }
 
-    fn release(&mut self, s: Resource<SemaphoreRef>) -> Call<()> {
-        reply(self.table.get(&s)?.0.release())
+    fn value(&mut self, s: Resource<SemaphoreRes>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&s)?.object.value())
     }
 
-    fn value(&mut self, s: Resource<SemaphoreRef>) -> wasmtime::Result<u32> {
-        Ok(self.table.get(&s)?.0.value())
+    fn subscribe(&mut self, s: Resource<SemaphoreRes>) -> wasmtime::Result<Resource<DynPollable>> {
+        let sem = self.table.get(&s)?.object.clone();
+        subscribe(&mut self.table, Readiness::Permit(sem))
     }
 
-    fn subscribe(&mut self, s: Resource<SemaphoreRef>) -> wasmtime::Result<Resource<DynPollable>> {
-        let s = self.table.get(&s)?.0.clone();
-        subscribe(&mut self.table, Readiness::Permit(s))
-    }
-
-    fn drop(&mut self, s: Resource<SemaphoreRef>) -> wasmtime::Result<()> {
+    fn drop(&mut self, s: Resource<SemaphoreRes>) -> wasmtime::Result<()> {
         self.table.delete(s)?;
         Ok(())
     }
 }
 
 impl HostEvent for WorkerState {
-    fn open(&mut self, name: String) -> Call<Resource<EventRef>> {
-        match self.run.objects().event(&name) {
-            Ok(e) => Ok(Ok(self.table.push(EventRef(e))?)),
+    fn open(&mut self, name: String) -> Call<Resource<EventRes>> {
+        self.open_granted(ObjectKind::Event, &name, |w| w.run.objects().event(&name))
+    }
+
+    fn set(&mut self, e: Resource<EventRes>) -> Call<()> {
+        let res = self.table.get(&e)?;
+        reply(
+            self.check(res, Op::Set, ObjectKind::Event, res.object.name())
+                .map(|()| res.object.set()),
+        )
+    }
+
+    fn clear(&mut self, e: Resource<EventRes>) -> Call<()> {
+        let res = self.table.get(&e)?;
+        reply(
+            self.check(res, Op::Set, ObjectKind::Event, res.object.name())
+                .map(|()| res.object.clear()),
+        )
+    }
+
+    fn is_set(&mut self, e: Resource<EventRes>) -> wasmtime::Result<bool> {
+        Ok(self.table.get(&e)?.object.is_set())
+    }
+
+    async fn wait(&mut self, e: Resource<EventRes>, wait: Option<u64>) -> Call<bool> {
+        let res = self.table.get(&e)?;
+        let event = res.object.clone();
+        match self.check(res, Op::Wait, ObjectKind::Event, event.name()) {
+            Ok(()) => reply(event.wait(timeout(wait)).await),
             Err(e) => reply(Err(e)),
         }
     }
 
-    fn set(&mut self, e: Resource<EventRef>) -> wasmtime::Result<()> {
-        self.table.get(&e)?.0.set();
-        Ok(())
+    fn subscribe(&mut self, e: Resource<EventRes>) -> wasmtime::Result<Resource<DynPollable>> {
+        let event = self.table.get(&e)?.object.clone();
+        subscribe(&mut self.table, Readiness::EventSet(event))
     }
 
-    fn clear(&mut self, e: Resource<EventRef>) -> wasmtime::Result<()> {
-        self.table.get(&e)?.0.clear();
-        Ok(())
-    }
-
-    fn is_set(&mut self, e: Resource<EventRef>) -> wasmtime::Result<bool> {
-        Ok(self.table.get(&e)?.0.is_set())
-    }
-
-    async fn wait(&mut self, e: Resource<EventRef>, wait: Option<u64>) -> wasmtime::Result<bool> {
-        let e = self.table.get(&e)?.0.clone();
-        Ok(e.wait(timeout(wait)).await.unwrap_or(false))
-    }
-
-    fn subscribe(&mut self, e: Resource<EventRef>) -> wasmtime::Result<Resource<DynPollable>> {
-        let e = self.table.get(&e)?.0.clone();
-        subscribe(&mut self.table, Readiness::EventSet(e))
-    }
-
-    fn drop(&mut self, e: Resource<EventRef>) -> wasmtime::Result<()> {
+    fn drop(&mut self, e: Resource<EventRes>) -> wasmtime::Result<()> {
         self.table.delete(e)?;
         Ok(())
     }
 }
 
 impl HostBarrier for WorkerState {
-    fn open(&mut self, name: String) -> Call<Resource<BarrierHandle>> {
-        match self.run.objects().barrier(&name) {
-            Ok(b) => Ok(Ok(self.table.push(b.handle())?)),
-            Err(e) => reply(Err(e)),
+    fn open(&mut self, name: String) -> Call<Resource<BarrierRes>> {
+        self.open_granted(ObjectKind::Barrier, &name, |w| {
+            w.run.objects().barrier(&name).map(|b| b.handle())
+        })
+    }
+
+    async fn wait(&mut self, b: Resource<BarrierRes>, wait: Option<u64>) -> Call<u32> {
+        let res = self.table.get(&b)?;
+        let name = res.object.barrier().name().to_string();
+        if let Err(e) = self.check(res, Op::Wait, ObjectKind::Barrier, &name) {
+            return reply(Err(e));
         }
+        let res = self.table.get_mut(&b)?;
+        reply(res.object.wait(timeout(wait)).await)
     }
 
-    async fn wait(&mut self, b: Resource<BarrierHandle>, wait: Option<u64>) -> Call<u32> {
-        let handle = self.table.get_mut(&b)?;
-        reply(handle.wait(timeout(wait)).await)
+    fn parties(&mut self, b: Resource<BarrierRes>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&b)?.object.barrier().parties())
     }
 
-    fn parties(&mut self, b: Resource<BarrierHandle>) -> wasmtime::Result<u32> {
-        Ok(self.table.get(&b)?.barrier().parties())
+    fn waiting(&mut self, b: Resource<BarrierRes>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&b)?.object.barrier().waiting())
     }
 
-    fn waiting(&mut self, b: Resource<BarrierHandle>) -> wasmtime::Result<u32> {
-        Ok(self.table.get(&b)?.barrier().waiting())
+    fn abort(&mut self, b: Resource<BarrierRes>) -> Call<()> {
+        let res = self.table.get(&b)?;
+        let barrier = res.object.barrier();
+        reply(
+            self.check(res, Op::Abort, ObjectKind::Barrier, barrier.name())
+                .map(|()| barrier.abort()),
+        )
     }
 
-    fn abort(&mut self, b: Resource<BarrierHandle>) -> wasmtime::Result<()> {
-        self.table.get(&b)?.barrier().abort();
-        Ok(())
+    fn reset(&mut self, b: Resource<BarrierRes>) -> Call<()> {
+        let res = self.table.get(&b)?;
+        let barrier = res.object.barrier();
+        reply(
+            self.check(res, Op::Abort, ObjectKind::Barrier, barrier.name())
+                .map(|()| barrier.reset()),
+        )
     }
 
-    fn reset(&mut self, b: Resource<BarrierHandle>) -> wasmtime::Result<()> {
-        self.table.get(&b)?.barrier().reset();
-        Ok(())
-    }
-
-    fn subscribe(&mut self, b: Resource<BarrierHandle>) -> wasmtime::Result<Resource<DynPollable>> {
-        let barrier = self.table.get(&b)?.barrier().clone();
+    fn subscribe(&mut self, b: Resource<BarrierRes>) -> wasmtime::Result<Resource<DynPollable>> {
+        let barrier = self.table.get(&b)?.object.barrier().clone();
         let round = barrier.round();
         subscribe(&mut self.table, Readiness::BarrierRound(barrier, round))
     }
 
-    fn drop(&mut self, b: Resource<BarrierHandle>) -> wasmtime::Result<()> {
+    fn drop(&mut self, b: Resource<BarrierRes>) -> wasmtime::Result<()> {
         self.table.delete(b)?;
         Ok(())
     }
 }
 
 impl HostCondition for WorkerState {
-    fn open(&mut self, name: String) -> Call<Resource<ConditionRef>> {
-        match self.run.objects().condition(&name) {
-            Ok(c) => Ok(Ok(self.table.push(ConditionRef(c))?)),
-            Err(e) => reply(Err(e)),
-        }
+    fn open(&mut self, name: String) -> Call<Resource<ConditionRes>> {
+        self.open_granted(ObjectKind::Condition, &name, |w| {
+            w.run.objects().condition(&name)
+        })
     }
 
     async fn wait(
         &mut self,
-        c: Resource<ConditionRef>,
+        c: Resource<ConditionRes>,
         guard: Resource<Guard>,
         wait: Option<u64>,
     ) -> Call<bool> {
-        let condition = self.table.get(&c)?.0.clone();
+        let res = self.table.get(&c)?;
+        let condition = res.object.clone();
+        if let Err(e) = self.check(res, Op::Wait, ObjectKind::Condition, condition.name()) {
+            return reply(Err(e));
+        }
         let guard = self.table.get_mut(&guard)?;
         reply(condition.wait(guard, timeout(wait)).await)
     }
 
-    fn notify(&mut self, c: Resource<ConditionRef>, n: u32) -> wasmtime::Result<u32> {
-        Ok(self.table.get(&c)?.0.notify(n))
+    fn notify(&mut self, c: Resource<ConditionRes>, n: u32) -> Call<u32> {
+        let res = self.table.get(&c)?;
+        reply(
+            self.check(res, Op::Notify, ObjectKind::Condition, res.object.name())
+                .map(|()| res.object.notify(n)),
+        )
     }
 
-    fn notify_all(&mut self, c: Resource<ConditionRef>) -> wasmtime::Result<u32> {
-        Ok(self.table.get(&c)?.0.notify_all())
+    fn notify_all(&mut self, c: Resource<ConditionRes>) -> Call<u32> {
+        let res = self.table.get(&c)?;
+        reply(
+            self.check(res, Op::Notify, ObjectKind::Condition, res.object.name())
+                .map(|()| res.object.notify_all()),
+        )
     }
 
-    fn drop(&mut self, c: Resource<ConditionRef>) -> wasmtime::Result<()> {
+    fn drop(&mut self, c: Resource<ConditionRes>) -> wasmtime::Result<()> {
         self.table.delete(c)?;
         Ok(())
     }

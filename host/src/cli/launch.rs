@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::feeds::{self, Finished};
 use super::{FsArgs, RunArgs};
 use crate::manifest::{FilesystemEntry, Manifest};
+use crate::policy::Profile;
 use crate::run::Run;
 use crate::runtime::{Program, Runtime, RuntimeConfig};
 use crate::vfs::Limits as FsLimits;
@@ -39,6 +41,10 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let base = args.name.clone().unwrap_or_else(|| stem(&args.file));
+    let profile = match &args.policy {
+        Some(reference) => Some(Profile::load(reference, Path::new(""))?),
+        None => None,
+    };
     let runtime = Runtime::new(config)?;
     let program = runtime.load(&args.file)?;
     let limits = Limits {
@@ -56,7 +62,7 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
     let specs = names
         .into_iter()
         .map(|name| {
-            let spec = WorkerSpec {
+            let mut spec = WorkerSpec {
                 name,
                 args: args.args.clone(),
                 env: env.clone(),
@@ -64,7 +70,11 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
                 stdio: Default::default(),
                 run: run.clone(),
                 mounts: args.mounts.clone(),
+                policy: Default::default(),
             };
+            if let Some(profile) = &profile {
+                profile.apply_to(&mut spec);
+            }
             Planned {
                 program: program.clone(),
                 spec,
@@ -72,7 +82,7 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
             }
         })
         .collect();
-    let code = launch(&runtime, ui, specs).await;
+    let (code, _) = launch(&runtime, ui, specs, None).await;
     fs.save(&run, ui)?;
     Ok(code)
 }
@@ -89,6 +99,15 @@ pub(super) async fn up(
     let run = fs.new_run()?;
     manifest.declare_objects(&run);
     let mut programs: HashMap<PathBuf, Program> = HashMap::new();
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut profiles: HashMap<String, Profile> = HashMap::new();
+    for entry in &manifest.workers {
+        if let Some(reference) = &entry.policy {
+            let profile = Profile::load(reference, base)
+                .with_context(|| format!("{}: worker `{}`", path.display(), entry.name))?;
+            profiles.insert(entry.name.clone(), profile);
+        }
+    }
     let mut specs = Vec::new();
     // Index range of each entry's instances, for `after`.
     let mut started_at: HashMap<&str, std::ops::Range<usize>> = HashMap::new();
@@ -105,7 +124,7 @@ pub(super) async fn up(
             }
         };
         for name in entry.instance_names() {
-            let spec = WorkerSpec {
+            let mut spec = WorkerSpec {
                 name,
                 args: entry.args.clone(),
                 env: entry
@@ -117,7 +136,11 @@ pub(super) async fn up(
                 stdio: Default::default(),
                 run: run.clone(),
                 mounts: entry.mounts.clone(),
+                policy: Default::default(),
             };
+            if let Some(profile) = profiles.get(&entry.name) {
+                profile.apply_to(&mut spec);
+            }
             let after = entry
                 .after
                 .iter()
@@ -132,7 +155,21 @@ pub(super) async fn up(
         let count = entry.count as usize;
         started_at.insert(&entry.name, specs.len() - count..specs.len());
     }
-    let code = launch(&runtime, ui, specs).await;
+    let finished: Finished = tokio::sync::watch::channel(vec![false; specs.len()]).0;
+    let stages = feeds::start(
+        &runtime,
+        &manifest,
+        path,
+        &run,
+        &mut programs,
+        &started_at,
+        &finished,
+    )?;
+    let (mut code, interrupted) = launch(&runtime, ui, specs, Some(&finished)).await;
+    let pools_ok = feeds::finish(stages, interrupted, ui.quiet || ui.json_events).await;
+    if code == 0 && !pools_ok {
+        code = 1;
+    }
     fs.save(&run, ui)?;
     Ok(code)
 }
@@ -214,8 +251,14 @@ struct Planned {
 
 /// Spawns every worker (each as soon as the workers it comes `after` have
 /// ended), waits for all of them (terminating them on Ctrl-C), prints the
-/// summary and returns the process exit code.
-async fn launch(runtime: &Runtime, ui: Ui, plan: Vec<Planned>) -> u8 {
+/// summary and returns the process exit code and whether the run was
+/// interrupted. Marks each worker in `finished` as it ends.
+async fn launch(
+    runtime: &Runtime,
+    ui: Ui,
+    plan: Vec<Planned>,
+    finished: Option<&Finished>,
+) -> (u8, bool) {
     let names: Vec<String> = plan.iter().map(|p| p.spec.name.clone()).collect();
     let mut waiting: Vec<Option<Planned>> = plan.into_iter().map(Some).collect();
     let mut workers: Vec<Option<Worker>> = vec![None; waiting.len()];
@@ -237,7 +280,12 @@ async fn launch(runtime: &Runtime, ui: Ui, plan: Vec<Planned>) -> u8 {
         }
         tokio::select! {
             joined = joins.join_next() => match joined {
-                Some(Ok((i, report))) => reports[i] = Some(report),
+                Some(Ok((i, report))) => {
+                    reports[i] = Some(report);
+                    if let Some(finished) = finished {
+                        finished.send_modify(|ended| ended[i] = true);
+                    }
+                }
                 Some(Err(e)) => unreachable!("a join task cannot fail: {e}"),
                 None => break,
             },
@@ -266,12 +314,13 @@ async fn launch(runtime: &Runtime, ui: Ui, plan: Vec<Planned>) -> u8 {
         print_summary(ui, &names, &reports);
     }
     if interrupted {
-        return EXIT_INTERRUPTED;
+        return (EXIT_INTERRUPTED, true);
     }
-    reports
+    let code = reports
         .iter()
         .find(|r| !r.status.success())
-        .map_or(0, |r| exit_code(&r.status))
+        .map_or(0, |r| exit_code(&r.status));
+    (code, false)
 }
 
 fn exit_code(status: &ExitStatus) -> u8 {

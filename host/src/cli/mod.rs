@@ -6,8 +6,10 @@
 //! 134 a worker trapped · 137 a worker was killed by a limit.
 
 mod compile;
+mod feeds;
 mod inspect;
 mod launch;
+mod policy;
 mod pool;
 
 use std::io::IsTerminal;
@@ -102,7 +104,19 @@ Manifest:
   count = 10                # hello-1 .. hello-10
   args = [\"a\"]
   env = { K = \"V\" }
-  cpu = \"2s\"")]
+  cpu = \"2s\"
+
+  [[pool]]                # a task component as a pipeline stage
+  name = \"square\"
+  component = \"square.wasm\"
+  workers = 4
+  input = \"numbers\"       # each message is one task (declared in [queues])
+  output = \"squares\"      # each result is put here, in input order
+  stops = 1               # empty messages put on output when the input ends
+  producers = [\"gen\"]     # workers that feed input [default: every worker]
+
+A pool's input ends at an empty message, when the queue is closed and
+drained, or when its producers have ended and the queue is empty.")]
     Up {
         /// The manifest file
         #[arg(value_name = "MANIFEST", default_value = "corral.toml")]
@@ -121,6 +135,9 @@ Output: one line per successful task, in input order unless --unordered;
 with --json, one object per task: {\"line\": N, \"ok\": ...} or {\"line\": N, \"error\": ...}.
 Exit status: 0 all tasks succeeded, 1 some task failed, 2 bad input lines.")]
     Pool(PoolArgs),
+    /// Check and test isolation policies
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Show what a file is: kind, imports, exports, and whether it can run here
     #[command(after_help = "Examples:
   corral inspect hello.wasm
@@ -165,6 +182,10 @@ struct RunArgs {
     /// Wall-clock timeout for the worker
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
+    /// Run under a policy profile: FILE (its `default` or only profile) or
+    /// FILE#PROFILE. Limits, env and mounts given here take precedence.
+    #[arg(long, value_name = "FILE[#PROFILE]")]
+    policy: Option<String>,
     /// Give the worker a directory: @shared (the run's in-memory tree),
     /// @shared/SUBDIR, @scratch (private, empty) or a host directory; host
     /// directories are read-only unless :rw. Without --mount it sees no files.
@@ -175,6 +196,17 @@ struct RunArgs {
     /// Arguments passed to the worker
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Parse a policy file, resolve every profile and show what each grants
+    #[command(after_help = "Example:
+  corral policy check policies.toml")]
+    Check {
+        /// The policy file
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +314,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => launch::run(config, ui, args).await,
         Command::Up { manifest, fs } => launch::up(config, ui, &manifest, fs).await,
         Command::Pool(args) => pool::pool(config, ui.quiet, args).await,
+        Command::Policy(PolicyCommand::Check { file }) => policy::check(&file),
         Command::Inspect { file, json } => inspect::inspect(config, &file, json),
         Command::Compile { files } => compile::compile(config, &files, ui.quiet),
     }
@@ -310,9 +343,10 @@ fn runtime_config(global: &GlobalArgs) -> anyhow::Result<RuntimeConfig> {
         },
         cache_dir,
         console: ConsoleStyle { color },
-        events: global
-            .events
-            .map(|EventFormat::Json| std::sync::Arc::new(crate::events::JsonLines) as _),
+        events: Some(match global.events {
+            Some(EventFormat::Json) => std::sync::Arc::new(crate::events::JsonLines) as _,
+            None => std::sync::Arc::new(crate::events::Notices) as _,
+        }),
     })
 }
 

@@ -2,6 +2,7 @@
 //! ticker, shared by every worker of a host.
 
 mod cache;
+mod deterministic;
 mod engine;
 mod load;
 mod state;
@@ -20,7 +21,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 pub use cache::{CacheOutcome, CompileCache};
 pub use engine::EngineOptions;
 pub use load::InputKind;
-pub(crate) use state::{MemoryLimiter, WorkerMeter, WorkerState};
+pub(crate) use state::{MemoryLimiter, Reporter, WorkerMeter, WorkerState};
 
 use crate::error::{LoadError, RuntimeError};
 use crate::events::{Event, EventSink};
@@ -408,15 +409,32 @@ impl Runtime {
         (stdout, stderr): (OutputPipe, OutputPipe),
         meter: &Arc<WorkerMeter>,
     ) -> Result<Store<WorkerState>, String> {
+        let reporter = Reporter {
+            id,
+            name: name.clone(),
+            sink: self.inner.events.clone(),
+        };
+        let policy = &spec.policy;
         let mut wasi = WasiCtxBuilder::new();
         wasi.arg(&spec.name)
             .args(&spec.args)
             .envs(&spec.env)
             .stdout(stdout)
             .stderr(stderr)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_tcp(policy.network.any_tcp())
+            .allow_udp(!policy.network.udp.is_empty())
+            .allow_ip_name_lookup(policy.network.lookup);
+        if policy.network.any_tcp() || !policy.network.udp.is_empty() {
+            let network = policy.network.clone();
+            let reporter = reporter.clone();
+            wasi.socket_addr_check(move |addr, use_| {
+                let allowed = network_allows(&network, addr, use_, &reporter);
+                Box::pin(async move { allowed })
+            });
+        }
+        if let Some(det) = policy.deterministic {
+            deterministic::install(&mut wasi, det);
+        }
         let mut mounts = crate::vfs::MountTable::new();
         for mount_spec in &spec.mounts {
             let mount = mount_spec.open(spec.run.fs())?;
@@ -427,12 +445,15 @@ impl Runtime {
         let state = WorkerState {
             id,
             name: name.clone(),
+            policy: spec.policy.clone(),
+            reporter,
             run: spec.run.clone(),
             mounts,
             wasi: wasi.build(),
             table: Default::default(),
             limiter: MemoryLimiter {
                 cap: spec.limits.memory,
+                counts: spec.policy.counts,
                 meter: meter.clone(),
             },
         };
@@ -489,6 +510,44 @@ impl Runtime {
             reason: format!("{err:#}"),
         }
     }
+}
+
+/// Answers wasmtime-wasi's socket checks from the worker's network policy,
+/// reporting each refusal. Implicit binds to the wildcard address (what a
+/// connect or send does first) follow the grant of the connect or send.
+fn network_allows(
+    network: &crate::policy::NetworkPolicy,
+    addr: std::net::SocketAddr,
+    use_: wasmtime_wasi::sockets::SocketAddrUse,
+    reporter: &Reporter,
+) -> bool {
+    use crate::policy::SocketUse;
+    use wasmtime_wasi::sockets::SocketAddrUse as U;
+    let implicit = addr.ip().is_unspecified() && addr.port() == 0;
+    let (allowed, rule, verb) = match use_ {
+        U::TcpConnect => (
+            network.allows(addr, SocketUse::Connect),
+            SocketUse::Connect,
+            "tcp connect",
+        ),
+        U::TcpBind if implicit && !network.connect.is_empty() => {
+            (true, SocketUse::Connect, "tcp bind")
+        }
+        U::TcpBind | U::TcpListen => (
+            network.allows(addr, SocketUse::Bind),
+            SocketUse::Bind,
+            "tcp listen",
+        ),
+        U::TcpAccept => (true, SocketUse::Bind, "tcp accept"),
+        U::UdpBind if implicit && !network.udp.is_empty() => (true, SocketUse::Udp, "udp bind"),
+        U::UdpBind | U::UdpSend | U::UdpReceive => {
+            (network.allows(addr, SocketUse::Udp), SocketUse::Udp, "udp")
+        }
+    };
+    if !allowed {
+        reporter.deny(rule.rule(), format!("{verb} {addr}"));
+    }
+    allowed
 }
 
 /// Raised from the epoch callback when a worker exhausts its CPU budget.

@@ -80,9 +80,11 @@ fn thread_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Enforces the worker's memory cap over all its linear memories together.
+/// Enforces the worker's memory cap over all its linear memories together,
+/// and its policy's counts of instances, tables and memories.
 pub(crate) struct MemoryLimiter {
     pub cap: Option<u64>,
+    pub counts: crate::policy::Counts,
     pub meter: Arc<WorkerMeter>,
 }
 
@@ -119,12 +121,50 @@ impl ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         Ok(true)
     }
+
+    fn instances(&self) -> usize {
+        self.counts.instances.map_or(10_000, |n| n as usize)
+    }
+
+    fn tables(&self) -> usize {
+        self.counts.tables.map_or(10_000, |n| n as usize)
+    }
+
+    fn memories(&self) -> usize {
+        self.counts.memories.map_or(10_000, |n| n as usize)
+    }
+}
+
+/// Reports what a worker's policy refused, as events.
+#[derive(Clone)]
+pub(crate) struct Reporter {
+    pub id: u64,
+    pub name: Arc<str>,
+    pub sink: Option<Arc<dyn crate::events::EventSink>>,
+}
+
+impl Reporter {
+    /// Records that `rule` refused `action`.
+    pub fn deny(&self, rule: &str, action: impl Into<String>) {
+        if let Some(sink) = &self.sink {
+            sink.event(&crate::events::Event::Denied {
+                id: self.id,
+                name: self.name.to_string(),
+                rule: rule.to_string(),
+                action: action.into(),
+            });
+        }
+    }
 }
 
 /// The data of one worker's `Store`.
 pub(crate) struct WorkerState {
     pub id: u64,
     pub name: Arc<str>,
+    /// What the worker may reach beyond its limits and mounts.
+    pub policy: Arc<crate::policy::Policy>,
+    /// Where denials are reported.
+    pub reporter: Reporter,
     pub run: crate::run::Run,
     /// The worker's mounts: its view of `wasi:filesystem`.
     pub mounts: crate::vfs::MountTable,
@@ -138,6 +178,34 @@ impl WasiView for WorkerState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+#[cfg(test)]
+impl WorkerState {
+    /// A state for calling host functions directly in unit tests: no
+    /// limits, the default policy, the given mounts.
+    pub(crate) fn for_tests(mounts: crate::vfs::MountTable) -> WorkerState {
+        let name: Arc<str> = Arc::from("test");
+        WorkerState {
+            id: 0,
+            name: name.clone(),
+            run: crate::run::Run::new(),
+            mounts,
+            policy: Arc::default(),
+            reporter: Reporter {
+                id: 0,
+                name,
+                sink: None,
+            },
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                cap: None,
+                counts: Default::default(),
+                meter: Default::default(),
+            },
         }
     }
 }

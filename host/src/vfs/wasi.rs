@@ -654,13 +654,9 @@ impl Pollable for FileWriter {
 /// libc never sets); the end-to-end tests in `tests/vfs.rs` cover the rest.
 #[cfg(test)]
 mod tests {
-    use wasmtime::component::ResourceTable;
-    use wasmtime_wasi::WasiCtx;
 
     use super::types::{Host as _, HostDescriptor as _};
     use super::*;
-    use crate::run::Run;
-    use crate::runtime::MemoryLimiter;
     use crate::vfs::{Limits, MemFs, Mount, MountTable};
 
     /// A worker's state with the tree at `/` and a read-only copy at `/ro`.
@@ -673,18 +669,7 @@ mod tests {
         mounts
             .add("/ro", Mount::mem(&fs, "/", true).unwrap())
             .unwrap();
-        WorkerState {
-            id: 0,
-            name: "test".into(),
-            run: Run::new(),
-            mounts,
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
-            limiter: MemoryLimiter {
-                cap: None,
-                meter: Default::default(),
-            },
-        }
+        WorkerState::for_tests(mounts)
     }
 
     /// A second handle on the same resource, for calls that consume one.

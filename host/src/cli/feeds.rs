@@ -1,0 +1,193 @@
+//! The `[[pool]]` stages of `corral up`: each a [`Pool`] fed from one queue
+//! into another (see [`crate::feed`]), running beside the manifest's workers.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::feed::{FeedOptions, FeedReport, feed_pool};
+use crate::manifest::{Manifest, PoolEntry};
+use crate::pool::{Pool, PoolOptions, PoolStats};
+use crate::run::Run;
+use crate::runtime::{Program, Runtime};
+use crate::worker::{Limits, WorkerSpec};
+
+/// Which of the manifest's worker instances (by start index) have ended.
+pub(super) type Finished = watch::Sender<Vec<bool>>;
+
+/// A started stage: its name and the task that feeds it to the end.
+pub(super) struct Stage {
+    name: String,
+    task: JoinHandle<StageReport>,
+}
+
+/// How a stage ended.
+pub(super) struct StageReport {
+    feed: FeedReport,
+    stats: PoolStats,
+    duration: Duration,
+}
+
+/// Starts every `[[pool]]` of `manifest` in `run`. `instances` gives the
+/// start indices of each `[[worker]]` entry's instances, for `producers`;
+/// `finished` is updated by the launcher as workers end.
+pub(super) fn start(
+    runtime: &Runtime,
+    manifest: &Manifest,
+    path: &Path,
+    run: &Run,
+    programs: &mut HashMap<std::path::PathBuf, Program>,
+    instances: &HashMap<&str, std::ops::Range<usize>>,
+    finished: &Finished,
+) -> anyhow::Result<Vec<Stage>> {
+    // Each pool says when it is done, so a pool reading another's output
+    // knows its producer has ended.
+    let done: Vec<watch::Sender<bool>> = manifest
+        .pools
+        .iter()
+        .map(|_| watch::channel(false).0)
+        .collect();
+    let mut stages = Vec::new();
+    for (i, entry) in manifest.pools.iter().enumerate() {
+        let context = || format!("{}: pool `{}`", path.display(), entry.name);
+        let file = entry.component.get_ref();
+        let program = match programs.get(file) {
+            Some(p) => p.clone(),
+            None => {
+                let p = runtime.load(file).with_context(context)?;
+                programs.insert(file.clone(), p.clone());
+                p
+            }
+        };
+        let pool = Pool::new(runtime, &program, pool_options(entry, manifest, run))
+            .with_context(context)?;
+        let objects = run.objects();
+        let declared = "pool queues are checked against [queues] by the manifest parser";
+        let input = objects.queue(&entry.input).expect(declared);
+        let output = objects.queue(&entry.output).expect(declared);
+        let producers: Vec<usize> = match &entry.producers {
+            Some(names) => names
+                .iter()
+                .flat_map(|n| instances[n.as_str()].clone())
+                .collect(),
+            None => instances.values().flat_map(Clone::clone).collect(),
+        };
+        let upstream: Vec<watch::Receiver<bool>> = manifest
+            .pools
+            .iter()
+            .zip(&done)
+            .filter(|(other, _)| other.output == entry.input)
+            .map(|(_, d)| d.subscribe())
+            .collect();
+        let mut workers = finished.subscribe();
+        let producers_done = async move {
+            let _ = workers
+                .wait_for(|ended| producers.iter().all(|&p| ended[p]))
+                .await;
+            for mut pool in upstream {
+                let _ = pool.wait_for(|done| *done).await;
+            }
+        };
+        let options = FeedOptions {
+            chunk: entry.chunk,
+            stops: entry.stops,
+        };
+        let name = entry.name.clone();
+        let my_done = done[i].clone();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let feed = feed_pool(&pool, &input, &output, producers_done, options, |n, e| {
+                eprintln!("corral: pool {name}: input {n}: task failed: {e}");
+            })
+            .await;
+            my_done.send_replace(true);
+            pool.close();
+            let _ = pool.join().await;
+            StageReport {
+                feed,
+                stats: pool.stats(),
+                duration: started.elapsed(),
+            }
+        });
+        stages.push(Stage {
+            name: entry.name.clone(),
+            task,
+        });
+    }
+    Ok(stages)
+}
+
+fn pool_options(entry: &PoolEntry, manifest: &Manifest, run: &Run) -> PoolOptions {
+    PoolOptions {
+        workers: entry.workers.unwrap_or(PoolOptions::default().workers),
+        task_timeout: entry.task_timeout,
+        retries: entry.retries,
+        worker: WorkerSpec {
+            name: entry.name.clone(),
+            env: entry
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            limits: Limits {
+                memory: entry.memory.or(manifest.defaults.memory),
+                ..Limits::default()
+            },
+            run: run.clone(),
+            mounts: entry.mounts.clone(),
+            ..WorkerSpec::default()
+        },
+        ..PoolOptions::default()
+    }
+}
+
+/// Waits for every stage to finish (all workers have ended by now, so each
+/// stage's producers have too), or stops them all at once when `interrupted`
+/// or on Ctrl-C. Prints one line per stage unless `quiet`; returns whether
+/// every task of every stage succeeded.
+pub(super) async fn finish(stages: Vec<Stage>, interrupted: bool, quiet: bool) -> bool {
+    let mut all_ok = true;
+    let width = stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for stage in stages {
+        if interrupted {
+            // Dropping the pool terminates its instances.
+            stage.task.abort();
+            all_ok = false;
+            continue;
+        }
+        let abort = stage.task.abort_handle();
+        let report = tokio::select! {
+            joined = stage.task => joined.ok(),
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("corral: interrupted; terminating pool {}", stage.name);
+                abort.abort();
+                None
+            }
+        };
+        let Some(report) = report else {
+            all_ok = false;
+            continue;
+        };
+        all_ok &= report.feed.failed == 0;
+        if !quiet {
+            let FeedReport {
+                succeeded,
+                failed,
+                end,
+            } = report.feed;
+            eprintln!(
+                "{:width$}  pool: {} tasks, {succeeded} ok, {failed} failed (end of input: {end}); \
+                 {} instances  ({:.1} ms)",
+                stage.name,
+                succeeded + failed,
+                report.stats.instances_started,
+                report.duration.as_secs_f64() * 1e3
+            );
+        }
+    }
+    all_ok
+}

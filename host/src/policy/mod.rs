@@ -1,0 +1,82 @@
+//! Isolation policies: what a worker may reach, deny by default.
+//!
+//! A [`Policy`] is what the host enforces at run time beyond a worker's
+//! limits, environment and mounts (which live in
+//! [`WorkerSpec`](crate::WorkerSpec)): network, IPC grants, spawning, output
+//! caps, instance counts, fuel, and deterministic clocks and randomness.
+//! Policy files ([`PolicyFile`]) hold named profiles that resolve to both.
+
+mod file;
+mod grants;
+mod network;
+
+use std::time::{Duration, SystemTime};
+
+pub use file::{PolicyError, PolicyFile, Profile};
+pub use grants::{IpcGrants, ObjectKind, Op, OpSet};
+pub use network::{AddrRule, NetworkPolicy, SocketUse};
+
+/// The run-time part of a worker's policy. [`Policy::default`] is what a
+/// worker without a policy file gets: no network, no spawning, no caps on
+/// output, and every named object of its run (the run is the boundary the
+/// host drew); a policy file starts from nothing instead.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Policy {
+    /// The profile this came from, for messages and events.
+    pub name: String,
+    /// TCP and UDP, by address and port; name lookup.
+    pub network: NetworkPolicy,
+    /// Which named objects may be opened, and for which operations.
+    /// `None`: all objects of the run, all operations.
+    pub ipc: Option<IpcGrants>,
+    /// Whether and what the worker may spawn.
+    pub spawn: SpawnPolicy,
+    /// Bytes of stdout the host passes on; the rest is dropped with a notice.
+    pub stdout_limit: Option<u64>,
+    /// Bytes of stderr the host passes on; the rest is dropped with a notice.
+    pub stderr_limit: Option<u64>,
+    /// Most core instances, tables and linear memories the worker may create.
+    pub counts: Counts,
+    /// Deterministic execution: a fixed fuel budget instead of CPU time.
+    pub fuel: Option<u64>,
+    /// A fixed clock and seeded randomness, so a run can be replayed.
+    pub deterministic: Option<Deterministic>,
+}
+
+/// Limits on the number of wasm objects one worker creates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Core instances.
+    pub instances: Option<u32>,
+    /// Tables.
+    pub tables: Option<u32>,
+    /// Linear memories.
+    pub memories: Option<u32>,
+}
+
+/// Spawning of child workers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpawnPolicy {
+    /// Components (by the name the run registered them under) the worker
+    /// may spawn. Empty: spawning is denied.
+    pub components: Vec<String>,
+    /// Most children alive at once.
+    pub max_children: Option<u32>,
+    /// Most descendants (children, grandchildren...) ever spawned.
+    pub max_descendants: Option<u32>,
+}
+
+/// A fixed starting time and a seed: the worker's clocks start there and
+/// advance by a fixed step per reading, its random bytes come from the seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deterministic {
+    /// What the wall clock reads first.
+    pub start: SystemTime,
+    /// Seed of every random source.
+    pub seed: u64,
+}
+
+impl Deterministic {
+    /// How far the clocks advance at each reading.
+    pub const STEP: Duration = Duration::from_micros(1);
+}
