@@ -54,6 +54,16 @@ struct PipeState {
     sink: Sink,
     /// A console line not yet ended by a newline.
     partial: Vec<u8>,
+    /// A cap on the bytes passed on, if the worker's policy sets one.
+    cap: Option<Cap>,
+}
+
+/// An output cap: bytes past `limit` are dropped, once with a notice.
+struct Cap {
+    limit: u64,
+    written: u64,
+    /// Called once, when the first byte is dropped.
+    on_exceeded: Option<Box<dyn FnOnce(u64) + Send>>,
 }
 
 /// One worker output stream. Clones share the stream: WASI may open several
@@ -93,12 +103,52 @@ impl OutputPipe {
             kind,
             sink,
             partial: Vec::new(),
+            cap: None,
         })))
+    }
+
+    /// Passes on at most `limit` bytes; past it the guest's writes still
+    /// succeed (so it goes on running) but are dropped, and `on_exceeded`
+    /// runs once with the limit. On the console a notice line says so.
+    pub(crate) fn with_limit(
+        self,
+        limit: Option<u64>,
+        on_exceeded: impl FnOnce(u64) + Send + 'static,
+    ) -> Self {
+        if let Some(limit) = limit {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).cap = Some(Cap {
+                limit,
+                written: 0,
+                on_exceeded: Some(Box::new(on_exceeded)),
+            });
+        }
+        self
     }
 
     fn write_bytes(&self, bytes: &[u8]) {
         let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *state;
+        let mut notice = None;
+        let bytes = match &mut state.cap {
+            None => bytes,
+            Some(cap) => {
+                let room = cap
+                    .limit
+                    .saturating_sub(cap.written)
+                    .min(bytes.len() as u64) as usize;
+                cap.written += room as u64;
+                if room < bytes.len()
+                    && let Some(exceeded) = cap.on_exceeded.take()
+                {
+                    exceeded(cap.limit);
+                    notice = Some(format!(
+                        "[corral: output truncated at the policy's limit of {}; the rest is dropped]",
+                        bytesize::ByteSize(cap.limit).display().iec()
+                    ));
+                }
+                &bytes[..room]
+            }
+        };
         match &mut state.sink {
             Sink::Null => {}
             Sink::Capture(buf) => buf.extend_from_slice(bytes),
@@ -116,6 +166,12 @@ impl OutputPipe {
                     start += MAX_LINE;
                 }
                 state.partial.drain(..start);
+                if let Some(notice) = notice {
+                    if !state.partial.is_empty() {
+                        push_line(&mut out, prefix, &std::mem::take(&mut state.partial));
+                    }
+                    push_line(&mut out, prefix, notice.as_bytes());
+                }
                 if !out.is_empty() {
                     emit(state.kind, &out);
                 }

@@ -5,7 +5,11 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
 use crate::ipc::Registry;
+use crate::runtime::Program;
 use crate::vfs::{Limits, MemFs};
 
 /// What the workers of one run share. Cheap to clone: clones are the same run.
@@ -13,6 +17,7 @@ use crate::vfs::{Limits, MemFs};
 pub struct Run {
     objects: Arc<Registry>,
     fs: MemFs,
+    components: Arc<RwLock<HashMap<String, Program>>>,
 }
 
 impl Default for Run {
@@ -33,7 +38,26 @@ impl Run {
         Run {
             objects: Arc::default(),
             fs: MemFs::new(limits),
+            components: Arc::default(),
         }
+    }
+
+    /// Makes `program` available to workers of the run that may spawn
+    /// (`corral:worker/process.child.spawn`) under `name`.
+    pub fn register_component(&self, name: impl Into<String>, program: Program) {
+        self.components
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.into(), program);
+    }
+
+    /// The program registered under `name`.
+    pub fn component(&self, name: &str) -> Option<Program> {
+        self.components
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// The run's shared in-memory file tree, which workers see through

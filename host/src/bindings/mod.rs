@@ -3,7 +3,7 @@
 
 mod lock;
 mod pipe;
-mod process;
+pub(crate) mod process;
 mod queue;
 mod readiness;
 mod sync;
@@ -35,12 +35,15 @@ mod generated {
             "corral:worker/sync.[method]event.wait": async | trappable,
             "corral:worker/sync.[method]barrier.wait": async | trappable,
             "corral:worker/sync.[method]condition.wait": async | trappable,
+            "corral:worker/process.[method]child.join": async | trappable,
             default: trappable,
         },
         with: {
             "wasi:cli": wasmtime_wasi::p2::bindings::cli,
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            "wasi:random": wasmtime_wasi::p2::bindings::random,
+            "corral:worker/process.child": crate::bindings::process::ChildRes,
             "corral:worker/queue.queue": crate::bindings::QueueRes,
             "corral:worker/pipe.endpoint": crate::bindings::PipeRes,
             "corral:worker/lock.lock": crate::bindings::LockRes,

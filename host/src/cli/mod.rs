@@ -207,6 +207,38 @@ enum PolicyCommand {
         /// The policy file
         file: PathBuf,
     },
+    /// Run a probe under a profile and show what it could and could not
+    /// reach; exit 1 if anything differs from what was expected
+    #[command(after_help = "Examples:
+  corral policy test policies.toml#strict
+  corral policy test policies.toml#strict --expect strict-expect.toml --format json
+
+Without --expect, the expectation is what the profile says; an expectations
+file adds checks or overrides them, one per line under [expect]:
+  [expect]
+  \"connect:127.0.0.1:5432\" = \"denied\"
+  \"fs-write:/data\" = \"allowed\"
+Outcomes: allowed, denied, killed. The check column of the table gives the keys.")]
+    Test {
+        /// FILE (its default or only profile) or FILE#PROFILE
+        policy: String,
+        /// Expected outcomes by check (TOML, [expect] table)
+        #[arg(long, value_name = "EXPECT.toml")]
+        expect: Option<PathBuf>,
+        /// Probe with this component instead of the bundled probe (it must
+        /// take the same check arguments and print the same JSON lines)
+        #[arg(long, value_name = "W.wasm")]
+        worker: Option<PathBuf>,
+        /// How to print the results
+        #[arg(long, value_name = "FORMAT", default_value = "table")]
+        format: TestFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TestFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -315,6 +347,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Up { manifest, fs } => launch::up(config, ui, &manifest, fs).await,
         Command::Pool(args) => pool::pool(config, ui.quiet, args).await,
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file),
+        Command::Policy(PolicyCommand::Test {
+            policy: reference,
+            expect,
+            worker,
+            format,
+        }) => {
+            let json = matches!(format, TestFormat::Json);
+            policy::test(
+                config,
+                &reference,
+                expect.as_deref(),
+                worker.as_deref(),
+                json,
+            )
+            .await
+        }
         Command::Inspect { file, json } => inspect::inspect(config, &file, json),
         Command::Compile { files } => compile::compile(config, &files, ui.quiet),
     }

@@ -395,10 +395,7 @@ impl PolicyFile {
         })
     }
 
-    fn ipc_grants(
-        &self,
-        ipc: Option<&IpcToml>,
-    ) -> Result<IpcGrants, PolicyError> {
+    fn ipc_grants(&self, ipc: Option<&IpcToml>) -> Result<IpcGrants, PolicyError> {
         let mut rules = Vec::new();
         for (table, objects) in ipc.into_iter().flatten() {
             let Some(kind) = ObjectKind::ALL

@@ -9,6 +9,7 @@
 mod file;
 mod grants;
 mod network;
+pub mod probe;
 
 use std::time::{Duration, SystemTime};
 

@@ -21,7 +21,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 pub use cache::{CacheOutcome, CompileCache};
 pub use engine::EngineOptions;
 pub use load::InputKind;
-pub(crate) use state::{MemoryLimiter, Reporter, WorkerMeter, WorkerState};
+pub(crate) use state::{Family, Lineage, MemoryLimiter, Reporter, WorkerMeter, WorkerState};
 
 use crate::error::{LoadError, RuntimeError};
 use crate::events::{Event, EventSink};
@@ -295,6 +295,11 @@ impl Runtime {
     /// Never fails: a worker that cannot start ends with
     /// [`ExitStatus::FailedToStart`].
     pub fn spawn(&self, program: &Program, spec: WorkerSpec) -> Worker {
+        self.spawn_in(program, spec, Lineage::default())
+    }
+
+    /// [`spawn`](Self::spawn) for a worker in a family tree (a child).
+    pub(crate) fn spawn_in(&self, program: &Program, spec: WorkerSpec, lineage: Lineage) -> Worker {
         let id = self.next_worker_id();
         let name: Arc<str> = Arc::from(spec.name.as_str());
         let console = self.inner.console;
@@ -305,8 +310,16 @@ impl Runtime {
             report,
             kill: Notify::new(),
             terminated: AtomicBool::new(false),
-            stdout: OutputPipe::new(StreamKind::Stdout, spec.stdio, console, (id, &name)),
-            stderr: OutputPipe::new(StreamKind::Stderr, spec.stdio, console, (id, &name)),
+            stdout: OutputPipe::new(StreamKind::Stdout, spec.stdio, console, (id, &name))
+                .with_limit(
+                    spec.policy.stdout_limit,
+                    self.output_cap_notice(id, &name, "stdout"),
+                ),
+            stderr: OutputPipe::new(StreamKind::Stderr, spec.stdio, console, (id, &name))
+                .with_limit(
+                    spec.policy.stderr_limit,
+                    self.output_cap_notice(id, &name, "stderr"),
+                ),
         });
         self.emit(Event::Started {
             id,
@@ -314,20 +327,29 @@ impl Runtime {
         });
         tokio::spawn(
             self.clone()
-                .run_worker(program.clone(), spec, shared.clone()),
+                .run_worker(program.clone(), spec, shared.clone(), lineage),
         );
         Worker { shared }
     }
 
-    async fn run_worker(self, program: Program, spec: WorkerSpec, shared: Arc<WorkerShared>) {
+    async fn run_worker(
+        self,
+        program: Program,
+        spec: WorkerSpec,
+        shared: Arc<WorkerShared>,
+        lineage: Lineage,
+    ) {
         let started = Instant::now();
         let meter = Arc::new(WorkerMeter::default());
         let limits = spec.limits.clone();
         let execution = Metered {
-            inner: Box::pin(
-                self.clone()
-                    .execute(program, spec, shared.clone(), meter.clone()),
-            ),
+            inner: Box::pin(self.clone().execute(
+                program,
+                spec,
+                shared.clone(),
+                meter.clone(),
+                lineage,
+            )),
             meter: meter.clone(),
         };
         let wall_limit = async {
@@ -372,6 +394,7 @@ impl Runtime {
         spec: WorkerSpec,
         shared: Arc<WorkerShared>,
         meter: Arc<WorkerMeter>,
+        lineage: Lineage,
     ) -> ExitStatus {
         let Some(command) = &program.0.command else {
             return ExitStatus::FailedToStart {
@@ -383,10 +406,11 @@ impl Runtime {
             };
         };
         let outputs = (shared.stdout.clone(), shared.stderr.clone());
-        let mut store = match self.new_store(&spec, shared.id, &shared.name, outputs, &meter) {
-            Ok(store) => store,
-            Err(reason) => return ExitStatus::FailedToStart { reason },
-        };
+        let mut store =
+            match self.new_store_in(&spec, shared.id, &shared.name, outputs, &meter, lineage) {
+                Ok(store) => store,
+                Err(reason) => return ExitStatus::FailedToStart { reason },
+            };
         let command = match command.instantiate_async(&mut store).await {
             Ok(command) => command,
             Err(err) => return self.start_failure(err, &spec, &meter),
@@ -406,8 +430,21 @@ impl Runtime {
         spec: &WorkerSpec,
         id: u64,
         name: &Arc<str>,
+        outputs: (OutputPipe, OutputPipe),
+        meter: &Arc<WorkerMeter>,
+    ) -> Result<Store<WorkerState>, String> {
+        self.new_store_in(spec, id, name, outputs, meter, Lineage::default())
+    }
+
+    /// [`new_store`](Self::new_store) for a worker in a family tree.
+    fn new_store_in(
+        &self,
+        spec: &WorkerSpec,
+        id: u64,
+        name: &Arc<str>,
         (stdout, stderr): (OutputPipe, OutputPipe),
         meter: &Arc<WorkerMeter>,
+        lineage: Lineage,
     ) -> Result<Store<WorkerState>, String> {
         let reporter = Reporter {
             id,
@@ -447,6 +484,12 @@ impl Runtime {
             name: name.clone(),
             policy: spec.policy.clone(),
             reporter,
+            family: (!spec.policy.spawn.components.is_empty()).then(|| Family {
+                runtime: self.clone(),
+                spec: Arc::new(spec.clone()),
+                lineage,
+                children: Vec::new(),
+            }),
             run: spec.run.clone(),
             mounts,
             wasi: wasi.build(),
@@ -473,6 +516,27 @@ impl Runtime {
             Ok(UpdateDeadline::Yield(1))
         });
         Ok(store)
+    }
+
+    /// What to do when a worker's output passes its cap: a denial event.
+    fn output_cap_notice(
+        &self,
+        id: u64,
+        name: &Arc<str>,
+        stream: &'static str,
+    ) -> impl FnOnce(u64) + Send + 'static {
+        let reporter = Reporter {
+            id,
+            name: name.clone(),
+            sink: self.inner.events.clone(),
+        };
+        move |limit| {
+            let limit = bytesize::ByteSize(limit).display().iec();
+            reporter.deny(
+                &format!("output.{stream}"),
+                format!("writing past {limit} of {stream}"),
+            );
+        }
     }
 
     /// Allocates a host-unique worker id.

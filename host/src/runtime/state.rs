@@ -157,6 +157,22 @@ impl Reporter {
     }
 }
 
+/// The family tree a worker belongs to: what its spawn limits count.
+#[derive(Clone, Default)]
+pub(crate) struct Lineage {
+    /// Workers spawned anywhere below the tree's root worker.
+    pub descendants: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// What a worker that may spawn needs: the runtime to spawn on, its own
+/// spec (children inherit it), its lineage, and its children so far.
+pub(crate) struct Family {
+    pub runtime: super::Runtime,
+    pub spec: Arc<crate::worker::WorkerSpec>,
+    pub lineage: Lineage,
+    pub children: Vec<crate::worker::Worker>,
+}
+
 /// The data of one worker's `Store`.
 pub(crate) struct WorkerState {
     pub id: u64,
@@ -165,6 +181,8 @@ pub(crate) struct WorkerState {
     pub policy: Arc<crate::policy::Policy>,
     /// Where denials are reported.
     pub reporter: Reporter,
+    /// Set when the policy lets the worker spawn children.
+    pub family: Option<Family>,
     pub run: crate::run::Run,
     /// The worker's mounts: its view of `wasi:filesystem`.
     pub mounts: crate::vfs::MountTable,
@@ -199,6 +217,7 @@ impl WorkerState {
                 name,
                 sink: None,
             },
+            family: None,
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter {

@@ -1,0 +1,248 @@
+//! The probe `corral policy test` runs under a policy: it tries each
+//! capability named on its command line and prints one JSON line per try:
+//! `{"check": "...", "observed": "allowed" | "denied" | "error", "detail": "..."}`.
+//!
+//! Checks: `fs-read:PATH`, `fs-write:DIR`, `env:NAME`, `connect:ADDR`,
+//! `bind:ADDR`, `udp:ADDR`, `lookup:HOST`, `ipc:KIND:NAME:OP`,
+//! `spawn:COMPONENT`, `memory:BYTES`, `cpu:MILLIS`, `sleep:MILLIS`. The last
+//! three end the probe when a limit kills it: the host reports that. `time`
+//! and `random` report the clock and random bytes, to check replays.
+
+use std::io::{ErrorKind, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
+
+use corral_guest::process::Child;
+use corral_guest::{Barrier, Condition, Endpoint, Error, Event, Lock, Queue, Semaphore};
+
+enum Observed {
+    Allowed(String),
+    Denied(String),
+    Failed(String),
+}
+
+fn main() {
+    for check in std::env::args().skip(1) {
+        let observed = probe(&check);
+        let (word, detail) = match observed {
+            Observed::Allowed(d) => ("allowed", d),
+            Observed::Denied(d) => ("denied", d),
+            Observed::Failed(d) => ("error", d),
+        };
+        println!(
+            "{{\"check\": {}, \"observed\": \"{word}\", \"detail\": {}}}",
+            json(&check),
+            json(&detail)
+        );
+        let _ = std::io::stdout().flush();
+    }
+}
+
+fn json(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// An OS-level error: permission errors are the policy saying no.
+fn io(result: std::io::Result<String>) -> Observed {
+    match result {
+        Ok(detail) => Observed::Allowed(detail),
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Observed::Denied(e.to_string())
+        }
+        Err(e) if e.raw_os_error() == Some(63) || e.raw_os_error() == Some(76) => {
+            Observed::Denied(e.to_string())
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Observed::Denied(format!("not visible: {e}")),
+        Err(e) => Observed::Failed(e.to_string()),
+    }
+}
+
+/// A network error: connection refused means the policy let it through.
+fn net(result: std::io::Result<String>) -> Observed {
+    match result {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionRefused | ErrorKind::AddrInUse | ErrorKind::TimedOut
+            ) =>
+        {
+            Observed::Allowed(format!("let through ({e})"))
+        }
+        other => io(other),
+    }
+}
+
+/// A Corral call's result: `denied` is the policy saying no.
+fn corral<T>(result: Result<T, Error>) -> Observed {
+    match result {
+        Ok(_) => Observed::Allowed("ok".into()),
+        Err(Error::Denied(why)) => Observed::Denied(why),
+        Err(
+            e @ (Error::Timeout
+            | Error::Closed
+            | Error::Broken
+            | Error::Invalid(_)
+            | Error::TooLarge(_)),
+        ) => Observed::Allowed(format!("let through ({e:?})")),
+        Err(e) => Observed::Failed(format!("{e:?}")),
+    }
+}
+
+fn probe(check: &str) -> Observed {
+    let (kind, arg) = check.split_once(':').unwrap_or((check, ""));
+    match kind {
+        "fs-read" => io(std::fs::read_dir(arg)
+            .map(|d| format!("{} entries", d.count()))
+            .or_else(|_| std::fs::read(arg).map(|b| format!("{} bytes", b.len())))),
+        "fs-write" => {
+            let path = format!("{}/.corral-probe", arg.trim_end_matches('/'));
+            io(std::fs::write(&path, b"probe")
+                .and_then(|()| std::fs::remove_file(&path))
+                .map(|()| "wrote".into()))
+        }
+        "env" => match std::env::var(arg) {
+            Ok(_) => Observed::Allowed("set".into()),
+            Err(_) => Observed::Denied("not in the environment".into()),
+        },
+        "connect" => net(TcpStream::connect(arg).map(|_| "connected".into())),
+        "bind" => net(TcpListener::bind(arg).map(|l| format!("bound {:?}", l.local_addr().ok()))),
+        "udp" => net(UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| s.send_to(b"probe", arg))
+            .map(|n| format!("sent {n}"))),
+        // A refused lookup comes back as a resolver failure, not a
+        // permission error: any failure to resolve `localhost` is a no.
+        "lookup" => match (arg, 0).to_socket_addrs() {
+            Ok(addrs) => Observed::Allowed(format!("{} addresses", addrs.count())),
+            Err(e) => Observed::Denied(e.to_string()),
+        },
+        "ipc" => ipc(arg),
+        "spawn" => match Child::spawn(arg, "probe-child", &[]) {
+            Ok(child) => {
+                child.kill();
+                Observed::Allowed(format!("spawned worker {}", child.id()))
+            }
+            Err(e) => corral::<()>(Err(e)),
+        },
+        "memory" => {
+            let bytes: usize = arg.parse().unwrap_or(0);
+            let mut block: Vec<u8> = Vec::new();
+            match block.try_reserve_exact(bytes) {
+                Ok(()) => {
+                    block.resize(bytes, 1);
+                    Observed::Allowed(format!("allocated {bytes} bytes"))
+                }
+                Err(e) => Observed::Denied(format!("allocation refused: {e}")),
+            }
+        }
+        "cpu" => {
+            let until = Instant::now() + Duration::from_millis(arg.parse().unwrap_or(0));
+            let mut x = 0u64;
+            while Instant::now() < until {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            Observed::Allowed(format!("spun {x} times"))
+        }
+        "sleep" => {
+            std::thread::sleep(Duration::from_millis(arg.parse().unwrap_or(0)));
+            Observed::Allowed("slept".into())
+        }
+        // Not capabilities: what a deterministic run must replay exactly.
+        "time" => Observed::Allowed(format!(
+            "{:?}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+        )),
+        "random" => Observed::Allowed(
+            corral_guest::wasi::random::random::get_random_bytes(16)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        ),
+        other => Observed::Failed(format!("unknown check `{other}`")),
+    }
+}
+
+/// `KIND:NAME:OP`: open the object and try the operation without waiting.
+fn ipc(arg: &str) -> Observed {
+    let mut parts = arg.splitn(3, ':');
+    let (kind, name, op) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or("open"),
+    );
+    let now = Some(0);
+    match (kind, op) {
+        ("queue", _) => match Queue::open(name) {
+            Err(e) => corral::<()>(Err(e)),
+            Ok(q) => match op {
+                "put" => corral(q.try_put(b"probe")),
+                "get" => corral(q.try_get()),
+                "close" => corral(q.close()),
+                _ => Observed::Allowed("opened".into()),
+            },
+        },
+        ("pipe", _) => match Endpoint::open(name) {
+            Err(e) => corral::<()>(Err(e)),
+            Ok(p) => match op {
+                "send" => corral(p.send(b"probe", now)),
+                "recv" => corral(p.try_recv()),
+                _ => Observed::Allowed("opened".into()),
+            },
+        },
+        ("lock", _) => match Lock::open(name) {
+            Err(e) => corral::<()>(Err(e)),
+            Ok(l) => match op {
+                "acquire" => corral(l.try_acquire()),
+                _ => Observed::Allowed("opened".into()),
+            },
+        },
+        ("semaphore", _) => match Semaphore::open(name) {
+            Err(e) => corral::<()>(Err(e)),
+            Ok(s) => match op {
+                "acquire" => corral(s.try_acquire()),
+                "release" => corral(s.release()),
+                _ => Observed::Allowed("opened".into()),
+            },
+        },
+        ("event", _) => match Event::open(name) {
+            Err(e) => corral::<()>(Err(e)),
+            Ok(e) => match op {
+                "set" => corral(e.set()),
+                "wait" => corral(e.wait(now)),
+                _ => Observed::Allowed("opened".into()),
+            },
+        },
+        ("barrier", _) => match Barrier::open(name) {
+            Err(e) => corral::<()>(Err(e)),
+            Ok(b) => match op {
+                "wait" => corral(b.wait(now)),
+                "abort" => corral(b.abort()),
+                _ => Observed::Allowed("opened".into()),
+            },
+        },
+        ("condition", _) => match Condition::open(name) {
+            Err(e) => corral::<()>(Err(e)),
+            Ok(c) => match op {
+                "notify" => corral(c.notify(1)),
+                _ => Observed::Allowed("opened".into()),
+            },
+        },
+        _ => Observed::Failed(format!("unknown object kind `{kind}`")),
+    }
+}

@@ -1,0 +1,452 @@
+//! Policies enforced on real guests, and the hostile-guest suite: for each
+//! abuse, the host stays up, the other workers are unaffected, and the
+//! status or a denial event names the rule.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{guest, load, runtime_with, stdout_of};
+use corral::ipc::QueueConfig;
+use corral::policy::Profile;
+use corral::{Event, ExitStatus, KillReason, PolicyFile, Run, Runtime, Stdio, Worker, WorkerSpec};
+
+fn profile(toml: &str) -> Profile {
+    PolicyFile::parse(Path::new("test-policy.toml"), toml)
+        .unwrap()
+        .profile(None)
+        .unwrap()
+}
+
+fn spawn_with(
+    rt: &Runtime,
+    run: &Run,
+    program: &str,
+    name: &str,
+    args: &[&str],
+    policy: &Profile,
+) -> Worker {
+    let mut spec = WorkerSpec::new(name)
+        .args(args.iter().copied())
+        .stdio(Stdio::Capture)
+        .run(run);
+    policy.apply_to(&mut spec);
+    rt.spawn(&load(rt, program), spec)
+}
+
+fn denials(events: &[Event], worker: &str) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Denied {
+                name, rule, action, ..
+            } if name == worker => Some((rule.clone(), action.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A bystander that must be unaffected by whatever the hostile worker does.
+fn bystander(rt: &Runtime) -> Worker {
+    rt.spawn(
+        &load(rt, "sleepy"),
+        WorkerSpec::new("bystander")
+            .args(["300"])
+            .stdio(Stdio::Capture),
+    )
+}
+
+async fn bystander_ok(worker: Worker) {
+    assert_eq!(
+        worker.join().await,
+        ExitStatus::Exited { code: 0 },
+        "the bystander was affected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_bomb_is_killed_by_the_memory_rule() {
+    let (rt, _) = runtime_with(16);
+    let by = bystander(&rt);
+    let policy = profile("[profiles.p]\nmemory = \"32MiB\"\n");
+    let w = spawn_with(&rt, &Run::new(), "alloc", "bomb", &["4096"], &policy);
+    match w.join().await {
+        ExitStatus::Killed {
+            reason: KillReason::Memory { limit, .. },
+        } => assert_eq!(limit, 32 << 20),
+        other => panic!("{other:?}"),
+    }
+    bystander_ok(by).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runaway_loop_and_deep_recursion_end_only_themselves() {
+    let (rt, _) = runtime_with(16);
+    let by = bystander(&rt);
+    let policy = profile("[profiles.p]\ncpu = \"100ms\"\n");
+    let spin = spawn_with(&rt, &Run::new(), "spin", "spin", &[], &policy);
+    assert_eq!(
+        spin.join().await,
+        ExitStatus::Killed {
+            reason: KillReason::CpuTime { limit_ms: 100 }
+        }
+    );
+    let deep = spawn_with(&rt, &Run::new(), "trap", "deep", &["overflow"], &policy);
+    let status = deep.join().await;
+    assert!(status.to_string().contains("stack overflow"), "{status}");
+    bystander_ok(by).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spawn_bomb_is_stopped_by_the_descendant_limit() {
+    let (rt, events) = runtime_with(64);
+    let run = Run::new();
+    run.register_component("hostile", load(&rt, "hostile"));
+    let policy = profile(
+        "[profiles.p.spawn]\ncomponents = [\"hostile\"]\nmax-children = 2\nmax-descendants = 10\n",
+    );
+    let root = spawn_with(&rt, &run, "hostile", "root", &["spawn-bomb"], &policy);
+    assert_eq!(
+        root.join().await,
+        ExitStatus::Exited { code: 0 },
+        "{}",
+        String::from_utf8_lossy(&root.stderr())
+    );
+    let started = events
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::Started { .. }))
+        .count();
+    assert_eq!(started, 11, "the root and exactly 10 descendants");
+    let refused = events
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::Denied { rule, .. } if rule == "spawn.max-descendants"))
+        .count();
+    assert!(refused > 0, "the rule named in denial events");
+    let no_spawn = spawn_with(
+        &rt,
+        &run,
+        "hostile",
+        "lonely",
+        &["spawn-bomb"],
+        &profile("[profiles.p]\n"),
+    );
+    assert_eq!(no_spawn.join().await, ExitStatus::Exited { code: 0 });
+    assert_eq!(stdout_of(&no_spawn), "spawned 0, refused 2\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queue_flood_stops_at_capacity() {
+    let (rt, _) = runtime_with(16);
+    let run = Run::new();
+    run.objects()
+        .declare_queue(
+            "q",
+            QueueConfig {
+                capacity: 500,
+                ..QueueConfig::default()
+            },
+        )
+        .unwrap();
+    let policy = profile("[profiles.p.ipc]\nqueues = { q = [\"put\"] }\n");
+    let w = spawn_with(
+        &rt,
+        &run,
+        "hostile",
+        "flood",
+        &["queue-flood", "q"],
+        &policy,
+    );
+    assert_eq!(w.join().await, ExitStatus::Exited { code: 0 });
+    assert_eq!(
+        stdout_of(&w),
+        "the queue took 500 messages, then said full\n"
+    );
+    assert_eq!(run.objects().queue("q").unwrap().len(), 500);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stdout_flood_is_truncated_with_a_notice_and_the_worker_goes_on() {
+    let (rt, events) = runtime_with(16);
+    let policy = profile("[profiles.p]\nstdout = \"64KiB\"\n");
+    let w = spawn_with(
+        &rt,
+        &Run::new(),
+        "hostile",
+        "flood",
+        &["stdout-flood", "10000000"],
+        &policy,
+    );
+    assert_eq!(w.join().await, ExitStatus::Exited { code: 0 });
+    assert_eq!(w.stdout().len(), 64 << 10, "exactly the cap passed on");
+    assert!(String::from_utf8_lossy(&w.stderr()).starts_with("done after"));
+    let denied = denials(&events.events(), "flood");
+    assert_eq!(
+        denied,
+        [(
+            "output.stdout".to_string(),
+            "writing past 64.0 KiB of stdout".to_string()
+        )]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ungranted_socket_and_host_environment_stay_out_of_reach() {
+    let (rt, events) = runtime_with(16);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let granted = profile(&format!(
+        "[profiles.p.network]\nconnect = [\"127.0.0.1:{port}\"]\n"
+    ));
+    let ok = spawn_with(
+        &rt,
+        &Run::new(),
+        "hostile",
+        "ok",
+        &["connect", &format!("127.0.0.1:{port}")],
+        &granted,
+    );
+    assert_eq!(ok.join().await, ExitStatus::Exited { code: 0 });
+    assert_eq!(stdout_of(&ok), format!("connected to 127.0.0.1:{port}\n"));
+    let other = format!("127.0.0.1:{}", port.wrapping_add(1).max(1));
+    let no = spawn_with(
+        &rt,
+        &Run::new(),
+        "hostile",
+        "no",
+        &["connect", &other],
+        &granted,
+    );
+    assert_eq!(no.join().await, ExitStatus::Exited { code: 0 });
+    assert!(
+        stdout_of(&no).contains("PermissionDenied"),
+        "{}",
+        stdout_of(&no)
+    );
+    assert_eq!(
+        denials(&events.events(), "no"),
+        [("network.connect".into(), format!("tcp connect {other}"))]
+    );
+    // SAFETY of the test: PATH is set in every environment cargo runs in.
+    let env = spawn_with(
+        &rt,
+        &Run::new(),
+        "hostile",
+        "env",
+        &["env", "PATH"],
+        &profile("[profiles.p]\n"),
+    );
+    env.join().await;
+    assert_eq!(stdout_of(&env), "PATH is not visible\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn path_escapes_fail_inside_the_mount() {
+    let (rt, _) = runtime_with(16);
+    let policy = profile("[profiles.p]\nmounts = [\"@scratch:/data\"]\n");
+    for path in [
+        "/data/../../etc/passwd",
+        "/etc/passwd",
+        "/data/../data/../..",
+    ] {
+        let w = spawn_with(
+            &rt,
+            &Run::new(),
+            "hostile",
+            "escape",
+            &["escape", path],
+            &policy,
+        );
+        assert_eq!(w.join().await, ExitStatus::Exited { code: 0 });
+        let out = stdout_of(&w);
+        assert!(!out.starts_with("read "), "{path}: {out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_holder_that_spins_is_killed_and_the_lock_freed() {
+    let (rt, _) = runtime_with(16);
+    let run = Run::new();
+    run.objects().declare_lock("l", false).unwrap();
+    let policy =
+        profile("[profiles.p]\ncpu = \"150ms\"\n[profiles.p.ipc]\nlocks = { l = [\"acquire\"] }\n");
+    let spinner = spawn_with(
+        &rt,
+        &run,
+        "hostile",
+        "spinner",
+        &["lock-spin", "l"],
+        &policy,
+    );
+    let status = spinner.join().await;
+    assert!(
+        matches!(
+            status,
+            ExitStatus::Killed {
+                reason: KillReason::CpuTime { .. }
+            }
+        ),
+        "{status:?}"
+    );
+    let lock = run.objects().lock("l").unwrap();
+    let guard = lock
+        .acquire(99, Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert!(guard.previous_owner_died());
+    guard.release();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ipc_grants_are_checked_per_object_and_operation() {
+    let (rt, events) = runtime_with(16);
+    let run = Run::new();
+    run.objects()
+        .declare_queue("jobs", QueueConfig::default())
+        .unwrap();
+    run.objects()
+        .declare_queue("secret", QueueConfig::default())
+        .unwrap();
+    let policy = profile("[profiles.p.ipc]\nqueues = { jobs = [\"get\"] }\n");
+    let w = spawn_with(
+        &rt,
+        &run,
+        "ipc-probe",
+        "reader",
+        &["put-big", "jobs", "4"],
+        &policy,
+    );
+    w.join().await;
+    assert!(
+        stdout_of(&w).starts_with("Err(Error::Denied("),
+        "{}",
+        stdout_of(&w)
+    );
+    let w = spawn_with(
+        &rt,
+        &run,
+        "ipc-probe",
+        "snoop",
+        &["open-queue", "secret"],
+        &policy,
+    );
+    w.join().await;
+    assert!(
+        stdout_of(&w).contains("grants no access to queue `secret`"),
+        "{}",
+        stdout_of(&w)
+    );
+    let rules: Vec<String> = denials(&events.events(), "snoop")
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert_eq!(rules, ["ipc.queues"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deterministic_mode_replays_clock_and_randomness() {
+    let (rt, _) = runtime_with(16);
+    let policy =
+        profile("[profiles.p.deterministic]\nseed = 7\nstart = \"2024-01-01T00:00:00Z\"\n");
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let w = spawn_with(
+            &rt,
+            &Run::new(),
+            "policy-probe",
+            "replay",
+            &["time", "random"],
+            &policy,
+        );
+        w.join().await;
+        outputs.push(stdout_of(&w));
+    }
+    assert_eq!(outputs[0], outputs[1], "same seed, same run");
+    // 2024-01-01T00:00:00Z is 1704067200 s after the epoch.
+    assert!(
+        outputs[0].contains("\"detail\": \"1704067200"),
+        "{}",
+        outputs[0]
+    );
+    let plain = spawn_with(
+        &rt,
+        &Run::new(),
+        "policy-probe",
+        "real",
+        &["random"],
+        &profile("[profiles.p]\n"),
+    );
+    plain.join().await;
+    let again = spawn_with(
+        &rt,
+        &Run::new(),
+        "policy-probe",
+        "real",
+        &["random"],
+        &profile("[profiles.p]\n"),
+    );
+    again.join().await;
+    assert_ne!(
+        stdout_of(&plain),
+        stdout_of(&again),
+        "without the mode, randomness is random"
+    );
+}
+
+#[test]
+fn policy_test_command_reports_every_capability() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "[profiles.strict]\nmemory = \"16MiB\"\ncpu = \"100ms\"\nmounts = [\"@scratch:/tmp:ro\"]\n\
+         [profiles.strict.network]\nconnect = [\"127.0.0.1:8000\"]\n\
+         [profiles.strict.ipc]\nqueues = { jobs = [\"get\"] }\n",
+    )
+    .unwrap();
+    let corral = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+            .arg("--cache-dir")
+            .arg(common::shared_cache_dir())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = corral(&["policy", "test", file.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let results: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let observed = |check: &str| {
+        results
+            .iter()
+            .find(|r| r["check"] == check)
+            .unwrap_or_else(|| panic!("no {check}"))["observed"]
+            .clone()
+    };
+    assert_eq!(observed("fs-write:/tmp"), "denied");
+    assert_eq!(observed("connect:127.0.0.1:8000"), "allowed");
+    assert_eq!(observed("connect:127.0.0.1:1"), "denied");
+    assert_eq!(observed("ipc:queue:jobs:put"), "denied");
+    assert_eq!(observed("cpu:300"), "killed");
+    // An author who expected otherwise gets exit 1 and a ✗.
+    let expect = dir.path().join("expect.toml");
+    std::fs::write(&expect, "[expect]\n\"ipc:queue:jobs:put\" = \"allowed\"\n").unwrap();
+    let out = corral(&[
+        "policy",
+        "test",
+        file.to_str().unwrap(),
+        "--expect",
+        expect.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("✗  put queue `jobs`"), "{table}");
+    assert!(table.contains("1 not as expected"), "{table}");
+    assert!(guest("hostile").exists());
+}
