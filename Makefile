@@ -15,8 +15,8 @@ targets:
 
 # Guest workers: components for wasm32-wasip2, plus one preview1 core module.
 guests: targets
-	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet
-	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet -p hello-p1 --target wasm32-wasip1
+	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet --target-dir target
+	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet --target-dir target -p hello-p1 --target wasm32-wasip1
 	$(MAKE) -C guests/c
 
 host:

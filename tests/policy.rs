@@ -67,7 +67,7 @@ async fn bystander_ok(worker: Worker) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_bomb_is_killed_by_the_memory_rule() {
-    let (rt, _) = runtime_with(16);
+    let (rt, events) = runtime_with(16);
     let by = bystander(&rt);
     let policy = profile("[profiles.p]\nmemory = \"32MiB\"\n");
     let w = spawn_with(&rt, &Run::new(), "alloc", "bomb", &["4096"], &policy);
@@ -77,6 +77,14 @@ async fn memory_bomb_is_killed_by_the_memory_rule() {
         } => assert_eq!(limit, 32 << 20),
         other => panic!("{other:?}"),
     }
+    let denied = denials(&events.events(), "bomb");
+    assert_eq!(
+        denied.len(),
+        1,
+        "one event, not one per refused grow: {denied:?}"
+    );
+    assert_eq!(denied[0].0, "memory");
+    assert!(denied[0].1.ends_with("(cap 32.0 MiB)"), "{denied:?}");
     bystander_ok(by).await;
 }
 
@@ -449,4 +457,26 @@ fn policy_test_command_reports_every_capability() {
     assert!(table.contains("✗  put queue `jobs`"), "{table}");
     assert!(table.contains("1 not as expected"), "{table}");
     assert!(guest("hostile").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fuel_is_a_deterministic_budget() {
+    let (rt, _) = runtime_with(16);
+    let policy = profile("[profiles.p]\nfuel = 20_000_000\n");
+    let spin = spawn_with(&rt, &Run::new(), "spin", "spin", &[], &policy);
+    assert_eq!(
+        spin.join().await,
+        ExitStatus::Killed {
+            reason: KillReason::Fuel { limit: 20_000_000 }
+        }
+    );
+    // A run that needs less fuel than the budget finishes, and the same
+    // bounded loop takes the same fuel every time: both runs end alike.
+    for _ in 0..2 {
+        let bounded = spawn_with(&rt, &Run::new(), "spin", "bounded", &["1000"], &policy);
+        assert_eq!(bounded.join().await, ExitStatus::Exited { code: 0 });
+    }
+    let stack = profile("[profiles.p]\nstack = \"256KiB\"\n");
+    let hello = spawn_with(&rt, &Run::new(), "hello", "small-stack", &[], &stack);
+    assert_eq!(hello.join().await, ExitStatus::Exited { code: 0 });
 }

@@ -152,6 +152,11 @@ pub enum KillReason {
         /// The timeout, in milliseconds.
         limit_ms: u64,
     },
+    /// The worker used up its fuel (its policy's instruction budget).
+    Fuel {
+        /// The budget.
+        limit: u64,
+    },
     /// The worker died after the host refused it memory past its cap.
     Memory {
         /// The cap, in bytes.
@@ -242,6 +247,7 @@ impl std::fmt::Display for KillReason {
             KillReason::CpuTime { limit_ms } => {
                 write!(f, "CPU time limit of {} exceeded", human_ms(*limit_ms))
             }
+            KillReason::Fuel { limit } => write!(f, "fuel limit of {limit} exhausted"),
             KillReason::WallTime { limit_ms } => {
                 write!(f, "wall-time limit of {} exceeded", human_ms(*limit_ms))
             }

@@ -155,6 +155,9 @@ pub(super) fn describe(profile: &Profile) -> String {
     if let Some(fuel) = p.fuel {
         line("fuel", fuel.to_string());
     }
+    if let Some(stack) = p.stack {
+        line("stack", size(stack));
+    }
     line("env", list(profile.env.clone()));
     line(
         "mounts",

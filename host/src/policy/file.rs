@@ -10,6 +10,8 @@
 //! env = ["LANG=C", "TZ"]    # K=V, or a name copied from the host
 //! mounts = ["@shared:/", "./data:/data:ro"]
 //! stdout = "1MiB"           # output caps: the rest is dropped, with a notice
+//! fuel = 50_000_000         # deterministic metering (instructions, about)
+//! stack = "256KiB"          # wasm stack
 //!
 //! [profiles.base.network]
 //! connect = ["127.0.0.1:8000-8100"]
@@ -97,6 +99,8 @@ struct ProfileToml {
     #[serde(default, deserialize_with = "serde_opt::duration")]
     timeout: Option<Duration>,
     fuel: Option<u64>,
+    #[serde(default, deserialize_with = "serde_opt::size")]
+    stack: Option<u64>,
     instances: Option<u32>,
     tables: Option<u32>,
     memories: Option<u32>,
@@ -390,6 +394,7 @@ impl PolicyFile {
                     memories: p.memories,
                 },
                 fuel: p.fuel,
+                stack: p.stack,
                 deterministic,
             },
         })
@@ -475,6 +480,7 @@ fn overlay(parent: ProfileToml, child: ProfileToml) -> ProfileToml {
         cpu: child.cpu.or(parent.cpu),
         timeout: child.timeout.or(parent.timeout),
         fuel: child.fuel.or(parent.fuel),
+        stack: child.stack.or(parent.stack),
         instances: child.instances.or(parent.instances),
         tables: child.tables.or(parent.tables),
         memories: child.memories.or(parent.memories),

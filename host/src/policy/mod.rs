@@ -38,8 +38,12 @@ pub struct Policy {
     pub stderr_limit: Option<u64>,
     /// Most core instances, tables and linear memories the worker may create.
     pub counts: Counts,
-    /// Deterministic execution: a fixed fuel budget instead of CPU time.
+    /// Deterministic metering: the worker may execute about this many wasm
+    /// instructions ("fuel"), then it is killed. Same count, same cut-off,
+    /// on any machine, unlike CPU time.
     pub fuel: Option<u64>,
+    /// The worker's wasm stack, in bytes (deep recursion traps past it).
+    pub stack: Option<u64>,
     /// A fixed clock and seeded randomness, so a run can be replayed.
     pub deterministic: Option<Deterministic>,
 }

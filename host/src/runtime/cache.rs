@@ -17,7 +17,6 @@ use wasmtime::component::Component;
 #[derive(Debug, Clone)]
 pub struct CompileCache {
     dir: PathBuf,
-    engine_key: String,
 }
 
 /// Whether a load found its compiled code in the cache.
@@ -33,18 +32,11 @@ pub enum CacheOutcome {
 }
 
 impl CompileCache {
-    /// Opens (creating if needed) a cache in `dir` for components compiled by
-    /// `engine`.
-    pub fn open(dir: impl Into<PathBuf>, engine: &Engine) -> std::io::Result<CompileCache> {
+    /// Opens (creating if needed) a cache in `dir`.
+    pub fn open(dir: impl Into<PathBuf>) -> std::io::Result<CompileCache> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir)?;
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        Ok(CompileCache {
-            dir,
-            engine_key: format!("{:016x}", hasher.finish()),
-        })
+        Ok(CompileCache { dir })
     }
 
     /// The cache directory the user gets when they pass no `--cache-dir`:
@@ -58,17 +50,21 @@ impl CompileCache {
         &self.dir
     }
 
-    /// The file that holds (or would hold) the compiled form of `input`.
-    /// `flavor` separates inputs that compile differently from the same bytes
-    /// (a core module adapted as a command or as a reactor).
-    pub fn entry_path(&self, input: &[u8], flavor: &str) -> PathBuf {
+    /// The file that holds (or would hold) the compiled form of `input` for
+    /// `engine`. `flavor` separates inputs that compile differently from the
+    /// same bytes (a core module adapted as a command or as a reactor).
+    pub fn entry_path(&self, engine: &Engine, input: &[u8], flavor: &str) -> PathBuf {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        env!("CARGO_PKG_VERSION").hash(&mut hasher);
+        let engine_key = format!("{:016x}", hasher.finish());
         let digest = Sha256::new()
             .chain_update(flavor.as_bytes())
             .chain_update([0])
             .chain_update(input)
             .finalize();
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        self.dir.join(format!("{hex}-{}.cwasm", self.engine_key))
+        self.dir.join(format!("{hex}-{engine_key}.cwasm"))
     }
 
     /// Loads a compiled component from `path` if present and usable.

@@ -95,18 +95,39 @@ pub fn build_engine(opts: &EngineOptions) -> wasmtime::Result<Engine> {
             .table_keep_resident(KEEP_RESIDENT);
     }
 
+    let mut config = base_config(opts, opts.max_wasm_stack);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}
+
+/// An engine for workers whose policy asks for what the shared engine does
+/// not do: fuel metering (compiled into the code) or another wasm stack
+/// size. Instances are allocated on demand: such workers are few, and a
+/// second pool would reserve address space for thousands.
+pub fn build_variant_engine(
+    opts: &EngineOptions,
+    fuel: bool,
+    max_wasm_stack: usize,
+) -> wasmtime::Result<Engine> {
+    let mut config = base_config(opts, max_wasm_stack);
+    config
+        .consume_fuel(fuel)
+        .allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    Engine::new(&config)
+}
+
+fn base_config(opts: &EngineOptions, max_wasm_stack: usize) -> Config {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
-        .max_wasm_stack(opts.max_wasm_stack)
+        .max_wasm_stack(max_wasm_stack)
         // The async stack must hold the wasm stack plus the host frames that
         // run on it (host calls, the epoch callback).
-        .async_stack_size(opts.max_wasm_stack + (256 << 10))
+        .async_stack_size(max_wasm_stack + (256 << 10))
         .memory_reservation(opts.memory_reservation)
         .memory_guard_size(opts.memory_guard)
         .memory_reservation_for_growth(0)
-        .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(32))
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config)
+        .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(32));
+    config
 }

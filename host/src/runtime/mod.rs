@@ -7,9 +7,10 @@ mod engine;
 mod load;
 mod state;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
@@ -72,6 +73,11 @@ struct RuntimeInner {
     next_id: AtomicU64,
     max_workers: u32,
     ticker_stop: Arc<AtomicBool>,
+    /// How the engines were configured, for variant engines.
+    options: EngineOptions,
+    /// Every engine whose epoch the ticker advances.
+    ticked: Arc<Mutex<Vec<Engine>>>,
+    variants: Mutex<HashMap<VariantKey, Arc<Variant>>>,
 }
 
 impl Drop for RuntimeInner {
@@ -90,13 +96,17 @@ impl Runtime {
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = match config.cache_dir {
             Some(dir) => Some(
-                CompileCache::open(&dir, &engine)
-                    .map_err(|source| RuntimeError::Cache { dir, source })?,
+                CompileCache::open(&dir).map_err(|source| RuntimeError::Cache { dir, source })?,
             ),
             None => None,
         };
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_epoch_ticker(&engine, config.engine.epoch_tick, ticker_stop.clone());
+        let ticked = Arc::new(Mutex::new(vec![engine.clone()]));
+        spawn_epoch_ticker(
+            ticked.clone(),
+            config.engine.epoch_tick,
+            ticker_stop.clone(),
+        );
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
@@ -107,6 +117,9 @@ impl Runtime {
                 next_id: AtomicU64::new(1),
                 max_workers: config.engine.max_workers,
                 ticker_stop,
+                options: config.engine.clone(),
+                ticked,
+                variants: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -192,9 +205,11 @@ impl Runtime {
             path: path.to_owned(),
             kind: compiled.kind,
             cache: compiled.cache,
+            input: compiled.input,
             pre,
             command,
             task,
+            variants: Mutex::new(HashMap::new()),
         })))
     }
 
@@ -257,22 +272,33 @@ impl Runtime {
     }
 
     fn compile(&self, path: &Path, bytes: Vec<u8>) -> Result<Compiled, LoadError> {
-        let engine = &self.inner.engine;
-        let input = load::recognise(path, bytes)?;
+        let input = Arc::new(load::recognise(path, bytes)?);
+        let (component, cache) = self.compile_for(&self.inner.engine, path, &input)?;
+        Ok(Compiled {
+            kind: input.kind,
+            component,
+            cache,
+            input,
+        })
+    }
+
+    /// Compiles `input` for `engine`, or maps it from the compile cache.
+    fn compile_for(
+        &self,
+        engine: &Engine,
+        path: &Path,
+        input: &load::Recognised,
+    ) -> Result<(Component, CacheOutcome), LoadError> {
         let entry = self.inner.cache.as_ref().map(|cache| {
             (
                 cache,
-                cache.entry_path(&input.original, input.cache_flavor()),
+                cache.entry_path(engine, &input.original, input.cache_flavor()),
             )
         });
         if let Some((cache, entry)) = &entry
             && let Some(component) = cache.load(engine, entry)
         {
-            return Ok(Compiled {
-                kind: input.kind,
-                component,
-                cache: CacheOutcome::Hit,
-            });
+            return Ok((component, CacheOutcome::Hit));
         }
         let component = load::compile(engine, path, &input.component_bytes(path)?)?;
         let outcome = match &entry {
@@ -282,11 +308,59 @@ impl Runtime {
             }
             None => CacheOutcome::Disabled,
         };
-        Ok(Compiled {
-            kind: input.kind,
-            component,
-            cache: outcome,
-        })
+        Ok((component, outcome))
+    }
+
+    /// The engine (and linker) for workers whose policy asks for fuel or a
+    /// stack size of their own, made on first use.
+    fn variant(&self, key: VariantKey) -> Result<Arc<Variant>, String> {
+        let mut variants = self
+            .inner
+            .variants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(variant) = variants.get(&key) {
+            return Ok(variant.clone());
+        }
+        let engine = engine::build_variant_engine(&self.inner.options, key.fuel, key.stack)
+            .map_err(|e| format!("cannot configure an engine for this policy: {e:#}"))?;
+        let mut linker = Linker::new(&engine);
+        crate::bindings::add_to_linker(&mut linker).map_err(|e| format!("{e:#}"))?;
+        self.inner
+            .ticked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(engine.clone());
+        let variant = Arc::new(Variant { engine, linker });
+        variants.insert(key, variant.clone());
+        Ok(variant)
+    }
+
+    /// `program` compiled and linked for a variant engine, made on first use.
+    fn program_for(
+        &self,
+        program: &Program,
+        key: VariantKey,
+    ) -> Result<(Arc<Variant>, Arc<VariantProgram>), String> {
+        let variant = self.variant(key)?;
+        let mut compiled = program.0.variants.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(linked) = compiled.get(&key) {
+            return Ok((variant, linked.clone()));
+        }
+        let (component, _) = self
+            .compile_for(&variant.engine, &program.0.path, &program.0.input)
+            .map_err(|e| e.to_string())?;
+        let pre = variant
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| format!("{e:#}"))?;
+        let command = match program.0.command {
+            Some(_) => Some(CommandPre::new(pre).map_err(|e| format!("{e:#}"))?),
+            None => None,
+        };
+        let linked = Arc::new(VariantProgram { command });
+        compiled.insert(key, linked.clone());
+        Ok((variant, linked))
     }
 
     /// Starts a worker running `program`'s `main` and returns its handle at
@@ -405,12 +479,39 @@ impl Runtime {
                 ),
             };
         };
-        let outputs = (shared.stdout.clone(), shared.stderr.clone());
-        let mut store =
-            match self.new_store_in(&spec, shared.id, &shared.name, outputs, &meter, lineage) {
-                Ok(store) => store,
-                Err(reason) => return ExitStatus::FailedToStart { reason },
+        // Fuel and stack sizes are properties of compiled code: such a
+        // policy runs on an engine of its own.
+        let (engine, command) =
+            match VariantKey::for_policy(&spec.policy, self.inner.options.max_wasm_stack) {
+                None => (self.inner.engine.clone(), command.clone()),
+                Some(key) => match self.program_for(&program, key) {
+                    Ok((variant, linked)) => match &linked.command {
+                        Some(command) => (variant.engine.clone(), command.clone()),
+                        None => unreachable!("a variant of a command is a command"),
+                    },
+                    Err(reason) => return ExitStatus::FailedToStart { reason },
+                },
             };
+        let outputs = (shared.stdout.clone(), shared.stderr.clone());
+        let mut store = match self.new_store_in(
+            &engine,
+            &spec,
+            shared.id,
+            &shared.name,
+            outputs,
+            &meter,
+            lineage,
+        ) {
+            Ok(store) => store,
+            Err(reason) => return ExitStatus::FailedToStart { reason },
+        };
+        if let Some(fuel) = spec.policy.fuel
+            && let Err(e) = store.set_fuel(fuel)
+        {
+            return ExitStatus::FailedToStart {
+                reason: format!("cannot set fuel: {e}"),
+            };
+        }
         let command = match command.instantiate_async(&mut store).await {
             Ok(command) => command,
             Err(err) => return self.start_failure(err, &spec, &meter),
@@ -433,12 +534,22 @@ impl Runtime {
         outputs: (OutputPipe, OutputPipe),
         meter: &Arc<WorkerMeter>,
     ) -> Result<Store<WorkerState>, String> {
-        self.new_store_in(spec, id, name, outputs, meter, Lineage::default())
+        self.new_store_in(
+            &self.inner.engine,
+            spec,
+            id,
+            name,
+            outputs,
+            meter,
+            Lineage::default(),
+        )
     }
 
     /// [`new_store`](Self::new_store) for a worker in a family tree.
+    #[allow(clippy::too_many_arguments)]
     fn new_store_in(
         &self,
+        engine: &Engine,
         spec: &WorkerSpec,
         id: u64,
         name: &Arc<str>,
@@ -483,7 +594,7 @@ impl Runtime {
             id,
             name: name.clone(),
             policy: spec.policy.clone(),
-            reporter,
+            reporter: reporter.clone(),
             family: (!spec.policy.spawn.components.is_empty()).then(|| Family {
                 runtime: self.clone(),
                 spec: Arc::new(spec.clone()),
@@ -498,9 +609,10 @@ impl Runtime {
                 cap: spec.limits.memory,
                 counts: spec.policy.counts,
                 meter: meter.clone(),
+                reporter: Some(reporter.clone()),
             },
         };
-        let mut store = Store::new(&self.inner.engine, state);
+        let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         let cpu_limit = spec.limits.cpu_time;
@@ -640,6 +752,13 @@ pub(crate) fn classify_failure(
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return ExitStatus::Exited { code: exit.0 };
     }
+    if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel)
+        && let Some(limit) = spec.policy.fuel
+    {
+        return ExitStatus::Killed {
+            reason: KillReason::Fuel { limit },
+        };
+    }
     if err.downcast_ref::<CpuLimitReached>().is_some() {
         return ExitStatus::Killed {
             reason: KillReason::CpuTime {
@@ -724,14 +843,15 @@ fn demangle(name: &str) -> String {
     name.to_string()
 }
 
-fn spawn_epoch_ticker(engine: &Engine, tick: Duration, stop: Arc<AtomicBool>) {
-    let engine = engine.clone();
+fn spawn_epoch_ticker(engines: Arc<Mutex<Vec<Engine>>>, tick: Duration, stop: Arc<AtomicBool>) {
     std::thread::Builder::new()
         .name("corral-epoch".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(tick);
-                engine.increment_epoch();
+                for engine in engines.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                    engine.increment_epoch();
+                }
             }
         })
         .expect("spawning the epoch ticker thread");
@@ -741,6 +861,36 @@ struct Compiled {
     kind: InputKind,
     component: Component,
     cache: CacheOutcome,
+    input: Arc<load::Recognised>,
+}
+
+/// What a variant engine is for: fuel metering, and the wasm stack size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct VariantKey {
+    fuel: bool,
+    stack: usize,
+}
+
+impl VariantKey {
+    /// The variant a policy needs, if the shared engine will not do.
+    fn for_policy(policy: &crate::policy::Policy, default_stack: usize) -> Option<VariantKey> {
+        let stack = policy.stack.map_or(default_stack, |s| s as usize);
+        (policy.fuel.is_some() || stack != default_stack).then_some(VariantKey {
+            fuel: policy.fuel.is_some(),
+            stack,
+        })
+    }
+}
+
+/// An engine of its own, with a linker, for one `VariantKey`.
+struct Variant {
+    engine: Engine,
+    linker: Linker<WorkerState>,
+}
+
+/// A program compiled and linked for a variant engine.
+struct VariantProgram {
+    command: Option<CommandPre<WorkerState>>,
 }
 
 /// A loaded worker program: compiled, linked against the host and ready to
@@ -753,9 +903,13 @@ struct ProgramInner {
     path: PathBuf,
     kind: InputKind,
     cache: CacheOutcome,
+    /// The input as read: variant engines compile it again.
+    input: Arc<load::Recognised>,
     pre: InstancePre<WorkerState>,
     command: Option<CommandPre<WorkerState>>,
     task: Option<TaskExports>,
+    /// This program compiled for variant engines, by variant.
+    variants: Mutex<HashMap<VariantKey, Arc<VariantProgram>>>,
 }
 
 /// Where a pool task's functions are, found once at load.

@@ -86,6 +86,8 @@ pub(crate) struct MemoryLimiter {
     pub cap: Option<u64>,
     pub counts: crate::policy::Counts,
     pub meter: Arc<WorkerMeter>,
+    /// Told of the first refused grow (later ones would only repeat it).
+    pub reporter: Option<Reporter>,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -101,6 +103,13 @@ impl ResourceLimiter for MemoryLimiter {
             // The guest sees an ordinary allocation failure (memory.grow
             // returns -1); the host remembers why in case the worker dies of it.
             self.meter.denied_memory.store(total, Ordering::Relaxed);
+            if let (Some(reporter), Some(cap)) = (self.reporter.take(), self.cap) {
+                let size = |b: u64| bytesize::ByteSize(b).display().iec().to_string();
+                reporter.deny(
+                    "memory",
+                    format!("growing memory to {} (cap {})", size(total), size(cap)),
+                );
+            }
             return Ok(false);
         }
         self.meter.memory.store(total, Ordering::Relaxed);
@@ -224,6 +233,7 @@ impl WorkerState {
                 cap: None,
                 counts: Default::default(),
                 meter: Default::default(),
+                reporter: None,
             },
         }
     }
