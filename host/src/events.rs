@@ -43,6 +43,15 @@ pub enum Event {
         /// What was attempted (e.g. `connect 10.0.0.1:443`).
         action: String,
     },
+    /// A worker put a TCP socket in listening mode (granted by its policy).
+    Listening {
+        /// Host-unique worker id.
+        id: u64,
+        /// The worker's name.
+        name: String,
+        /// The local address, e.g. `127.0.0.1:9000`.
+        addr: String,
+    },
     /// A worker ended.
     Exited {
         /// Host-unique worker id.
@@ -81,8 +90,9 @@ impl EventSink for JsonLines {
     }
 }
 
-/// Prints a one-line notice on stderr for each denial and nothing else: what
-/// a terminal user sees when no event format is asked for.
+/// Prints a one-line notice on stderr for each denial and each listening
+/// socket, and nothing else: what a terminal user sees when no event format
+/// is asked for.
 #[derive(Debug, Default)]
 pub struct Notices;
 

@@ -722,6 +722,9 @@ fn network_allows(
     };
     if !allowed {
         reporter.deny(rule.rule(), format!("{verb} {addr}"));
+    } else if matches!(use_, U::TcpListen) {
+        // Checked just before the listen itself: near enough to announce.
+        reporter.listening(addr);
     }
     allowed
 }

@@ -153,6 +153,17 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
+    /// Records that the worker listens on `addr`.
+    pub fn listening(&self, addr: std::net::SocketAddr) {
+        if let Some(sink) = &self.sink {
+            sink.event(&crate::events::Event::Listening {
+                id: self.id,
+                name: self.name.to_string(),
+                addr: addr.to_string(),
+            });
+        }
+    }
+
     /// Records that `rule` refused `action`.
     pub fn deny(&self, rule: &str, action: impl Into<String>) {
         if let Some(sink) = &self.sink {
