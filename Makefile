@@ -34,7 +34,7 @@ lint:
 	cd $(GUESTS_DIR) && $(CARGO) fmt --all -- --check
 
 bench: guests
-	$(CARGO) bench --bench lifecycle
+	$(CARGO) bench --bench compare
 
 clean:
 	$(CARGO) clean

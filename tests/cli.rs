@@ -354,3 +354,80 @@ fn pool_unordered_writes_every_result() {
     got.sort();
     assert_eq!(got, (1..=50u64).map(|i| i * i).collect::<Vec<_>>());
 }
+
+#[test]
+fn shared_tree_is_seeded_and_saved_even_when_a_worker_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(seed.join("sub")).unwrap();
+    std::fs::write(seed.join("sub/before.txt"), "from the host\n").unwrap();
+    let manifest = dir.path().join("corral.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[locks.file]\n\
+             [filesystem]\nfrom = \"seed\"\nsave = \"out\"\n\n\
+             [[worker]]\nname = \"writer\"\ncomponent = {:?}\nargs = [\"/sub/log.txt\", \"file\", \"3\"]\nmounts = [\"@shared:/\"]\n\n\
+             [[worker]]\nname = \"crash\"\ncomponent = {:?}\n",
+            g("appender"),
+            g("trap"),
+        ),
+    )
+    .unwrap();
+    let run = corral(&["up", manifest.to_str().unwrap()]);
+    assert_eq!(
+        run.status.code(),
+        Some(134),
+        "the trap decides the exit code"
+    );
+    assert!(text(&run.stderr).contains(&format!("saved the shared tree to {}", out.display())));
+    assert_eq!(
+        std::fs::read_to_string(out.join("sub/before.txt")).unwrap(),
+        "from the host\n"
+    );
+    let log = std::fs::read_to_string(out.join("sub/log.txt")).unwrap();
+    assert_eq!(log.lines().count(), 3, "{log}");
+    assert!(log.starts_with("writer:000000:"), "{log}");
+}
+
+#[test]
+fn ctrl_c_terminates_the_workers_and_still_saves_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .arg("--cache-dir")
+        .arg(shared_cache_dir())
+        .args([
+            "run",
+            &g("sleepy"),
+            "-n",
+            "3",
+            "--mount",
+            "@shared:/",
+            "--vfs-save",
+        ])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the workers are asleep (each printed its line).
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..3 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(line.contains("sleeping"), "{line}");
+    }
+    // SAFETY: sending SIGINT to a child process we spawned and still own.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted; terminating 3 workers"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("killed: terminated"), "{stderr}");
+    assert!(out.is_dir(), "the tree was saved: {stderr}");
+}

@@ -1,40 +1,48 @@
-"""CPython multiprocessing baseline for spawn + join.
+"""CPython multiprocessing baseline: starting and joining processes.
 
-Measures, per start method, the time per process to start and join it, one at
-a time and N at once, over several runs, and checks every exit code. Prints
-one JSON object: {"<method>": {"sequential_us": [...], "batch_us": [...]}},
-plus "idle_pss_kib" (memory per idle forked child) with --idle N.
+Workloads (figures in microseconds per process, or KiB per idle process):
+- batch: start N processes, then join them all; checks every exit code.
+- sequential: start and join N processes one after another.
+- idle: PSS per idle forked child (what each extra process really costs),
+  measured with N children waiting on an Event.
+
+``--method`` picks the start method (fork, spawn, forkserver). Interpreter
+start-up under ``spawn`` is inflated by site imports: run it with
+``python3 -S`` as well.
 """
 
-import argparse
-import json
 import multiprocessing as mp
 import time
+
+from harness import check, main
 
 
 def noop():
     pass
 
 
-def sequential(ctx, n):
+def batch(args):
+    ctx = mp.get_context(args.method)
     start = time.perf_counter()
-    for _ in range(n):
+    procs = [ctx.Process(target=noop) for _ in range(args.n)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    elapsed = time.perf_counter() - start
+    check(all(p.exitcode == 0 for p in procs), "a child failed")
+    return elapsed / args.n * 1e6
+
+
+def sequential(args):
+    ctx = mp.get_context(args.method)
+    start = time.perf_counter()
+    for _ in range(args.n):
         p = ctx.Process(target=noop)
         p.start()
         p.join()
-        assert p.exitcode == 0, p.exitcode
-    return (time.perf_counter() - start) / n * 1e6
-
-
-def batch(ctx, n):
-    start = time.perf_counter()
-    procs = [ctx.Process(target=noop) for _ in range(n)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    assert all(p.exitcode == 0 for p in procs)
-    return (time.perf_counter() - start) / n * 1e6
+        check(p.exitcode == 0, f"exit code {p.exitcode}")
+    return (time.perf_counter() - start) / args.n * 1e6
 
 
 def wait(event):
@@ -49,11 +57,10 @@ def pss_kib(pid):
     return 0
 
 
-def idle(n):
-    """PSS per idle forked child, in KiB: what each extra process really costs."""
-    ctx = mp.get_context("fork")
+def idle(args):
+    ctx = mp.get_context(args.method)
     event = ctx.Event()
-    procs = [ctx.Process(target=wait, args=(event,)) for _ in range(n)]
+    procs = [ctx.Process(target=wait, args=(event,)) for _ in range(args.n)]
     for p in procs:
         p.start()
     time.sleep(0.5)
@@ -61,31 +68,14 @@ def idle(n):
     event.set()
     for p in procs:
         p.join()
-    assert all(p.exitcode == 0 for p in procs)
-    return total / n
+    check(all(p.exitcode == 0 for p in procs), "a child failed")
+    return total / args.n
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--methods", default="fork,spawn")
+def options(parser):
+    parser.add_argument("--method", default="fork")
     parser.add_argument("--n", type=int, default=100)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--idle", type=int, default=0, help="also measure N idle children")
-    args = parser.parse_args()
-    result = {}
-    for method in args.methods.split(","):
-        ctx = mp.get_context(method)
-        n = args.n if method == "fork" else max(args.n // 5, 10)
-        sequential(ctx, min(n, 10))  # warm-up
-        result[method] = {
-            "n": n,
-            "sequential_us": [sequential(ctx, n) for _ in range(args.runs)],
-            "batch_us": [batch(ctx, n) for _ in range(args.runs)],
-        }
-    if args.idle:
-        result["idle_pss_kib"] = [idle(args.idle) for _ in range(3)]
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    main()
+    main({"batch": batch, "sequential": sequential, "idle": idle}, options)
