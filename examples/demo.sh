@@ -27,6 +27,15 @@ scenario "5. Ten workers append 10,000 lines each to one shared file, under a lo
 scenario "   ...and the same without the lock: the damage"
 "$corral" --quiet up "$here/unlocked-append.toml" 2>/dev/null | grep -E '^\[check\]'
 
+scenario "6. A TCP echo server worker: blocking (one client at a time), then multiplexing"
+"$corral" --quiet up "$here/echo-blocking.toml" || status=1
+"$corral" --quiet up "$here/echo.toml" || status=1
+
+scenario "   ...and a server that asks for a port its policy does not grant: denied"
+"$corral" --quiet run guests/rust/target/wasm32-wasip2/release/echo-server.wasm --name echo \
+    --policy "$here/echo-policy.toml#elsewhere" -- 127.0.0.1:7007
+echo "(exit status $?)"
+
 scenario "   ...and one of them misbehaves: a trap, a runaway loop, a memory hog"
 "$corral" run guests/rust/target/wasm32-wasip2/release/trap.wasm --name trapper
 echo "(exit status $?)"

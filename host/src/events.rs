@@ -98,11 +98,14 @@ pub struct Notices;
 
 impl EventSink for Notices {
     fn event(&self, event: &Event) {
-        if let Event::Denied {
-            name, rule, action, ..
-        } = event
-        {
-            eprintln!("corral: {name}: denied {action} (policy: {rule})");
+        match event {
+            Event::Denied {
+                name, rule, action, ..
+            } => eprintln!("corral: {name}: denied {action} (policy: {rule})"),
+            Event::Listening { name, addr, .. } => {
+                eprintln!("corral: {name} listening on {addr}")
+            }
+            _ => {}
         }
     }
 }

@@ -43,6 +43,7 @@ mod generated {
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
             "wasi:random": wasmtime_wasi::p2::bindings::random,
+            "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
             "corral:worker/process.child": crate::bindings::process::ChildRes,
             "corral:worker/queue.queue": crate::bindings::QueueRes,
             "corral:worker/pipe.endpoint": crate::bindings::PipeRes,

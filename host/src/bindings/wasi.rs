@@ -2,14 +2,17 @@
 //! `wasmtime_wasi::p2::add_to_linker_async` adds, except `wasi:filesystem`,
 //! which Corral implements over its own virtual filesystem (`vfs::wasi`).
 
-use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddressFamily, Network};
 use wasmtime_wasi::p2::bindings::{LinkOptions, cli, clocks, io, random, sockets};
+use wasmtime_wasi::p2::{SocketError, SocketResult, TcpSocket, UdpSocket};
 use wasmtime_wasi::random::{WasiRandom, WasiRandomCtx};
-use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
+use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsCtxView, WasiSocketsView};
 
-use crate::runtime::WorkerState;
+use crate::policy::NetworkPolicy;
+use crate::runtime::{Reporter, WorkerState};
 
 /// `wasi:io` works on the resource table alone.
 struct IoTable;
@@ -41,13 +44,13 @@ pub(super) fn add_to_linker(l: &mut Linker<WorkerState>) -> wasmtime::Result<()>
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
     let options = LinkOptions::default();
-    sockets::tcp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::tcp_create_socket::add_to_linker::<T, Policed>(l, policed)?;
     sockets::instance_network::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
     sockets::network::add_to_linker::<T, WasiSockets>(l, &(&options).into(), T::sockets)?;
     sockets::ip_name_lookup::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
     sockets::tcp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
     sockets::udp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
-    sockets::udp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::udp_create_socket::add_to_linker::<T, Policed>(l, policed)?;
     Ok(())
 }
 
@@ -57,4 +60,74 @@ fn table(state: &mut WorkerState) -> &mut ResourceTable {
 
 fn random(state: &mut WorkerState) -> &mut WasiRandomCtx {
     state.wasi.random()
+}
+
+/// Socket creation with the worker's policy in view. A worker granted no
+/// TCP (or no UDP) at all cannot create such a socket: wasmtime-wasi refuses
+/// with `access-denied` before any address is known, so the address check
+/// that reports refused binds and connects never runs. This reports that
+/// refusal the same way, then lets wasmtime-wasi answer.
+struct Policed;
+
+impl HasData for Policed {
+    type Data<'a> = PolicedSockets<'a>;
+}
+
+struct PolicedSockets<'a> {
+    sockets: WasiSocketsCtxView<'a>,
+    network: &'a NetworkPolicy,
+    reporter: &'a Reporter,
+}
+
+fn policed(state: &mut WorkerState) -> PolicedSockets<'_> {
+    PolicedSockets {
+        sockets: WasiSocketsCtxView {
+            ctx: state.wasi.sockets(),
+            table: &mut state.table,
+        },
+        network: &state.policy.network,
+        reporter: &state.reporter,
+    }
+}
+
+// The create-socket interfaces use `network`'s types, so their hosts must
+// also implement it: as wasmtime-wasi does.
+impl sockets::network::Host for PolicedSockets<'_> {
+    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
+        self.sockets.convert_error_code(error)
+    }
+
+    fn network_error_code(
+        &mut self,
+        err: Resource<io::error::Error>,
+    ) -> wasmtime::Result<Option<ErrorCode>> {
+        self.sockets.network_error_code(err)
+    }
+}
+
+impl sockets::network::HostNetwork for PolicedSockets<'_> {
+    fn drop(&mut self, network: Resource<Network>) -> wasmtime::Result<()> {
+        sockets::network::HostNetwork::drop(&mut self.sockets, network)
+    }
+}
+
+impl sockets::tcp_create_socket::Host for PolicedSockets<'_> {
+    fn create_tcp_socket(&mut self, family: IpAddressFamily) -> SocketResult<Resource<TcpSocket>> {
+        if !self.network.any_tcp() {
+            self.reporter.deny("network", "tcp socket");
+        }
+        self.sockets.create_tcp_socket(family)
+    }
+}
+
+impl sockets::udp_create_socket::Host for PolicedSockets<'_> {
+    async fn create_udp_socket(
+        &mut self,
+        family: IpAddressFamily,
+    ) -> SocketResult<Resource<UdpSocket>> {
+        if self.network.udp.is_empty() {
+            self.reporter.deny("network", "udp socket");
+        }
+        self.sockets.create_udp_socket(family).await
+    }
 }
