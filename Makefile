@@ -4,7 +4,7 @@ GUESTS_DIR := guests/rust
 P2_OUT     := $(GUESTS_DIR)/target/wasm32-wasip2/release
 CORRAL     := target/debug/corral
 
-.PHONY: all demo test guests host lint bench targets clean
+.PHONY: all demo test guests host lint bench targets clean bindings
 
 all: host guests
 
@@ -18,6 +18,15 @@ guests: targets
 	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet --target-dir target
 	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet --target-dir target -p hello-p1 --target wasm32-wasip1
 	$(MAKE) -C guests/c
+	$(MAKE) -C guests/cpp
+	$(MAKE) -C guests/zig
+	$(MAKE) -C guests/python
+	$(MAKE) -C guests/js
+
+# Regenerates the committed C bindings (C, C++, Zig guests) after a change
+# to wit/; needs wit-bindgen-cli 0.63.
+bindings:
+	$(MAKE) -C guests/c bindings
 
 host:
 	$(CARGO) build --quiet
