@@ -20,8 +20,8 @@ guests: targets
 	$(MAKE) -C guests/c
 	$(MAKE) -C guests/cpp
 	$(MAKE) -C guests/zig
-	$(MAKE) -C guests/python
-	$(MAKE) -C guests/js
+	$(MAKE) -C guests/python -j2
+	$(MAKE) -C guests/js -j2
 
 # Regenerates the committed C bindings (C, C++, Zig guests) after a change
 # to wit/; needs wit-bindgen-cli 0.63.

@@ -27,6 +27,9 @@ scenario "5. Ten workers append 10,000 lines each to one shared file, under a lo
 scenario "   ...and the same without the lock: the damage"
 "$corral" --quiet up "$here/unlocked-append.toml" 2>/dev/null | grep -E '^\[check\]'
 
+scenario "   ...and one pipeline in four languages: Python produces, Rust transforms, a JavaScript pool squares, C consumes"
+"$corral" up "$here/languages.toml" || status=1
+
 scenario "6. A TCP echo server worker: blocking (one client at a time), then multiplexing"
 "$corral" --quiet up "$here/echo-blocking.toml" || status=1
 "$corral" --quiet up "$here/echo.toml" || status=1

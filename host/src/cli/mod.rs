@@ -9,6 +9,7 @@ mod compile;
 mod feeds;
 mod inspect;
 mod launch;
+mod new;
 mod policy;
 mod pool;
 
@@ -138,6 +139,24 @@ Exit status: 0 all tasks succeeded, 1 some task failed, 2 bad input lines.")]
     /// Check and test isolation policies
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Scaffold a worker project in Rust, C, C++, Zig, Python or JavaScript
+    #[command(after_help = "Examples:
+  corral new --lang python my-worker     # then: cd my-worker && make
+  corral new --lang rust my-worker       # then: cd my-worker && cargo build --release
+
+The project holds Corral's WIT package (wit/), the bindings or how they are
+made, a build file and a README with the one build command. See
+docs/guests.md for each language's toolchain and limits.")]
+    New {
+        /// The guest language
+        #[arg(long, value_enum)]
+        lang: new::Lang,
+        /// The project's name (crate, component file)
+        name: String,
+        /// Where to create it [default: ./NAME]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Show what a file is: kind, imports, exports, and whether it can run here
     #[command(after_help = "Examples:
   corral inspect hello.wasm
@@ -363,6 +382,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             )
             .await
         }
+        Command::New { lang, name, dir } => new::new(lang, &name, dir, ui.quiet),
         Command::Inspect { file, json } => inspect::inspect(config, &file, json),
         Command::Compile { files } => compile::compile(config, &files, ui.quiet),
     }
