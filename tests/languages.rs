@@ -418,6 +418,27 @@ producers = ["producer"]
     );
 }
 
+#[test]
+fn a_pool_stage_needs_a_task_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let consumer = common::guest("consumer");
+    let manifest = format!(
+        "[queues.a]\n[queues.b]\n[[worker]]\nname = \"w\"\ncomponent = \"{c}\"\n\
+         [[pool]]\nname = \"p\"\ncomponent = \"{c}\"\ninput = \"a\"\noutput = \"b\"\n",
+        c = consumer.display()
+    );
+    let path = dir.path().join("corral.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let out = corral(&["up", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("pool `p`"), "{stderr}");
+    assert!(
+        stderr.contains("is not a pool task: it does not export corral:worker/task"),
+        "{stderr}"
+    );
+}
+
 /// `corral new` in `lang`, built with the scaffold's one command (using the
 /// toolchains `make guests` installed), then run: it must greet by name.
 fn scaffold_builds_and_runs(lang: &str, build: &[&str], env: &[(&str, PathBuf)], output: &str) {

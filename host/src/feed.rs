@@ -32,8 +32,7 @@ impl Default for FeedOptions {
 }
 
 /// Why a feed stopped taking input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedEnd {
     /// An empty message arrived on the input.
     Stop,
