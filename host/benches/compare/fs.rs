@@ -1,4 +1,4 @@
-//! The shared file under a lock (scenario 5), and the slot for TCP echo.
+//! The shared file under a lock (scenario 5).
 
 use std::time::Instant;
 
@@ -72,12 +72,5 @@ pub async fn rows(bench: &Bench) -> Vec<Row> {
              CPython's file in /dev/shm",
         )
     }));
-    let tcp = "TCP echo round trip";
-    if bench.wants(tcp) {
-        rows.push(
-            Row::corral_only(tcp, Unit::MicrosPerRoundTrip, Vec::new(), Target::default())
-                .note("not measured yet: there is no echo server worker (scenario 6)"),
-        );
-    }
     rows
 }

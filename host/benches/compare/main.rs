@@ -4,7 +4,7 @@
 //! writes it with the date, machine and versions to `bench/results/`.
 //!
 //! `cargo bench --bench compare -- [AREA...] [--runs N] [--no-python]
-//! [--only TEXT]...`: areas are lifecycle, pool, ipc, fs (default: all);
+//! [--only TEXT]...`: areas are lifecycle, pool, ipc, fs, net (default: all);
 //! `--only` keeps the rows whose name contains TEXT; `--no-python` measures
 //! Corral alone (for profiling). `-- spawn-loop N` only spawns and joins N
 //! workers one at a time (for perf and callgrind).
@@ -13,13 +13,14 @@ mod common;
 mod fs;
 mod ipc;
 mod lifecycle;
+mod net;
 mod pool;
 
 use std::time::Instant;
 
 use common::Bench;
 
-const AREAS: [&str; 4] = ["lifecycle", "pool", "ipc", "fs"];
+const AREAS: [&str; 5] = ["lifecycle", "pool", "ipc", "fs", "net"];
 
 fn main() {
     // Measure from inside a Tokio task, as an embedder's code runs: the
@@ -73,6 +74,7 @@ async fn bench() {
             "lifecycle" => lifecycle::rows(&bench).await,
             "pool" => pool::rows(&bench).await,
             "ipc" => ipc::rows(&bench).await,
+            "net" => net::rows(&bench).await,
             _ => fs::rows(&bench).await,
         });
     }

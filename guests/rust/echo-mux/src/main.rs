@@ -23,8 +23,11 @@ use corral_guest::wasi::sockets::tcp::{ShutdownType, TcpSocket};
 use corral_guest::wasi::sockets::tcp_create_socket::create_tcp_socket;
 use corral_guest::{Error, Queue, arg, exit, or_die};
 
-/// Most bytes read from one client per wakeup.
-const READ_CHUNK: u64 = 64 << 10;
+/// Bytes asked for per read, least and most. The host allocates and zeroes
+/// what is asked for, so a client of small messages is read in small
+/// chunks; a read that fills its chunk doubles the next one.
+const MIN_CHUNK: u64 = 4 << 10;
+const MAX_CHUNK: u64 = 64 << 10;
 /// Nanoseconds a shutdown waits for echoes still owed to clients.
 const DRAIN_NS: u64 = 1_000_000_000;
 
@@ -42,6 +45,8 @@ struct Client {
     owed: Vec<u8>,
     /// The client closed its side: close once everything is echoed.
     eof: bool,
+    /// Bytes to ask for at the next read.
+    chunk: u64,
 }
 
 impl Client {
@@ -54,6 +59,7 @@ impl Client {
             socket,
             owed: Vec::new(),
             eof: false,
+            chunk: MIN_CHUNK,
         }
     }
 
@@ -71,8 +77,15 @@ impl Client {
     /// by the client, or broken).
     fn serve(&mut self) -> Option<u64> {
         if self.owed.is_empty() && !self.eof {
-            match self.input.read(READ_CHUNK) {
-                Ok(data) => self.owed = data,
+            match self.input.read(self.chunk) {
+                Ok(data) => {
+                    self.chunk = if data.len() as u64 == self.chunk {
+                        (self.chunk * 2).min(MAX_CHUNK)
+                    } else {
+                        (self.chunk / 2).max(MIN_CHUNK)
+                    };
+                    self.owed = data;
+                }
                 Err(StreamError::Closed) => self.eof = true,
                 Err(StreamError::LastOperationFailed(_)) => return None,
             }

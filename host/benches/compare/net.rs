@@ -1,0 +1,264 @@
+//! TCP echo (scenario 6): round trips per second through the multiplexing
+//! echo server worker (`echo-mux`) beside CPython's `select()` and asyncio
+//! echo servers (`bench/python/echo_select.py`, `echo_asyncio.py`, run with
+//! `--listen`). One client measures all three the same way: this file's, on
+//! a thread of its own, K connections each with one 64-byte message in
+//! flight, every echoed byte checked. Each run measures the three servers
+//! one after the other, so each ratio is taken run by run.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corral::ipc::QueueConfig;
+use corral::{
+    EngineOptions, Event, EventLog, ExitStatus, PolicyFile, Run, Runtime, RuntimeConfig,
+    Stdio as WorkerStdio, Worker, WorkerSpec,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::{Bench, Row, Target, Unit, guest, root};
+
+/// Bytes per message, as in the other rows.
+const SIZE: usize = 64;
+/// How long one run may take before it counts as a hang.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// One of the CPython servers, serving until it is dropped.
+struct PythonServer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl PythonServer {
+    /// Starts `python3 bench/python/SCRIPT --listen` and reads its port.
+    fn start(script: &str) -> Option<PythonServer> {
+        let mut child = Command::new("python3")
+            .arg(root().join("bench/python").join(script))
+            .arg("--listen")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| eprintln!("cannot run python3 for {script}: {e}"))
+            .ok()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take()?)
+            .read_line(&mut line)
+            .ok()?;
+        let port: u16 = line.trim().parse().ok()?;
+        Some(PythonServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        })
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        // Closing its stdin stops the server; kill in case it does not.
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The echo server worker, under a policy that grants it 127.0.0.1 only.
+struct CorralServer {
+    worker: Worker,
+    run: Run,
+    addr: SocketAddr,
+}
+
+impl CorralServer {
+    async fn start() -> CorralServer {
+        let events = EventLog::new();
+        let rt = Runtime::new(RuntimeConfig {
+            engine: EngineOptions {
+                max_workers: 16,
+                ..EngineOptions::default()
+            },
+            cache_dir: Some(root().join("target/bench-compile-cache")),
+            events: Some(events.clone()),
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
+        let program = rt.load(guest("echo-mux")).expect("echo-mux guest");
+        let policy = PolicyFile::parse(
+            Path::new("bench-policy.toml"),
+            "[profiles.p.network]\nbind = [\"127.0.0.1:*\"]\n\
+             [profiles.p.ipc]\nqueues = { control = [\"get\"] }\n",
+        )
+        .and_then(|f| f.profile(None))
+        .expect("policy");
+        let run = Run::new();
+        run.objects()
+            .declare_queue("control", QueueConfig::default())
+            .unwrap();
+        let mut spec = WorkerSpec::new("echo")
+            .args(["127.0.0.1:0", "control"])
+            .stdio(WorkerStdio::Capture)
+            .run(&run);
+        policy.apply_to(&mut spec);
+        let worker = rt.spawn(&program, spec);
+        let addr = listening(&events, &worker).await;
+        CorralServer { worker, run, addr }
+    }
+
+    /// Tells the server to stop and checks that it did, cleanly.
+    async fn stop(self) {
+        let control = self.run.objects().queue("control").unwrap();
+        control
+            .handle()
+            .put(b"stop".to_vec(), Some(RUN_LIMIT))
+            .await
+            .unwrap();
+        assert_eq!(
+            self.worker.join().await,
+            ExitStatus::Exited { code: 0 },
+            "{}",
+            String::from_utf8_lossy(&self.worker.stderr())
+        );
+    }
+}
+
+/// The address the worker announced, waiting for the event.
+async fn listening(events: &Arc<EventLog>, worker: &Worker) -> SocketAddr {
+    let start = Instant::now();
+    loop {
+        for e in events.events() {
+            if let Event::Listening { addr, .. } = e {
+                return addr.parse().expect("a socket address");
+            }
+        }
+        assert!(
+            worker.is_alive() && start.elapsed() < RUN_LIMIT,
+            "the echo server did not listen: {}",
+            String::from_utf8_lossy(&worker.stderr())
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Round trips per second through the echo server at `addr`: `conns`
+/// connections, each with one message in flight, `per_conn` round trips
+/// each, timed from the first message (connections are made and used once
+/// before) to the last echo. Runs on a thread and Tokio runtime of its own,
+/// the same for every server measured.
+async fn measure(addr: SocketAddr, conns: usize, per_conn: usize) -> f64 {
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let timed = async {
+                    let mut streams = Vec::new();
+                    for c in 0..conns {
+                        let mut stream = TcpStream::connect(addr).await.unwrap();
+                        stream.set_nodelay(true).unwrap();
+                        round_trips(&mut stream, c, 1).await;
+                        streams.push(stream);
+                    }
+                    let start = Instant::now();
+                    let clients: Vec<_> = streams
+                        .into_iter()
+                        .enumerate()
+                        .map(|(c, mut s)| {
+                            tokio::spawn(async move { round_trips(&mut s, c, per_conn).await })
+                        })
+                        .collect();
+                    for client in clients {
+                        client.await.unwrap();
+                    }
+                    (conns * per_conn) as f64 / start.elapsed().as_secs_f64()
+                };
+                tokio::time::timeout(RUN_LIMIT, timed)
+                    .await
+                    .expect("an echo run hung")
+            })
+    })
+    .await
+    .unwrap()
+}
+
+/// `n` round trips of distinct messages, each echo checked byte by byte.
+async fn round_trips(stream: &mut TcpStream, client: usize, n: usize) {
+    let mut message = [client as u8; SIZE];
+    let mut echo = [0u8; SIZE];
+    for seq in 0..n {
+        message[..8].copy_from_slice(&(seq as u64).to_le_bytes());
+        stream.write_all(&message).await.unwrap();
+        stream.read_exact(&mut echo).await.unwrap();
+        assert_eq!(echo, message, "client {client}, message {seq}: wrong echo");
+    }
+}
+
+pub async fn rows(bench: &Bench) -> Vec<Row> {
+    // (K connections each with one message in flight, round trips each).
+    let shapes = [(1, 20_000), (100, 1_000)];
+    let mut rows = Vec::new();
+    for (conns, per_conn) in shapes {
+        let select_row = format!("TCP echo, {conns} in flight, vs select()");
+        let asyncio_row = format!("TCP echo, {conns} in flight, vs asyncio");
+        if !bench.wants(&select_row) && !bench.wants(&asyncio_row) {
+            continue;
+        }
+        let corral = CorralServer::start().await;
+        let (select, asyncio) = if bench.python {
+            (
+                PythonServer::start("echo_select.py"),
+                PythonServer::start("echo_asyncio.py"),
+            )
+        } else {
+            (None, None)
+        };
+        let (mut vs_select, mut vs_asyncio) = (Vec::new(), Vec::new());
+        for run in 0..=bench.runs {
+            let s = match &select {
+                Some(server) => Some(measure(server.addr, conns, per_conn).await),
+                None => None,
+            };
+            let a = match &asyncio {
+                Some(server) => Some(measure(server.addr, conns, per_conn).await),
+                None => None,
+            };
+            let c = measure(corral.addr, conns, per_conn).await;
+            if run > 0 {
+                vs_select.push((c, s));
+                vs_asyncio.push((c, a));
+            }
+        }
+        corral.stop().await;
+        let note = format!(
+            "msg/s = round trips/s; {} round trips per run of {SIZE}-byte messages over {conns} connection(s); one \
+             Rust client drives every server; Corral: echo-mux worker, one wasi:io/poll loop",
+            conns * per_conn
+        );
+        let target = Target {
+            ratio: Some(2.0),
+            absolute: None,
+        };
+        let select_ran = select.is_some();
+        let asyncio_ran = asyncio.is_some();
+        for (workload, pairs, ran, target) in [
+            (&select_row, &vs_select, select_ran, target),
+            (&asyncio_row, &vs_asyncio, asyncio_ran, Target::default()),
+        ] {
+            if bench.wants(workload) {
+                let row = Row::paired(workload, Unit::MsgsPerSec, pairs, ran, target);
+                eprintln!(
+                    "  {workload}: CPython {:.0} | Corral {:.0} round trips/s",
+                    row.cpython.as_ref().map_or(f64::NAN, |s| s.median()),
+                    row.corral.median()
+                );
+                rows.push(row.note(note.clone()));
+            }
+        }
+    }
+    rows
+}
