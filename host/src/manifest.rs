@@ -27,6 +27,21 @@
 //! producers = ["numbers"]    # default: every [[worker]]
 //! ```
 //!
+//! With a `[backend]` table (or `corral up --backend URL`), queues, locks,
+//! semaphores, events and barriers live in Redis, shared with every host
+//! that runs a manifest naming them in the same namespace:
+//!
+//! ```toml
+//! [backend]
+//! url = "redis://127.0.0.1:6379/0"
+//! namespace = "shop"         # keeps deployments apart (default "default")
+//! lease = "5s"               # visibility timeout and lock lease
+//! default = "redis"          # or "local": then only objects that say
+//!                            # backend = "redis" go to Redis
+//! [queues.cache]
+//! backend = "local"          # this one stays in this host
+//! ```
+//!
 //! A pool's input ends at an empty message (the stop convention every guest
 //! uses), when the input queue is closed and drained, or when every producer
 //! worker has ended and the queue is empty. Then, once every result is out,
@@ -41,7 +56,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::ipc::{PipeConfig, QueueConfig};
+use crate::ipc::{Backend, IpcError, PipeConfig, QueueConfig};
 use crate::run::Run;
 use crate::units::serde_opt;
 use crate::vfs::MountSpec;
@@ -83,6 +98,34 @@ pub struct Manifest {
     pub conditions: BTreeMap<String, ConditionEntry>,
     /// The run's shared in-memory tree.
     pub filesystem: Option<FilesystemEntry>,
+    /// Where named objects live: Redis, to share them with other hosts.
+    pub backend: Option<BackendEntry>,
+}
+
+/// `[backend]`: a Redis server for the run's named objects.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BackendEntry {
+    /// `redis://host:port/db`; `corral up --backend` overrides it.
+    pub url: Option<String>,
+    /// Keeps deployments sharing a server apart (default `default`).
+    pub namespace: Option<String>,
+    /// Visibility timeout of acknowledged queues and lease of locks.
+    #[serde(default, deserialize_with = "serde_opt::duration")]
+    pub lease: Option<Duration>,
+    /// Where objects without their own `backend` go (default: `redis`
+    /// when there is a URL).
+    pub default: Option<Placement>,
+}
+
+/// Where one object lives: `backend = "local"` or `"redis"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// In this host's process.
+    Local,
+    /// In the run's Redis server (`[backend]` or `--backend`).
+    Redis,
 }
 
 /// `[filesystem]`: the run's shared tree.
@@ -113,6 +156,8 @@ pub struct QueueEntry {
     /// Redeliver messages whose consumer ended before `task-done`.
     #[serde(default)]
     pub acknowledged: bool,
+    /// Where it lives, overriding `[backend] default`.
+    pub backend: Option<Placement>,
 }
 
 /// `[pipes.NAME]`: a duplex pipe between two workers.
@@ -136,6 +181,8 @@ pub struct LockEntry {
     /// May the holder take it again (`RLock`)?
     #[serde(default)]
     pub reentrant: bool,
+    /// Where it lives, overriding `[backend] default`.
+    pub backend: Option<Placement>,
 }
 
 /// `[semaphores.NAME]`: a bounded semaphore.
@@ -146,12 +193,17 @@ pub struct SemaphoreEntry {
     pub value: u32,
     /// The bound (default: `value`).
     pub max: Option<u32>,
+    /// Where it lives, overriding `[backend] default`.
+    pub backend: Option<Placement>,
 }
 
-/// `[events.NAME]`: an event flag (no settings).
+/// `[events.NAME]`: an event flag.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EventEntry {}
+pub struct EventEntry {
+    /// Where it lives, overriding `[backend] default`.
+    pub backend: Option<Placement>,
+}
 
 /// `[barriers.NAME]`: a barrier.
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +211,8 @@ pub struct EventEntry {}
 pub struct BarrierEntry {
     /// How many workers must arrive.
     pub parties: u32,
+    /// Where it lives, overriding `[backend] default`.
+    pub backend: Option<Placement>,
 }
 
 /// `[conditions.NAME]`: a condition over a declared lock.
@@ -497,10 +551,29 @@ impl Manifest {
         Ok(())
     }
 
-    /// Declares every object of the manifest in `run`, which must be new.
+    /// Declares every object of the manifest in `run`, which must be new,
+    /// on the run's backend (see [`Manifest::declare_objects_with`]).
     pub fn declare_objects(&self, run: &Run) {
+        self.declare_objects_with(run, None)
+            .expect("manifest names are unique and checked by `parse`");
+    }
+
+    /// Declares every object of the manifest in `run`, which must be new:
+    /// on the run's backend, or where the object's `backend` key says
+    /// (`redis`: on `redis`, which must then be given).
+    pub fn declare_objects_with(&self, run: &Run, redis: Option<&Backend>) -> Result<(), IpcError> {
         let objects = run.objects();
-        let declared = "manifest names are unique and checked by `parse`";
+        let local = Backend::Local;
+        let on = |kind: &str, name: &str, placement: Option<Placement>| match placement {
+            None => Ok(objects.backend()),
+            Some(Placement::Local) => Ok(&local),
+            Some(Placement::Redis) => redis.ok_or_else(|| {
+                IpcError::Invalid(format!(
+                    "{kind} `{name}` has backend = \"redis\" but no Redis URL was given \
+                     ([backend] url or --backend)"
+                ))
+            }),
+        };
         for (name, q) in &self.queues {
             let config = QueueConfig {
                 capacity: q.capacity,
@@ -509,7 +582,7 @@ impl Manifest {
                     .map_or(QueueConfig::default().max_message, |m| m as usize),
                 acknowledged: q.acknowledged,
             };
-            objects.declare_queue(name, config).expect(declared);
+            objects.declare_queue_on(on("queue", name, q.backend)?, name, config)?;
         }
         for (name, p) in &self.pipes {
             let config = PipeConfig {
@@ -519,25 +592,25 @@ impl Manifest {
                     .map_or(PipeConfig::default().max_message, |m| m as usize),
                 ends: p.ends.clone(),
             };
-            objects.declare_pipe(name, config).expect(declared);
+            objects.declare_pipe(name, config)?;
         }
         for (name, l) in &self.locks {
-            objects.declare_lock(name, l.reentrant).expect(declared);
+            objects.declare_lock_on(on("lock", name, l.backend)?, name, l.reentrant)?;
         }
         for (name, s) in &self.semaphores {
-            objects
-                .declare_semaphore(name, s.value, s.max.unwrap_or(s.value))
-                .expect(declared);
+            let max = s.max.unwrap_or(s.value);
+            objects.declare_semaphore_on(on("semaphore", name, s.backend)?, name, s.value, max)?;
         }
-        for name in self.events.keys() {
-            objects.declare_event(name).expect(declared);
+        for (name, e) in &self.events {
+            objects.declare_event_on(on("event", name, e.backend)?, name)?;
         }
         for (name, b) in &self.barriers {
-            objects.declare_barrier(name, b.parties).expect(declared);
+            objects.declare_barrier_on(on("barrier", name, b.backend)?, name, b.parties)?;
         }
         for (name, c) in &self.conditions {
-            objects.declare_condition(name, &c.lock).expect(declared);
+            objects.declare_condition(name, &c.lock)?;
         }
+        Ok(())
     }
 }
 

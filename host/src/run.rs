@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use crate::ipc::Registry;
+use crate::ipc::{Backend, Registry};
 use crate::runtime::Program;
 use crate::vfs::{Limits, MemFs};
 
@@ -35,8 +35,20 @@ impl Run {
     /// A new, empty run whose file tree holds at most `limits` (bytes and
     /// inodes); writes past them fail with `insufficient-space`.
     pub fn with_fs_limits(limits: Limits) -> Run {
+        Run::with_options(limits, Backend::Local)
+    }
+
+    /// A new, empty run whose named objects live on `backend` by default:
+    /// with [`Backend::Redis`], runs of several hosts that declare the same
+    /// names in the same namespace share those objects.
+    pub fn with_backend(backend: Backend) -> Run {
+        Run::with_options(Limits::UNLIMITED, backend)
+    }
+
+    /// A new, empty run with both settings.
+    pub fn with_options(limits: Limits, backend: Backend) -> Run {
         Run {
-            objects: Arc::default(),
+            objects: Arc::new(Registry::with_backend(backend)),
             fs: MemFs::new(limits),
             components: Arc::default(),
         }

@@ -71,6 +71,10 @@ impl HostGuard for WorkerState {
         Ok(self.table.get(&guard)?.previous_owner_died())
     }
 
+    fn fencing_token(&mut self, guard: Resource<Guard>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&guard)?.fencing_token())
+    }
+
     /// The guest dropping its guard is a normal release; a guard that is
     /// still in the table when the worker ends was abandoned (see `Guard`).
     fn drop(&mut self, guard: Resource<Guard>) -> wasmtime::Result<()> {

@@ -131,6 +131,7 @@ impl From<IpcError> for WitError {
             IpcError::NotFound(what) => WitError::NotFound(what),
             IpcError::TooLarge(limit) => WitError::TooLarge(limit),
             IpcError::Invalid(why) => WitError::Invalid(why),
+            IpcError::Unavailable(why) => WitError::Invalid(format!("unavailable: {why}")),
         }
     }
 }

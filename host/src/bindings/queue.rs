@@ -162,7 +162,7 @@ impl HostQueue for WorkerState {
     fn close(&mut self, q: Resource<QueueRes>) -> Call<()> {
         reply(
             self.queue_for(&q, Op::Close)?
-                .map(|res| res.object.queue().close()),
+                .and_then(|res| res.object.queue().try_close()),
         )
     }
 

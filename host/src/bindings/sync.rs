@@ -57,7 +57,7 @@ impl HostSemaphore for WorkerState {
         let res = self.table.get(&s)?;
         reply(
             self.check(res, Op::Acquire, ObjectKind::Semaphore, res.object.name())
-                .map(|()| res.object.try_acquire()),
+                .and_then(|()| res.object.try_acquire()),
         )
     }
 
@@ -93,7 +93,7 @@ impl HostEvent for WorkerState {
         let res = self.table.get(&e)?;
         reply(
             self.check(res, Op::Set, ObjectKind::Event, res.object.name())
-                .map(|()| res.object.set()),
+                .and_then(|()| res.object.set()),
         )
     }
 
@@ -101,7 +101,7 @@ impl HostEvent for WorkerState {
         let res = self.table.get(&e)?;
         reply(
             self.check(res, Op::Set, ObjectKind::Event, res.object.name())
-                .map(|()| res.object.clear()),
+                .and_then(|()| res.object.clear()),
         )
     }
 
@@ -159,7 +159,7 @@ impl HostBarrier for WorkerState {
         let barrier = res.object.barrier();
         reply(
             self.check(res, Op::Abort, ObjectKind::Barrier, barrier.name())
-                .map(|()| barrier.abort()),
+                .and_then(|()| barrier.abort()),
         )
     }
 
@@ -168,7 +168,7 @@ impl HostBarrier for WorkerState {
         let barrier = res.object.barrier();
         reply(
             self.check(res, Op::Abort, ObjectKind::Barrier, barrier.name())
-                .map(|()| barrier.reset()),
+                .and_then(|()| barrier.reset()),
         )
     }
 

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::feeds::{self, Finished};
-use super::{FsArgs, RunArgs};
-use crate::manifest::{FilesystemEntry, Manifest};
+use super::{BackendArgs, FsArgs, RunArgs};
+use crate::ipc::Backend;
+use crate::ipc::redis::{RedisBackend, RedisConfig};
+use crate::manifest::{FilesystemEntry, Manifest, Placement};
 use crate::policy::Profile;
 use crate::run::Run;
 use crate::runtime::{Program, Runtime, RuntimeConfig};
@@ -58,7 +60,7 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
         (1..=args.count).map(|i| format!("{base}-{i}")).collect()
     };
     let fs = Filesystem::from_args(&args.fs, None);
-    let run = fs.new_run()?;
+    let run = fs.new_run(Backend::Local)?;
     let specs = names
         .into_iter()
         .map(|name| {
@@ -92,12 +94,20 @@ pub(super) async fn up(
     ui: Ui,
     path: &Path,
     fs: FsArgs,
+    backend: BackendArgs,
 ) -> anyhow::Result<u8> {
     let manifest = Manifest::from_file(path)?;
     let runtime = Runtime::new(config)?;
     let fs = Filesystem::from_args(&fs, manifest.filesystem.as_ref());
-    let run = fs.new_run()?;
-    manifest.declare_objects(&run);
+    let redis = connect_backend(&manifest, backend).await?;
+    let default = manifest.backend.as_ref().and_then(|b| b.default);
+    let run = fs.new_run(match (&redis, default) {
+        (Some(redis), None | Some(Placement::Redis)) => redis.clone(),
+        _ => Backend::Local,
+    })?;
+    manifest
+        .declare_objects_with(&run, redis.as_ref())
+        .with_context(|| format!("{}: declaring the named objects", path.display()))?;
     let mut programs: HashMap<PathBuf, Program> = HashMap::new();
     let base = path.parent().unwrap_or(Path::new(""));
     let mut profiles: HashMap<String, Profile> = HashMap::new();
@@ -174,6 +184,27 @@ pub(super) async fn up(
     Ok(code)
 }
 
+/// Connects to the Redis server named by `--backend` or the manifest's
+/// `[backend]` (the command line wins), if any.
+async fn connect_backend(
+    manifest: &Manifest,
+    args: BackendArgs,
+) -> anyhow::Result<Option<Backend>> {
+    let entry = manifest.backend.clone().unwrap_or_default();
+    let Some(url) = args.url.or(entry.url) else {
+        return Ok(None);
+    };
+    let mut config = RedisConfig::new(url);
+    if let Some(namespace) = args.namespace.or(entry.namespace) {
+        config.namespace = namespace;
+    }
+    if let Some(lease) = entry.lease {
+        config.lease = lease;
+    }
+    let backend = RedisBackend::connect(config).await?;
+    Ok(Some(Backend::Redis(backend)))
+}
+
 /// Where the run's shared tree comes from and goes, merged from the command
 /// line (which wins) and the manifest's `[filesystem]` table.
 struct Filesystem {
@@ -207,9 +238,10 @@ impl Filesystem {
         }
     }
 
-    /// A run whose tree has these limits, seeded if asked.
-    fn new_run(&self) -> anyhow::Result<Run> {
-        let run = Run::with_fs_limits(self.limits);
+    /// A run whose tree has these limits, seeded if asked, and whose
+    /// objects live on `backend`.
+    fn new_run(&self, backend: Backend) -> anyhow::Result<Run> {
+        let run = Run::with_options(self.limits, backend);
         if let Some(dir) = &self.from {
             run.fs()
                 .seed_from(dir)

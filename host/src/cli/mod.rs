@@ -116,6 +116,10 @@ Manifest:
   stops = 1               # empty messages put on output when the input ends
   producers = [\"gen\"]     # workers that feed input [default: every worker]
 
+  [backend]               # share queues, locks... with other hosts (Redis)
+  url = \"redis://127.0.0.1:6379/0\"
+  namespace = \"shop\"
+
 A pool's input ends at an empty message, when the queue is closed and
 drained, or when its producers have ended and the queue is empty.")]
     Up {
@@ -124,6 +128,8 @@ drained, or when its producers have ended and the queue is empty.")]
         manifest: PathBuf,
         #[command(flatten)]
         fs: FsArgs,
+        #[command(flatten)]
+        backend: BackendArgs,
     },
     /// Run a task component over every input line with a pool of instances
     #[command(after_help = "Examples:
@@ -321,6 +327,18 @@ struct FsArgs {
     vfs_max_files: Option<u64>,
 }
 
+/// Where a run's named objects live; overrides the manifest's `[backend]`.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct BackendArgs {
+    /// Keep queues, locks, semaphores, events and barriers in this Redis
+    /// server, shared with every host using the same namespace
+    #[arg(long = "backend", value_name = "redis://HOST:PORT/DB")]
+    url: Option<String>,
+    /// The deployment's namespace in that server [default: `default`]
+    #[arg(long, value_name = "NAME")]
+    namespace: Option<String>,
+}
+
 /// Exit code for bad input or usage.
 const EXIT_BAD_INPUT: u8 = 2;
 
@@ -363,7 +381,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     };
     match cli.command {
         Command::Run(args) => launch::run(config, ui, args).await,
-        Command::Up { manifest, fs } => launch::up(config, ui, &manifest, fs).await,
+        Command::Up {
+            manifest,
+            fs,
+            backend,
+        } => launch::up(config, ui, &manifest, fs, backend).await,
         Command::Pool(args) => pool::pool(config, ui.quiet, args).await,
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file),
         Command::Policy(PolicyCommand::Test {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::IpcError;
-use super::lock::{Guard, Lock};
+use super::lock::Lock;
 
 /// A named condition over a named lock.
 pub struct Condition {
@@ -44,9 +44,16 @@ impl Condition {
     /// does). `Ok(false)`: the timeout elapsed before any notification.
     pub async fn wait(
         &self,
-        guard: &mut Guard,
+        guard: &mut super::Guard,
         timeout: Option<Duration>,
     ) -> Result<bool, IpcError> {
+        let super::Guard::Local(guard, _) = guard else {
+            return Err(IpcError::Invalid(format!(
+                "condition `{}` waits with lock `{}`, not with a Redis lock",
+                self.name,
+                self.lock.name()
+            )));
+        };
         if !Arc::ptr_eq(guard.lock(), &self.lock) {
             return Err(IpcError::Invalid(format!(
                 "condition `{}` waits with lock `{}`, not `{}`",
@@ -113,7 +120,7 @@ mod tests {
         let cond = Condition::new("c", lock.clone());
         let (l2, c2) = (lock.clone(), cond.clone());
         let waiter = tokio::spawn(async move {
-            let mut g = l2.acquire(1, None).await.unwrap();
+            let mut g = super::super::Guard::Local(l2.acquire(1, None).await.unwrap(), 1);
             let notified = c2.wait(&mut g, None).await.unwrap();
             let owner = l2.owner();
             g.release();
@@ -139,7 +146,7 @@ mod tests {
     async fn timeout_returns_false_with_the_lock_held() {
         let lock = Lock::new("l", false);
         let cond = Condition::new("c", lock.clone());
-        let mut g = lock.acquire(1, None).await.unwrap();
+        let mut g = super::super::Guard::Local(lock.acquire(1, None).await.unwrap(), 1);
         assert_eq!(
             cond.wait(&mut g, Some(Duration::from_millis(10))).await,
             Ok(false)
@@ -154,7 +161,7 @@ mod tests {
     async fn wrong_lock_is_refused() {
         let cond = Condition::new("c", Lock::new("l", false));
         let other = Lock::new("other", false);
-        let mut g = other.acquire(1, None).await.unwrap();
+        let mut g = super::super::Guard::Local(other.acquire(1, None).await.unwrap(), 1);
         assert!(matches!(
             cond.wait(&mut g, None).await,
             Err(IpcError::Invalid(_))

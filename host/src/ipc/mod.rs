@@ -11,22 +11,33 @@ mod condition;
 mod event;
 mod fifo;
 mod lock;
+mod objects;
 mod pipe;
 mod queue;
+pub mod redis;
 mod registry;
 mod semaphore;
 
 use std::future::Future;
 use std::time::Duration;
 
-pub use barrier::{Barrier, BarrierHandle};
 pub use condition::Condition;
-pub use event::Event;
-pub use lock::{Guard, Lock};
+pub use objects::{
+    Backend, Barrier, BarrierHandle, Event, Guard, Lock, Queue, QueueHandle, Semaphore,
+};
 pub use pipe::{Pipe, PipeConfig, PipeEnd, PipeInbound};
-pub use queue::{Queue, QueueConfig, QueueHandle};
+pub use queue::QueueConfig;
 pub use registry::Registry;
-pub use semaphore::Semaphore;
+
+/// The in-process implementations behind the `Local` variants of
+/// [`Queue`], [`Lock`] and the rest: usable on their own, without a run.
+pub mod local {
+    pub use super::barrier::{Barrier, BarrierHandle};
+    pub use super::event::Event;
+    pub use super::lock::{Guard, Lock};
+    pub use super::queue::{Queue, QueueHandle};
+    pub use super::semaphore::Semaphore;
+}
 
 /// Identifies a worker to the objects it uses (lock ownership, pipe ends).
 pub type WorkerId = u64;
@@ -55,6 +66,10 @@ pub enum IpcError {
     /// The call makes no sense in the object's state; the text says why.
     #[error("invalid: {0}")]
     Invalid(String),
+    /// The object's backend (a Redis server) cannot be reached; the text
+    /// names it. Guests see `invalid` with this text (WIT has no such case).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Runs `fut` with an optional timeout; `None` waits forever.

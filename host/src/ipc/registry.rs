@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use super::{
-    Barrier, Condition, Event, IpcError, Lock, Pipe, PipeConfig, Queue, QueueConfig, Semaphore,
+    Backend, Barrier, Condition, Event, IpcError, Lock, Pipe, PipeConfig, Queue, QueueConfig,
+    Semaphore,
 };
 
 /// One map of named objects of a kind.
@@ -53,8 +54,12 @@ impl<T> Named<T> {
 
 /// Every named queue, pipe, lock and sync object of a run. Dropped with the
 /// run; objects still open by a worker live until it closes them.
+///
+/// Objects are declared on the registry's backend unless a `declare_*_on`
+/// method names another. Pipes and conditions are always local.
 #[derive(Default)]
 pub struct Registry {
+    backend: Backend,
     queues: Named<Queue>,
     pipes: Named<Pipe>,
     locks: Named<Lock>,
@@ -65,24 +70,60 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// An empty registry.
+    /// An empty registry whose objects are local.
     pub fn new() -> Arc<Registry> {
         Arc::new(Registry::default())
     }
 
-    /// Declares a queue. `Invalid` if the name is taken.
-    pub fn declare_queue(&self, name: &str, config: QueueConfig) -> Result<Arc<Queue>, IpcError> {
-        self.queues.insert("queue", name, Queue::new(name, config))
+    /// An empty registry whose objects live on `backend` by default.
+    pub fn with_backend(backend: Backend) -> Registry {
+        Registry {
+            backend,
+            ..Registry::default()
+        }
     }
 
-    /// Declares a pipe.
+    /// Where objects are declared by default.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Declares a queue. `Invalid` if the name is taken.
+    pub fn declare_queue(&self, name: &str, config: QueueConfig) -> Result<Arc<Queue>, IpcError> {
+        self.declare_queue_on(&self.backend, name, config)
+    }
+
+    /// Declares a queue on `backend`. On Redis, hosts that declare the same
+    /// name in the same namespace share one queue.
+    pub fn declare_queue_on(
+        &self,
+        backend: &Backend,
+        name: &str,
+        config: QueueConfig,
+    ) -> Result<Arc<Queue>, IpcError> {
+        self.queues
+            .insert("queue", name, Queue::new(backend, name, config)?)
+    }
+
+    /// Declares a pipe (always local: a pipe joins two workers of one host).
     pub fn declare_pipe(&self, name: &str, config: PipeConfig) -> Result<Arc<Pipe>, IpcError> {
         self.pipes.insert("pipe", name, Pipe::new(name, config))
     }
 
     /// Declares a lock (re-entrant or not).
     pub fn declare_lock(&self, name: &str, reentrant: bool) -> Result<Arc<Lock>, IpcError> {
-        self.locks.insert("lock", name, Lock::new(name, reentrant))
+        self.declare_lock_on(&self.backend, name, reentrant)
+    }
+
+    /// Declares a lock on `backend`.
+    pub fn declare_lock_on(
+        &self,
+        backend: &Backend,
+        name: &str,
+        reentrant: bool,
+    ) -> Result<Arc<Lock>, IpcError> {
+        self.locks
+            .insert("lock", name, Lock::new(backend, name, reentrant)?)
     }
 
     /// Declares a bounded semaphore.
@@ -92,24 +133,60 @@ impl Registry {
         initial: u32,
         max: u32,
     ) -> Result<Arc<Semaphore>, IpcError> {
-        self.semaphores
-            .insert("semaphore", name, Semaphore::new(name, initial, max))
+        self.declare_semaphore_on(&self.backend, name, initial, max)
+    }
+
+    /// Declares a bounded semaphore on `backend`.
+    pub fn declare_semaphore_on(
+        &self,
+        backend: &Backend,
+        name: &str,
+        initial: u32,
+        max: u32,
+    ) -> Result<Arc<Semaphore>, IpcError> {
+        let semaphore = Semaphore::new(backend, name, initial, max)?;
+        self.semaphores.insert("semaphore", name, semaphore)
     }
 
     /// Declares an event.
     pub fn declare_event(&self, name: &str) -> Result<Arc<Event>, IpcError> {
-        self.events.insert("event", name, Event::new(name))
+        self.declare_event_on(&self.backend, name)
+    }
+
+    /// Declares an event on `backend`.
+    pub fn declare_event_on(&self, backend: &Backend, name: &str) -> Result<Arc<Event>, IpcError> {
+        self.events
+            .insert("event", name, Event::new(backend, name)?)
     }
 
     /// Declares a barrier.
     pub fn declare_barrier(&self, name: &str, parties: u32) -> Result<Arc<Barrier>, IpcError> {
-        self.barriers
-            .insert("barrier", name, Barrier::new(name, parties))
+        self.declare_barrier_on(&self.backend, name, parties)
     }
 
-    /// Declares a condition over an already declared lock.
+    /// Declares a barrier on `backend`.
+    pub fn declare_barrier_on(
+        &self,
+        backend: &Backend,
+        name: &str,
+        parties: u32,
+    ) -> Result<Arc<Barrier>, IpcError> {
+        self.barriers
+            .insert("barrier", name, Barrier::new(backend, name, parties)?)
+    }
+
+    /// Declares a condition over an already declared lock, which must be
+    /// local (see `docs/scale-out.md`).
     pub fn declare_condition(&self, name: &str, lock: &str) -> Result<Arc<Condition>, IpcError> {
-        let lock = self.lock(lock)?;
+        let lock = match &*self.lock(lock)? {
+            Lock::Local(lock, _) => lock.clone(),
+            Lock::Redis(_) => {
+                return Err(IpcError::Invalid(format!(
+                    "condition `{name}`: lock `{lock}` is on Redis, and conditions need a \
+                     local lock (declare it with backend = \"local\")"
+                )));
+            }
+        };
         self.conditions
             .insert("condition", name, Condition::new(name, lock))
     }

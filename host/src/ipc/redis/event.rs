@@ -1,0 +1,106 @@
+//! An event in Redis: a key that exists while the flag is set.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::{Attempt, RedisBackend, check_name};
+use crate::ipc::IpcError;
+
+/// A named event flag in Redis.
+pub struct RedisEvent {
+    backend: Arc<RedisBackend>,
+    name: String,
+    key: String,
+    channel: String,
+    notify: Arc<Notify>,
+}
+
+impl RedisEvent {
+    /// Attaches to (or creates, cleared) the event `name`. Does no I/O.
+    pub fn new(backend: &Arc<RedisBackend>, name: &str) -> Result<Arc<RedisEvent>, IpcError> {
+        check_name("event", name)?;
+        let channel = backend.key("ev", name, ":ch");
+        Ok(Arc::new(RedisEvent {
+            notify: backend.channel(&channel),
+            backend: backend.clone(),
+            name: name.to_string(),
+            key: backend.key("ev", name, ""),
+            channel,
+        }))
+    }
+
+    /// The event's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn check(&self) -> Attempt<()> {
+        let set = ::redis::cmd("EXISTS")
+            .arg(&self.key)
+            .query_async::<bool>(&mut self.backend.conn())
+            .await;
+        match set {
+            Ok(true) => Attempt::Done(()),
+            Ok(false) => Attempt::Wait,
+            Err(e) => self.backend.failed(e, true),
+        }
+    }
+
+    /// Whether the flag is set; `false` if Redis cannot be reached.
+    pub fn is_set(&self) -> bool {
+        self.backend
+            .block(async {
+                match self.check().await {
+                    Attempt::Done(()) => Ok(true),
+                    _ => Ok(false),
+                }
+            })
+            .unwrap_or(false)
+    }
+
+    /// Sets the flag and wakes every waiter on every host.
+    pub fn set(&self) -> Result<(), IpcError> {
+        self.backend.block(async {
+            ::redis::pipe()
+                .atomic()
+                .set(&self.key, 1)
+                .ignore()
+                .publish(&self.channel, "set")
+                .ignore()
+                .query_async::<()>(&mut self.backend.conn())
+                .await
+                .map_err(|e| self.backend.error(e))
+        })
+    }
+
+    /// Clears the flag.
+    pub fn clear(&self) -> Result<(), IpcError> {
+        self.backend.block(async {
+            ::redis::cmd("DEL")
+                .arg(&self.key)
+                .query_async::<()>(&mut self.backend.conn())
+                .await
+                .map_err(|e| self.backend.error(e))
+        })
+    }
+
+    /// Waits until the flag is set: `Ok(false)` if the timeout elapsed first.
+    pub async fn wait(&self, timeout: Option<Duration>) -> Result<bool, IpcError> {
+        match self
+            .backend
+            .wait_until(&self.notify, timeout, || self.check())
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(IpcError::Timeout) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Resolves when the flag is set. For pollables.
+    pub async fn ready(&self) {
+        while self.wait(None).await != Ok(true) {}
+    }
+}

@@ -1,0 +1,725 @@
+//! A queue in Redis: a list, with `JoinableQueue` counting and, in
+//! acknowledged mode, an in-flight list per consumer.
+//!
+//! - `put`: one script checks the capacity and pushes the whole batch
+//!   (all or nothing), counts it unfinished, and wakes getters if one is
+//!   waiting.
+//! - `get`: one script takes up to `max` messages (`LPOP count`), or in
+//!   acknowledged mode moves them one by one (`LMOVE`, the non-blocking
+//!   `BLMOVE`) to this consumer's in-flight list. The same script first
+//!   applies the acknowledgements (`task-done`) gathered since the last
+//!   call, so a consumer's steady state is one round trip per batch.
+//! - In acknowledged mode `task-done` removes the message from the
+//!   in-flight list (`LREM`); a consumer that ends puts what it still holds
+//!   back at the head; a host that dies stops renewing its lease, and any
+//!   other host's reaper moves its in-flight lists back once the lease has
+//!   expired (the visibility timeout).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::Duration;
+
+use ::redis::{Script, Value};
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use super::{Attempt, RedisBackend, check_name, int, unique};
+use crate::ipc::{IpcError, QueueConfig};
+
+/// KEYS: list, unfinished, closed, putters-waiting, getters-waiting.
+/// ARGV: capacity, channel, messages... Returns 1 (put), 0 (no room: the
+/// caller waits) or -1 (closed).
+static PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+local n = #ARGV - 2
+if n == 0 then return 1 end
+local len = redis.call('LLEN', KEYS[1])
+if len + n > tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[4], 1)
+  return 0
+end
+for i = 3, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('INCRBY', KEYS[2], n)
+if redis.call('DEL', KEYS[5]) == 1 then redis.call('PUBLISH', ARGV[2], 'put') end
+return 1
+",
+    )
+});
+
+/// KEYS: list, in-flight, unfinished, closed, consumers, getters-waiting,
+/// putters-waiting. ARGV: max, acknowledged (0/1), channel, member, dones,
+/// expected in-flight (-1: do not reconcile), acknowledged messages...
+/// Applies the acknowledgements, then takes up to `max` messages (0: none).
+/// Returns the messages (empty: none now) or -1 (closed and drained).
+static GET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local done = tonumber(ARGV[5])
+for i = 7, #ARGV do
+  if redis.call('LREM', KEYS[2], 1, ARGV[i]) == 1 then done = done + 1 end
+end
+if done > 0 and redis.call('DECRBY', KEYS[3], done) <= 0 then
+  redis.call('PUBLISH', ARGV[3], 'done')
+end
+local expected = tonumber(ARGV[6])
+if expected >= 0 then
+  for i = 1, redis.call('LLEN', KEYS[2]) - expected do
+    redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
+  end
+end
+local max = tonumber(ARGV[1])
+if max == 0 then return {} end
+local len = redis.call('LLEN', KEYS[1])
+if len == 0 then
+  if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+  redis.call('SET', KEYS[6], 1)
+  return {}
+end
+local items
+if ARGV[2] == '1' then
+  redis.call('SADD', KEYS[5], ARGV[4])
+  items = {}
+  for i = 1, math.min(max, len) do
+    items[i] = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+  end
+else
+  items = redis.call('LPOP', KEYS[1], max)
+end
+if redis.call('DEL', KEYS[7]) == 1 then redis.call('PUBLISH', ARGV[3], 'space') end
+return items
+",
+    )
+});
+
+/// A consumer of an acknowledged queue ends. KEYS: list, in-flight,
+/// unfinished, consumers. ARGV: channel, member, acknowledged messages...
+/// Applies the acknowledgements and puts the rest back at the head, in
+/// order. Returns how many went back.
+static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local done = 0
+for i = 3, #ARGV do
+  if redis.call('LREM', KEYS[2], 1, ARGV[i]) == 1 then done = done + 1 end
+end
+if done > 0 and redis.call('DECRBY', KEYS[3], done) <= 0 then
+  redis.call('PUBLISH', ARGV[1], 'done')
+end
+local moved = 0
+while redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT') do moved = moved + 1 end
+redis.call('SREM', KEYS[4], ARGV[2])
+if moved > 0 then redis.call('PUBLISH', ARGV[1], 'put') end
+return moved
+",
+    )
+});
+
+/// A consumer of an at-most-once queue ends. KEYS: unfinished, lost.
+/// ARGV: channel, dones, lost.
+static SETTLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local lost = tonumber(ARGV[3])
+if lost > 0 then redis.call('INCRBY', KEYS[2], lost) end
+local n = tonumber(ARGV[2]) + lost
+if n > 0 and redis.call('DECRBY', KEYS[1], n) <= 0 then
+  redis.call('PUBLISH', ARGV[1], 'done')
+end
+return n
+",
+    )
+});
+
+/// Puts back what consumers of dead hosts held. KEYS: consumers, list.
+/// ARGV: in-flight key prefix, host lease key prefix, channel. Returns how
+/// many messages went back.
+static REAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local moved = 0
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local host = string.match(member, '^([^/]+)/')
+  if host and redis.call('EXISTS', ARGV[2] .. host) == 0 then
+    local inflight = ARGV[1] .. member
+    while redis.call('LMOVE', inflight, KEYS[2], 'RIGHT', 'LEFT') do moved = moved + 1 end
+    redis.call('SREM', KEYS[1], member)
+  end
+end
+if moved > 0 then redis.call('PUBLISH', ARGV[3], 'reaped') end
+return moved
+",
+    )
+});
+
+/// KEYS: list, closed, waiting marker. ARGV: capacity (0: ready to get).
+/// Returns 1 when the operation would not wait, else leaves the marker.
+static READY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local len = redis.call('LLEN', KEYS[1])
+local cap = tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+if (cap == 0 and len > 0) or (cap > 0 and len < cap) then return 1 end
+redis.call('SET', KEYS[3], 1)
+return 0
+",
+    )
+});
+
+/// A named queue in Redis. Hosts that declare the same name in the same
+/// namespace share it.
+pub struct RedisQueue {
+    backend: Arc<RedisBackend>,
+    name: String,
+    config: QueueConfig,
+    list: String,
+    unfinished: String,
+    closed: String,
+    lost: String,
+    consumers: String,
+    inflight_prefix: String,
+    getters: String,
+    putters: String,
+    channel: String,
+    notify: Arc<Notify>,
+    reaper: Option<AbortHandle>,
+}
+
+impl RedisQueue {
+    /// Attaches to (or creates) the queue `name`. Does no I/O: the keys come
+    /// into being with the first message.
+    pub fn new(
+        backend: &Arc<RedisBackend>,
+        name: &str,
+        config: QueueConfig,
+    ) -> Result<Arc<RedisQueue>, IpcError> {
+        check_name("queue", name)?;
+        let key = |suffix: &str| backend.key("q", name, suffix);
+        let channel = key(":ch");
+        Ok(Arc::new_cyclic(|me: &Weak<RedisQueue>| {
+            let reaper = config.acknowledged.then(|| {
+                let me = me.clone();
+                let every = (backend.config.lease / 2).max(Duration::from_millis(50));
+                backend
+                    .runtime
+                    .spawn(async move {
+                        loop {
+                            tokio::time::sleep(every).await;
+                            let Some(queue) = me.upgrade() else { return };
+                            if let Err(e) = queue.reap().await {
+                                tracing::debug!("reaping queue `{}`: {e}", queue.name);
+                            }
+                        }
+                    })
+                    .abort_handle()
+            });
+            RedisQueue {
+                notify: backend.channel(&channel),
+                backend: backend.clone(),
+                name: name.to_string(),
+                list: key(""),
+                unfinished: key(":unfinished"),
+                closed: key(":closed"),
+                lost: key(":lost"),
+                consumers: key(":consumers"),
+                inflight_prefix: key(":inflight:"),
+                getters: key(":getters"),
+                putters: key(":putters"),
+                channel,
+                config,
+                reaper,
+            }
+        }))
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many messages fit before `put` waits.
+    pub fn capacity(&self) -> usize {
+        self.config.capacity.max(1)
+    }
+
+    /// Whether messages of dead consumers are delivered again.
+    pub fn is_acknowledged(&self) -> bool {
+        self.config.acknowledged
+    }
+
+    /// Messages waiting now (`LLEN`); 0 if Redis cannot be reached.
+    pub fn len(&self) -> usize {
+        let len = self.backend.block(async {
+            ::redis::cmd("LLEN")
+                .arg(&self.list)
+                .query_async::<usize>(&mut self.backend.conn())
+                .await
+                .map_err(|e| self.backend.error(e))
+        });
+        len.unwrap_or(0)
+    }
+
+    /// Whether no message is waiting (`true` if Redis cannot be reached).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Messages lost by consumers that ended before `task-done`, across
+    /// every host (at-most-once mode).
+    pub fn lost(&self) -> u64 {
+        let lost = self.backend.block(async {
+            ::redis::cmd("GET")
+                .arg(&self.lost)
+                .query_async::<Option<u64>>(&mut self.backend.conn())
+                .await
+                .map_err(|e| self.backend.error(e))
+        });
+        lost.ok().flatten().unwrap_or(0)
+    }
+
+    /// Closes the queue for every host.
+    pub fn close(&self) -> Result<(), IpcError> {
+        self.backend.block(async {
+            ::redis::pipe()
+                .atomic()
+                .set(&self.closed, 1)
+                .ignore()
+                .publish(&self.channel, "closed")
+                .ignore()
+                .query_async::<()>(&mut self.backend.conn())
+                .await
+                .map_err(|e| self.backend.error(e))
+        })
+    }
+
+    /// Waits until every message ever put (by any host) is marked done.
+    pub async fn join(&self, timeout: Option<Duration>) -> Result<(), IpcError> {
+        self.backend
+            .wait_until(&self.notify, timeout, || async {
+                let left = ::redis::cmd("GET")
+                    .arg(&self.unfinished)
+                    .query_async::<Option<i64>>(&mut self.backend.conn())
+                    .await;
+                match left {
+                    Ok(left) if left.unwrap_or(0) <= 0 => Attempt::Done(()),
+                    Ok(_) => Attempt::Wait,
+                    Err(e) => self.backend.failed(e, true),
+                }
+            })
+            .await
+    }
+
+    /// Resolves when a `get` would not wait. For pollables.
+    pub async fn ready_to_get(&self) {
+        self.ready(0).await
+    }
+
+    /// Resolves when a `put` of one message would not wait. For pollables.
+    pub async fn ready_to_put(&self) {
+        self.ready(self.capacity()).await
+    }
+
+    async fn ready(&self, capacity: usize) {
+        let marker = if capacity == 0 {
+            &self.getters
+        } else {
+            &self.putters
+        };
+        // Without Redis there is nothing to be ready for; pollables have no
+        // error channel, so keep waiting (the guest's poll may time out).
+        loop {
+            let ready = self
+                .backend
+                .wait_until(&self.notify, None, || async {
+                    let answer = READY
+                        .key(&self.list)
+                        .key(&self.closed)
+                        .key(marker)
+                        .arg(capacity)
+                        .invoke_async::<i64>(&mut self.backend.conn())
+                        .await;
+                    match answer {
+                        Ok(1) => Attempt::Done(()),
+                        Ok(_) => Attempt::Wait,
+                        Err(e) => self.backend.failed(e, true),
+                    }
+                })
+                .await;
+            if ready.is_ok() {
+                return;
+            }
+        }
+    }
+
+    async fn reap(&self) -> Result<u64, IpcError> {
+        REAP.key(&self.consumers)
+            .key(&self.list)
+            .arg(&self.inflight_prefix)
+            .arg(format!("{}host:", self.backend.prefix))
+            .arg(&self.channel)
+            .invoke_async::<u64>(&mut self.backend.conn())
+            .await
+            .map_err(|e| self.backend.error(e))
+    }
+
+    /// Opens a handle for one worker: one consumer, with its own in-flight
+    /// list in acknowledged mode.
+    pub fn handle(self: &Arc<Self>) -> RedisQueueHandle {
+        let member = format!("{}/{:016x}", self.backend.host_id, unique());
+        RedisQueueHandle(Arc::new(Consumer {
+            inflight: format!("{}{member}", self.inflight_prefix),
+            member,
+            queue: self.clone(),
+            taken: Mutex::new(VecDeque::new()),
+            pending: Mutex::new(Pending::default()),
+            sending: tokio::sync::Mutex::new(()),
+            dirty: AtomicBool::new(false),
+            flush_scheduled: AtomicBool::new(false),
+            took: AtomicBool::new(false),
+        }))
+    }
+}
+
+impl Drop for RedisQueue {
+    fn drop(&mut self) {
+        if let Some(reaper) = &self.reaper {
+            reaper.abort();
+        }
+    }
+}
+
+/// Acknowledgements not yet sent to Redis.
+#[derive(Default)]
+struct Pending {
+    /// Acknowledged mode: the messages marked done.
+    acks: Vec<Bytes>,
+    /// At-most-once mode: how many were marked done.
+    dones: u64,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.acks.is_empty() && self.dones == 0
+    }
+
+    /// Puts back what a failed send carried, before anything newer.
+    fn restore(&mut self, mut older: Pending) {
+        older.acks.append(&mut self.acks);
+        self.acks = older.acks;
+        self.dones += older.dones;
+    }
+}
+
+/// One worker's use of a Redis queue (shared with its background flushes).
+struct Consumer {
+    queue: Arc<RedisQueue>,
+    /// `<host>/<id>`: this consumer in the queue's consumer set.
+    member: String,
+    /// The in-flight list (acknowledged mode).
+    inflight: String,
+    /// Messages taken and not yet marked done, oldest first (their bytes
+    /// only in acknowledged mode).
+    taken: Mutex<VecDeque<Option<Bytes>>>,
+    pending: Mutex<Pending>,
+    /// Orders this consumer's scripts: acknowledgements before the final
+    /// requeue.
+    sending: tokio::sync::Mutex<()>,
+    /// A take failed after it may have run: the in-flight list may hold
+    /// messages this consumer does not know of; the next take puts them back.
+    dirty: AtomicBool,
+    flush_scheduled: AtomicBool,
+    /// Took at least once (so it may have an in-flight list to clean up).
+    took: AtomicBool,
+}
+
+impl Consumer {
+    fn lock_taken(&self) -> std::sync::MutexGuard<'_, VecDeque<Option<Bytes>>> {
+        self.taken.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn take_pending(&self) -> Pending {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn restore_pending(&self, older: Pending) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .restore(older);
+    }
+
+    /// One take of up to `max` messages (0: only send acknowledgements).
+    async fn take(&self, max: usize) -> Attempt<Vec<Bytes>> {
+        let q = &*self.queue;
+        let _sending = self.sending.lock().await;
+        let pending = self.take_pending();
+        if max == 0 && pending.is_empty() {
+            return Attempt::Done(Vec::new());
+        }
+        let expected = match self.dirty.swap(false, Ordering::SeqCst) {
+            true => self.lock_taken().len() as i64,
+            false => -1,
+        };
+        let acknowledged = q.config.acknowledged;
+        if max > 0 {
+            self.took.store(true, Ordering::Relaxed);
+        }
+        let mut call = GET.prepare_invoke();
+        call.key(&q.list)
+            .key(&self.inflight)
+            .key(&q.unfinished)
+            .key(&q.closed)
+            .key(&q.consumers)
+            .key(&q.getters)
+            .key(&q.putters)
+            .arg(max)
+            .arg(u8::from(acknowledged))
+            .arg(&q.channel)
+            .arg(&self.member)
+            .arg(pending.dones)
+            .arg(expected);
+        for ack in &pending.acks {
+            call.arg(ack.as_ref());
+        }
+        match call.invoke_async::<Value>(&mut q.backend.conn()).await {
+            Ok(Value::Array(items)) if items.is_empty() => match max {
+                0 => Attempt::Done(Vec::new()),
+                _ => Attempt::Wait,
+            },
+            Ok(Value::Array(items)) => Attempt::Done(
+                items
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        Value::BulkString(b) => Some(Bytes::from(b)),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Ok(other) if int(&other) == Some(-1) => Attempt::Fail(IpcError::Closed),
+            Ok(other) => Attempt::Fail(IpcError::Invalid(format!(
+                "queue `{}`: unexpected reply {other:?}",
+                q.name
+            ))),
+            Err(e) => {
+                // It may have run: acknowledgements are sent again (removing
+                // a message twice finds nothing), and in acknowledged mode
+                // the next take returns what this one may have moved.
+                self.restore_pending(pending);
+                if acknowledged && max > 0 {
+                    self.dirty.store(true, Ordering::SeqCst);
+                }
+                q.backend.failed(e, acknowledged)
+            }
+        }
+    }
+
+    /// Sends the acknowledgements gathered so far.
+    async fn flush(&self) {
+        self.flush_scheduled.store(false, Ordering::SeqCst);
+        if let Attempt::Retry(why) | Attempt::Fail(IpcError::Unavailable(why)) = self.take(0).await
+        {
+            // Kept: the next take or the end of this consumer sends them.
+            tracing::debug!("queue `{}`: acknowledgements wait: {why}", self.queue.name);
+        }
+    }
+}
+
+/// One worker's use of a Redis queue. Dropping it settles what the worker
+/// took and did not mark done: put back (acknowledged) or counted lost.
+pub struct RedisQueueHandle(Arc<Consumer>);
+
+impl RedisQueueHandle {
+    /// The queue.
+    pub fn queue(&self) -> &Arc<RedisQueue> {
+        &self.0.queue
+    }
+
+    fn check(&self, messages: &[Vec<u8>]) -> Result<(), IpcError> {
+        let config = &self.0.queue.config;
+        if messages.iter().any(|m| m.len() > config.max_message) {
+            return Err(IpcError::TooLarge(config.max_message as u64));
+        }
+        if messages.len() > self.0.queue.capacity() {
+            return Err(IpcError::Invalid(format!(
+                "a batch of {} messages can never fit a capacity of {}",
+                messages.len(),
+                self.0.queue.capacity()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn put_once(&self, messages: &[Vec<u8>]) -> Attempt<()> {
+        let q = &*self.0.queue;
+        let mut call = PUT.prepare_invoke();
+        call.key(&q.list)
+            .key(&q.unfinished)
+            .key(&q.closed)
+            .key(&q.putters)
+            .key(&q.getters)
+            .arg(q.capacity())
+            .arg(&q.channel);
+        for m in messages {
+            call.arg(m.as_slice());
+        }
+        match call.invoke_async::<i64>(&mut q.backend.conn()).await {
+            Ok(1) => Attempt::Done(()),
+            Ok(0) => Attempt::Wait,
+            Ok(_) => Attempt::Fail(IpcError::Closed),
+            // A put whose outcome is unknown is sent again only where a
+            // duplicate is allowed (acknowledged mode is at-least-once).
+            Err(e) => q.backend.failed(e, q.config.acknowledged),
+        }
+    }
+
+    /// Puts a batch, all or nothing, waiting until all of it fits.
+    pub async fn put_many(
+        &self,
+        messages: Vec<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<(), IpcError> {
+        self.check(&messages)?;
+        let q = &self.0.queue;
+        q.backend
+            .wait_until(&q.notify, timeout, || self.put_once(&messages))
+            .await
+    }
+
+    /// Puts one message if there is room now.
+    pub fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
+        let messages = [message];
+        self.check(&messages)?;
+        self.0.queue.backend.block(async {
+            match self.put_once(&messages).await {
+                Attempt::Done(()) => Ok(true),
+                Attempt::Wait => Ok(false),
+                Attempt::Retry(why) => Err(IpcError::Unavailable(why)),
+                Attempt::Fail(e) => Err(e),
+            }
+        })
+    }
+
+    fn record(&self, items: &[Bytes]) {
+        let keep = self.0.queue.config.acknowledged;
+        self.0
+            .lock_taken()
+            .extend(items.iter().map(|b| keep.then(|| b.clone())));
+    }
+
+    /// Takes between 1 and `max` messages, waiting for the first.
+    pub async fn get_many(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Bytes>, IpcError> {
+        if max == 0 {
+            return Err(IpcError::Invalid("get-many needs max >= 1".into()));
+        }
+        let q = &self.0.queue;
+        let items = q
+            .backend
+            .wait_until(&q.notify, timeout, || self.0.take(max))
+            .await?;
+        self.record(&items);
+        Ok(items)
+    }
+
+    /// Takes one message if one is there now.
+    pub fn try_get(&self) -> Result<Option<Bytes>, IpcError> {
+        let taken = self.0.queue.backend.block(async {
+            match self.0.take(1).await {
+                Attempt::Done(items) => Ok(items),
+                Attempt::Wait => Ok(Vec::new()),
+                Attempt::Retry(why) => Err(IpcError::Unavailable(why)),
+                Attempt::Fail(e) => Err(e),
+            }
+        })?;
+        self.record(&taken);
+        Ok(taken.into_iter().next())
+    }
+
+    /// Marks the oldest message this worker took as done. The
+    /// acknowledgement goes to Redis with this consumer's next take, or in
+    /// the background right after this call, whichever is first.
+    pub fn task_done(&self) -> Result<(), IpcError> {
+        let Some(message) = self.0.lock_taken().pop_front() else {
+            return Err(IpcError::Invalid(format!(
+                "task-done on queue `{}` without a message taken and not yet done",
+                self.0.queue.name
+            )));
+        };
+        {
+            let mut pending = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
+            match message {
+                Some(bytes) => pending.acks.push(bytes),
+                None => pending.dones += 1,
+            }
+        }
+        if !self.0.flush_scheduled.swap(true, Ordering::SeqCst) {
+            let consumer = self.0.clone();
+            self.0.queue.backend.spawn(async move {
+                // Let a take that follows at once carry it instead.
+                tokio::task::yield_now().await;
+                consumer.flush().await;
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RedisQueueHandle {
+    fn drop(&mut self) {
+        let consumer = self.0.clone();
+        let taken = std::mem::take(&mut *consumer.lock_taken());
+        let pending = consumer.take_pending();
+        let acknowledged = consumer.queue.config.acknowledged;
+        let took = consumer.took.load(Ordering::Relaxed);
+        if !took && pending.is_empty() {
+            return;
+        }
+        let backend = consumer.queue.backend.clone();
+        backend.spawn(async move {
+            let q = &*consumer.queue;
+            let _sending = consumer.sending.lock().await;
+            // Also what a background flush restored after a failure.
+            let mut all = consumer.take_pending();
+            all.restore(pending);
+            let result = if acknowledged {
+                let mut call = REQUEUE.prepare_invoke();
+                call.key(&q.list)
+                    .key(&consumer.inflight)
+                    .key(&q.unfinished)
+                    .key(&q.consumers)
+                    .arg(&q.channel)
+                    .arg(&consumer.member);
+                for ack in &all.acks {
+                    call.arg(ack.as_ref());
+                }
+                call.invoke_async::<i64>(&mut q.backend.conn()).await
+            } else {
+                SETTLE
+                    .key(&q.unfinished)
+                    .key(&q.lost)
+                    .arg(&q.channel)
+                    .arg(all.dones)
+                    .arg(taken.len())
+                    .invoke_async::<i64>(&mut q.backend.conn())
+                    .await
+            };
+            if let Err(e) = result {
+                // The host's lease still covers the in-flight list: another
+                // host's reaper returns it once this host is gone.
+                tracing::warn!(
+                    "corral: queue `{}`: cannot settle a consumer's messages: {e}",
+                    q.name
+                );
+            }
+        });
+    }
+}

@@ -1,0 +1,606 @@
+//! Several hosts sharing queues and locks through Redis (issue 10): two
+//! `corral up` processes and this test (through the library) on one Redis
+//! server that the test starts on a free loopback port and stops.
+//!
+//! Needs `redis-server` (Debian's package; `.ci/run` installs it): without
+//! it these tests fail, saying so.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corral::Run;
+use corral::ipc::redis::{RedisBackend, RedisConfig};
+use corral::ipc::{Backend, IpcError, QueueConfig};
+
+/// A `redis-server` of this test's own on a free loopback port, stopped
+/// when dropped.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    persistent: bool,
+}
+
+impl Redis {
+    /// Without persistence, as the tests need nothing on disk.
+    fn start() -> Redis {
+        Redis::launch(false)
+    }
+
+    /// With an append-only file synced on every write, so that a restart
+    /// keeps what was acknowledged.
+    fn start_persistent() -> Redis {
+        Redis::launch(true)
+    }
+
+    fn launch(persistent: bool) -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Redis {
+            child: None,
+            port,
+            dir: tempfile::tempdir().expect("tempdir"),
+            persistent,
+        };
+        redis.spawn();
+        redis
+    }
+
+    fn spawn(&mut self) {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.persistent {
+            command.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            command.args(["--appendonly", "no"]);
+        }
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start redis-server ({e}): these tests need Debian's redis-server \
+                 (apt-get install redis-server; .ci/run installs it)"
+            )
+        });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory.
+    fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A namespace no other test uses.
+fn namespace(test: &str) -> String {
+    format!("{test}-{}", std::process::id())
+}
+
+async fn backend(redis: &Redis, ns: &str, lease: Duration) -> Arc<RedisBackend> {
+    RedisBackend::connect(RedisConfig::new(redis.url()).namespace(ns).lease(lease))
+        .await
+        .expect("connect to the test's redis")
+}
+
+fn guest(name: &str) -> String {
+    common::guest(name).display().to_string()
+}
+
+/// A `corral up` of `manifest` (written to `dir`) on the test's Redis.
+struct Host {
+    child: Child,
+    name: String,
+}
+
+impl Host {
+    fn start(dir: &Path, name: &str, manifest: &str, redis: &Redis, ns: &str) -> Host {
+        let path: PathBuf = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, manifest).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_corral"))
+            .arg("--cache-dir")
+            .arg(common::shared_cache_dir())
+            .args(["--color", "never", "up"])
+            .arg(&path)
+            .args(["--backend", &redis.url(), "--namespace", ns])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start corral");
+        Host {
+            child,
+            name: name.into(),
+        }
+    }
+
+    /// Waits (bounded) for the host to exit; returns its exit code and output.
+    fn finish(mut self, limit: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let output = self.child.wait_with_output().unwrap();
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                return (status.code(), text);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let output = self.child.wait_with_output().unwrap();
+                panic!(
+                    "host {} did not finish in {limit:?}: {}{}",
+                    self.name,
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn assert_ok(self, limit: Duration) -> String {
+        let name = self.name.clone();
+        let (code, output) = self.finish(limit);
+        assert_eq!(code, Some(0), "host {name}: {output}");
+        output
+    }
+
+    /// SIGKILL: the host ends without any cleanup.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// FNV-1a, as the guests compute it.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// What the producers put: `<worker>:<i>` for each worker name.
+fn expected(producers: &[&str], each: u64) -> (HashSet<Vec<u8>>, u64) {
+    let mut all = HashSet::new();
+    let mut sum = 0u64;
+    for p in producers {
+        for i in 0..each {
+            let m = format!("{p}:{i}").into_bytes();
+            sum = sum.wrapping_add(fnv1a(&m));
+            all.insert(m);
+        }
+    }
+    (all, sum)
+}
+
+const BIG: QueueConfig = QueueConfig {
+    capacity: 1_000_000,
+    max_message: 1 << 20,
+    acknowledged: false,
+};
+
+/// Reads `out` until `want` distinct messages arrived (bounded by `limit`),
+/// calling `progress` with the distinct count after each batch. Returns the
+/// distinct messages, their checksum and how many arrived twice.
+async fn drain(
+    run: &Run,
+    want: usize,
+    limit: Duration,
+    mut progress: impl FnMut(usize),
+) -> (HashSet<Vec<u8>>, u64, u64) {
+    let out = run.objects().queue("out").unwrap().handle();
+    let deadline = Instant::now() + limit;
+    let (mut seen, mut sum, mut duplicates) = (HashSet::new(), 0u64, 0u64);
+    while seen.len() < want {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {want} messages arrived in {limit:?}",
+            seen.len()
+        );
+        match out.get_many(1000, Some(Duration::from_millis(500))).await {
+            Ok(batch) => {
+                for m in batch {
+                    out.task_done().unwrap();
+                    if seen.insert(m.to_vec()) {
+                        sum = sum.wrapping_add(fnv1a(&m));
+                    } else {
+                        duplicates += 1;
+                    }
+                }
+                progress(seen.len());
+            }
+            Err(IpcError::Timeout) => {}
+            Err(e) => panic!("reading out: {e}"),
+        }
+    }
+    (seen, sum, duplicates)
+}
+
+/// Host `host`'s manifest: two relays from `jobs` to `out` (pausing
+/// `pause_ms` between relaying a batch and marking it done) and `producers`
+/// producers of `each` messages.
+fn relay_manifest(
+    host: &str,
+    producers: u32,
+    each: u64,
+    acknowledged: bool,
+    lease: &str,
+    pause_ms: u64,
+) -> String {
+    let (worker, relay) = (guest("producer"), guest("scale-worker"));
+    let mut m = format!(
+        "[backend]\nlease = \"{lease}\"\n\n\
+         [queues.jobs]\ncapacity = 1000\nacknowledged = {acknowledged}\n\n\
+         [queues.out]\ncapacity = 1000000\n\n\
+         [[worker]]\nname = \"r{host}\"\ncomponent = \"{relay}\"\ncount = 2\n\
+         args = [\"relay\", \"jobs\", \"out\", \"100\", \"{pause_ms}\"]\n"
+    );
+    if producers > 0 {
+        m += &format!(
+            "\n[[worker]]\nname = \"p{host}\"\ncomponent = \"{worker}\"\ncount = {producers}\n\
+             args = [\"jobs\", \"{each}\", \"0\", \"100\"]\n"
+        );
+    }
+    m
+}
+
+/// The library's side of a run on the test's Redis: it declares the same
+/// queues as the hosts, which attaches it to theirs.
+async fn library_run(redis: &Redis, ns: &str, acknowledged: bool) -> Run {
+    let run = Run::with_backend(Backend::Redis(
+        backend(redis, ns, Duration::from_secs(1)).await,
+    ));
+    let jobs = QueueConfig {
+        capacity: 1000,
+        acknowledged,
+        ..QueueConfig::default()
+    };
+    run.objects().declare_queue("jobs", jobs).unwrap();
+    run.objects().declare_queue("out", BIG).unwrap();
+    run
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hosts_share_one_queue_exactly() {
+    let redis = Redis::start();
+    let ns = namespace("share");
+    let dir = tempfile::tempdir().unwrap();
+    let run = library_run(&redis, &ns, false).await;
+    let each = 25_000;
+    let a = Host::start(
+        dir.path(),
+        "a",
+        &relay_manifest("a", 2, each, false, "2s", 0),
+        &redis,
+        &ns,
+    );
+    let b = Host::start(
+        dir.path(),
+        "b",
+        &relay_manifest("b", 2, each, false, "2s", 0),
+        &redis,
+        &ns,
+    );
+    let (want, want_sum) = expected(&["pa-1", "pa-2", "pb-1", "pb-2"], each);
+    let started = Instant::now();
+    let (seen, sum, duplicates) = drain(&run, want.len(), Duration::from_secs(120), |_| {}).await;
+    let elapsed = started.elapsed();
+    assert_eq!(duplicates, 0, "at-most-once delivers nothing twice");
+    assert_eq!(seen, want, "every message exactly once");
+    assert_eq!(sum, want_sum, "checksum");
+    run.objects().queue("jobs").unwrap().try_close().unwrap();
+    a.assert_ok(Duration::from_secs(30));
+    b.assert_ok(Duration::from_secs(30));
+    eprintln!(
+        "100000 messages through Redis between two hosts in {:.2} s",
+        elapsed.as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_killed_halfway_loses_nothing_in_acknowledged_mode() {
+    let redis = Redis::start();
+    let ns = namespace("kill");
+    let dir = tempfile::tempdir().unwrap();
+    let run = library_run(&redis, &ns, true).await;
+    let each = 50_000;
+    // Host a produces and relays; host b only relays, and is killed with
+    // messages in flight. Its lease (the visibility timeout) is 1 s.
+    let a = Host::start(
+        dir.path(),
+        "a",
+        &relay_manifest("a", 2, each, true, "1s", 0),
+        &redis,
+        &ns,
+    );
+    let b = Host::start(
+        dir.path(),
+        "b",
+        &relay_manifest("b", 0, each, true, "1s", 20),
+        &redis,
+        &ns,
+    );
+    let (want, want_sum) = expected(&["pa-1", "pa-2"], each);
+    let mut b = Some(b);
+    let (seen, sum, duplicates) = drain(&run, want.len(), Duration::from_secs(120), |n| {
+        if n >= want.len() / 2
+            && let Some(b) = b.take()
+        {
+            b.kill();
+        }
+    })
+    .await;
+    assert!(b.is_none(), "host b was killed halfway");
+    assert_eq!(seen, want, "every message at least once");
+    assert_eq!(sum, want_sum, "checksum of the distinct messages");
+    // What b's relays had relayed but not marked done when it died came
+    // back (its relays pause there, so the kill lands in that window); only
+    // that (at most a batch per relay) arrives twice.
+    assert!(
+        duplicates > 0,
+        "b died holding messages that were redelivered"
+    );
+    assert!(duplicates <= 200, "{duplicates} duplicates");
+    run.objects().queue("jobs").unwrap().try_close().unwrap();
+    a.assert_ok(Duration::from_secs(30));
+    eprintln!("host b killed halfway: nothing lost, {duplicates} delivered twice");
+}
+
+fn lock_manifest(role_args: &str, lease: &str) -> String {
+    format!(
+        "[backend]\nlease = \"{lease}\"\n\n[locks.l]\n[events.busy]\n\
+         [queues.counter]\ncapacity = 1\n[queues.fences]\ncapacity = 100000\n\n\
+         [[worker]]\nname = \"w\"\ncomponent = \"{}\"\ncount = 2\nargs = [{role_args}]\n",
+        guest("scale-worker")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_contended_from_two_hosts_protects_a_counter_exactly() {
+    let redis = Redis::start();
+    let ns = namespace("lock");
+    let dir = tempfile::tempdir().unwrap();
+    let run = Run::with_backend(Backend::Redis(
+        backend(&redis, &ns, Duration::from_secs(2)).await,
+    ));
+    let small = QueueConfig {
+        capacity: 1,
+        ..QueueConfig::default()
+    };
+    let counter = run.objects().declare_queue("counter", small).unwrap();
+    run.objects().declare_queue("fences", BIG).unwrap();
+    counter
+        .handle()
+        .put(0u64.to_le_bytes().to_vec(), None)
+        .await
+        .unwrap();
+    let n = 150;
+    let manifest = lock_manifest(&format!("\"count\", \"l\", \"{n}\""), "2s");
+    let a = Host::start(dir.path(), "a", &manifest, &redis, &ns);
+    let b = Host::start(dir.path(), "b", &manifest, &redis, &ns);
+    let out_a = a.assert_ok(Duration::from_secs(120));
+    let out_b = b.assert_ok(Duration::from_secs(120));
+    assert!(out_a.contains("overlaps 0") && out_b.contains("overlaps 0"));
+    let total = 4 * n;
+    let value = counter
+        .handle()
+        .get(Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(u64::from_le_bytes(value[..].try_into().unwrap()), total);
+    let fences = run.objects().queue("fences").unwrap().handle();
+    let tokens: Vec<u64> = fences
+        .get_many(10_000, Some(Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| u64::from_le_bytes(t[..].try_into().unwrap()))
+        .collect();
+    let distinct: HashSet<u64> = tokens.iter().copied().collect();
+    assert_eq!(tokens.len() as u64, total);
+    assert_eq!(
+        distinct.len() as u64,
+        total,
+        "a fencing token per acquisition"
+    );
+    let (min, max) = (tokens.iter().min().unwrap(), tokens.iter().max().unwrap());
+    assert_eq!(max - min + 1, total, "fencing tokens count acquisitions");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_hosts_lock_lease_expires_and_the_next_holder_is_told() {
+    let redis = Redis::start();
+    let ns = namespace("lease");
+    let dir = tempfile::tempdir().unwrap();
+    let lease = Duration::from_secs(1);
+    let run = Run::with_backend(Backend::Redis(backend(&redis, &ns, lease).await));
+    let lock = run.objects().declare_lock("l", false).unwrap();
+    let mut host = Host::start(
+        dir.path(),
+        "a",
+        &lock_manifest("\"hold\", \"l\"", "1s"),
+        &redis,
+        &ns,
+    );
+    // One of the two holders gets it; the other waits (and is killed too).
+    let stdout = host.child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("holding"))
+    })
+    .await
+    .unwrap()
+    .expect("the holder says so");
+    let held_fence: u64 = line.rsplit(' ').next().unwrap().trim().parse().unwrap();
+    assert!(
+        lock.try_acquire(99).unwrap().is_none(),
+        "held by the other host"
+    );
+    host.kill();
+    let killed = Instant::now();
+    let guard = lock
+        .acquire(99, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let waited = killed.elapsed();
+    assert!(
+        waited <= lease + Duration::from_secs(1),
+        "waited {waited:?}"
+    );
+    assert!(guard.previous_owner_died(), "the next holder is told");
+    assert!(guard.fencing_token() > held_fence, "fencing tokens grow");
+    guard.release();
+    let again = lock
+        .acquire(99, Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert!(!again.previous_owner_died(), "told once");
+    again.release();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn namespaces_keep_deployments_apart() {
+    let redis = Redis::start();
+    let lease = Duration::from_secs(2);
+    let one = Run::with_backend(Backend::Redis(backend(&redis, "tenant-one", lease).await));
+    let two = Run::with_backend(Backend::Redis(backend(&redis, "tenant-two", lease).await));
+    let also_one = Run::with_backend(Backend::Redis(backend(&redis, "tenant-one", lease).await));
+    let config = QueueConfig::default();
+    let q1 = one.objects().declare_queue("jobs", config.clone()).unwrap();
+    let q2 = two.objects().declare_queue("jobs", config.clone()).unwrap();
+    let q1_again = also_one.objects().declare_queue("jobs", config).unwrap();
+    q1.handle().put(b"for one".to_vec(), None).await.unwrap();
+    assert_eq!(q2.handle().try_get().unwrap(), None);
+    assert_eq!(q2.len(), 0);
+    assert_eq!(
+        q1_again
+            .handle()
+            .get(Some(Duration::from_secs(1)))
+            .await
+            .unwrap(),
+        &b"for one"[..]
+    );
+    let l1 = one.objects().declare_lock("l", false).unwrap();
+    let l2 = two.objects().declare_lock("l", false).unwrap();
+    let g1 = l1.acquire(1, None).await.unwrap();
+    let g2 = l2
+        .try_acquire(2)
+        .unwrap()
+        .expect("another namespace's lock");
+    assert!(l1.try_acquire(3).unwrap().is_none());
+    g1.release();
+    g2.release();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_down_at_start_and_restarted_mid_run() {
+    // Unreachable at start: a clear error naming the address, at once.
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://127.0.0.1:{}/0", dead.local_addr().unwrap().port());
+    drop(dead);
+    let started = Instant::now();
+    let err = RedisBackend::connect(RedisConfig::new(&url))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, IpcError::Unavailable(m) if m.contains(&url[8..])),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.toml");
+    std::fs::write(&manifest, relay_manifest("a", 1, 10, false, "1s", 0)).unwrap();
+    let cli = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["up"])
+        .arg(&manifest)
+        .args(["--backend", &url])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&cli.stderr);
+    assert_eq!(cli.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot reach Redis at"), "{stderr}");
+
+    // Restarted mid-run: blocked calls end within their timeouts, then
+    // everything carries on with what the server had persisted.
+    let mut redis = Redis::start_persistent();
+    let ns = namespace("restart");
+    let run = Run::with_backend(Backend::Redis(
+        backend(&redis, &ns, Duration::from_secs(5)).await,
+    ));
+    let acked = QueueConfig {
+        acknowledged: true,
+        ..QueueConfig::default()
+    };
+    let q = run.objects().declare_queue("q", acked).unwrap();
+    let h = q.handle();
+    for i in 0..10u8 {
+        h.put(vec![i], None).await.unwrap();
+    }
+    redis.kill();
+    let t = Instant::now();
+    assert!(h.get(Some(Duration::from_millis(500))).await.is_err());
+    assert!(
+        h.put(vec![99], Some(Duration::from_millis(500)))
+            .await
+            .is_err()
+    );
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    redis.restart();
+    // The first calls after the restart may still meet the old connection.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        assert!(Instant::now() < deadline, "got {got:?} after the restart");
+        match h.get_many(10, Some(Duration::from_secs(1))).await {
+            Ok(batch) => got.extend(batch.iter().map(|m| m[0])),
+            Err(e) => eprintln!("after restart: {e}"),
+        }
+    }
+    got.sort();
+    got.dedup();
+    assert_eq!(got, (0..10).collect::<Vec<u8>>(), "nothing lost");
+    for _ in 0..10 {
+        h.task_done().unwrap();
+    }
+    q.join(Some(Duration::from_secs(5))).await.unwrap();
+}
