@@ -133,15 +133,16 @@ impl Lang {
 /// Writes the scaffold of `name` in `lang` into `dir` (default: `./name`),
 /// which must not exist or be empty.
 pub(super) fn new(lang: Lang, name: &str, dir: Option<PathBuf>, quiet: bool) -> anyhow::Result<u8> {
-    let valid = !name.is_empty()
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+    // Lowercase: the name is also a Cargo crate and an npm package name.
+    let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !valid {
         bail!(
-            "project name {name:?} must start with a letter and hold only letters, digits, `-` \
-             and `_` (it names the crate, the component file and the build target)"
+            "project name {name:?} must start with a lowercase letter and hold only lowercase \
+             letters, digits, `-` and `_` (it names the crate or package, the component file \
+             and the build target)"
         );
     }
     let dir = dir.unwrap_or_else(|| PathBuf::from(name));
@@ -158,14 +159,12 @@ pub(super) fn new(lang: Lang, name: &str, dir: Option<PathBuf>, quiet: bool) -> 
     } else {
         &[]
     };
-    for file in lang.files().iter().chain(WIT).chain(bindings) {
-        let contents = match std::str::from_utf8(file.contents) {
-            Ok(text) if !file.path.starts_with("wit/") => {
-                text.replace("{{name}}", name).into_bytes()
-            }
-            _ => file.contents.to_vec(),
-        };
-        write(&dir.join(file.path), &contents)?;
+    for file in lang.files() {
+        let text = String::from_utf8_lossy(file.contents).replace("{{name}}", name);
+        write(&dir.join(file.path), text.as_bytes())?;
+    }
+    for file in WIT.iter().chain(bindings) {
+        write(&dir.join(file.path), file.contents)?;
     }
     if !quiet {
         eprintln!(
@@ -214,9 +213,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = new(Lang::C, "1x", Some(dir.path().join("a")), true).unwrap_err();
         assert!(
-            err.to_string().contains("must start with a letter"),
+            err.to_string()
+                .contains("must start with a lowercase letter"),
             "{err}"
         );
+        let err = new(Lang::Js, "Big", Some(dir.path().join("b")), true).unwrap_err();
+        assert!(err.to_string().contains("lowercase"), "{err}");
         std::fs::write(dir.path().join("taken"), "x").unwrap();
         let err = new(Lang::C, "ok", Some(dir.path().to_owned()), true).unwrap_err();
         assert!(err.to_string().contains("is not empty"), "{err}");

@@ -20,7 +20,7 @@ fn main() {
     };
     let queue = Queue::open(&queue_name).unwrap_or_else(|e| {
         eprintln!("cannot open queue {queue_name}: {e:?}");
-        std::process::exit(2)
+        std::process::exit(1)
     });
     let mut count = 0u64;
     loop {
@@ -30,7 +30,7 @@ fn main() {
             Err(Error::Closed) => break,
             Err(e) => {
                 eprintln!("get: {e:?}");
-                std::process::exit(2)
+                std::process::exit(1)
             }
         }
         let _ = queue.task_done();
