@@ -524,6 +524,9 @@ extern int32_t __wasm_import_corral_worker_lock_method_lock_subscribe(int32_t);
 __attribute__((__import_module__("corral:worker/lock@0.1.0"), __import_name__("[method]guard.previous-owner-died")))
 extern int32_t __wasm_import_corral_worker_lock_method_guard_previous_owner_died(int32_t);
 
+__attribute__((__import_module__("corral:worker/lock@0.1.0"), __import_name__("[method]guard.fencing-token")))
+extern int64_t __wasm_import_corral_worker_lock_method_guard_fencing_token(int32_t);
+
 // Imported Functions from `corral:worker/sync@0.1.0`
 
 __attribute__((__import_module__("corral:worker/sync@0.1.0"), __import_name__("[static]semaphore.open")))
@@ -6323,6 +6326,11 @@ corral_worker_lock_own_pollable_t corral_worker_lock_method_lock_subscribe(corra
 bool corral_worker_lock_method_guard_previous_owner_died(corral_worker_lock_borrow_guard_t self) {
   int32_t ret = __wasm_import_corral_worker_lock_method_guard_previous_owner_died((self).__handle);
   return ret;
+}
+
+uint64_t corral_worker_lock_method_guard_fencing_token(corral_worker_lock_borrow_guard_t self) {
+  int64_t ret = __wasm_import_corral_worker_lock_method_guard_fencing_token((self).__handle);
+  return (uint64_t) (ret);
 }
 
 bool corral_worker_sync_static_semaphore_open(pool_task_string_t *name, corral_worker_sync_own_semaphore_t *ret, corral_worker_sync_error_t *err) {

@@ -2690,6 +2690,10 @@ extern corral_worker_lock_own_pollable_t corral_worker_lock_method_lock_subscrib
 // Whether the previous holder ended while holding the lock, so the
 // state it protects may be half-updated (like EOWNERDEAD).
 extern bool corral_worker_lock_method_guard_previous_owner_died(corral_worker_lock_borrow_guard_t self);
+// A number larger than that of every earlier holder of this lock (on
+// every host sharing it): pass it along with writes so the store can
+// refuse those of a holder whose lease expired (fencing).
+extern uint64_t corral_worker_lock_method_guard_fencing_token(corral_worker_lock_borrow_guard_t self);
 
 // Imported Functions from `corral:worker/sync@0.1.0`
 extern bool corral_worker_sync_static_semaphore_open(worker_string_t *name, corral_worker_sync_own_semaphore_t *ret, corral_worker_sync_error_t *err);
