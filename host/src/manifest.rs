@@ -732,6 +732,34 @@ parties = 2
     }
 
     #[test]
+    fn backend_table_and_object_placement() {
+        let m = parse(
+            "[backend]\nurl = \"redis://127.0.0.1:1/0\"\nnamespace = \"shop\"\nlease = \"2s\"\n\
+             default = \"local\"\n[queues.jobs]\nbackend = \"redis\"\n[locks.l]\nbackend = \"local\"\n\
+             [[worker]]\nname = \"w\"\ncomponent = \"w.wasm\"\n",
+        )
+        .unwrap();
+        let backend = m.backend.as_ref().unwrap();
+        assert_eq!(backend.namespace.as_deref(), Some("shop"));
+        assert_eq!(backend.lease, Some(Duration::from_secs(2)));
+        assert_eq!(backend.default, Some(Placement::Local));
+        assert_eq!(m.queues["jobs"].backend, Some(Placement::Redis));
+        // A Redis object without a Redis server is an error that says so.
+        let err = m.declare_objects_with(&Run::new(), None).unwrap_err();
+        assert!(err.to_string().contains("no Redis URL"), "{err}");
+        let err = parse("[backend]\nurl = 1\n[[worker]]\nname = \"w\"\ncomponent = \"w.wasm\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("url"), "{err}");
+        assert!(
+            parse(
+                "[pipes.p]\nbackend = \"redis\"\n[[worker]]\nname = \"w\"\ncomponent = \"w.wasm\"\n"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn object_references_are_checked() {
         let base = "[[worker]]\nname = \"w\"\ncomponent = \"w.wasm\"\n";
         let err = parse(&format!("{base}[pipes.p]\nends = [\"w\", \"ghost\"]\n"))

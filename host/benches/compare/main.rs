@@ -4,7 +4,7 @@
 //! writes it with the date, machine and versions to `bench/results/`.
 //!
 //! `cargo bench --bench compare -- [AREA...] [--runs N] [--no-python]
-//! [--only TEXT]...`: areas are lifecycle, pool, ipc, fs, net (default: all);
+//! [--only TEXT]...`: areas are lifecycle, pool, ipc, fs, net, scale (default: all);
 //! `--only` keeps the rows whose name contains TEXT; `--no-python` measures
 //! Corral alone (for profiling). `-- spawn-loop N` only spawns and joins N
 //! workers one at a time (for perf and callgrind).
@@ -15,12 +15,13 @@ mod ipc;
 mod lifecycle;
 mod net;
 mod pool;
+mod scale;
 
 use std::time::Instant;
 
 use common::Bench;
 
-const AREAS: [&str; 5] = ["lifecycle", "pool", "ipc", "fs", "net"];
+const AREAS: [&str; 6] = ["lifecycle", "pool", "ipc", "fs", "net", "scale"];
 
 fn main() {
     // Measure from inside a Tokio task, as an embedder's code runs: the
@@ -75,6 +76,7 @@ async fn bench() {
             "pool" => pool::rows(&bench).await,
             "ipc" => ipc::rows(&bench).await,
             "net" => net::rows(&bench).await,
+            "scale" => scale::rows(&bench).await,
             _ => fs::rows(&bench).await,
         });
     }
