@@ -32,7 +32,7 @@ host:
 	$(CARGO) build --quiet
 
 test: guests
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 demo: guests host
 	@./examples/demo.sh $(CORRAL)

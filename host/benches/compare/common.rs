@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use corral::{EngineOptions, Runtime, RuntimeConfig};
@@ -36,8 +37,18 @@ pub fn runtime(max_workers: u32) -> Runtime {
     })
 }
 
+/// Set by `--small-engine`: engines reserve 64 MiB per linear memory
+/// instead of 4 GiB, so that valgrind, which cannot map hundreds of GiB,
+/// can run the bench (for instruction counts with callgrind).
+pub static SMALL_ENGINE: AtomicBool = AtomicBool::new(false);
+
 /// A runtime with these engine options (see [`runtime`]).
-pub fn runtime_with(engine: EngineOptions) -> Runtime {
+pub fn runtime_with(mut engine: EngineOptions) -> Runtime {
+    if SMALL_ENGINE.load(Ordering::Relaxed) {
+        engine.memory_reservation = 64 << 20;
+        engine.max_memory_per_worker = 64 << 20;
+        engine.memory_guard = 64 << 10;
+    }
     Runtime::new(RuntimeConfig {
         engine,
         cache_dir: Some(root().join("target/bench-compile-cache")),

@@ -4,9 +4,10 @@
 //! writes it with the date, machine and versions to `bench/results/`.
 //!
 //! `cargo bench --bench compare -- [AREA...] [--runs N] [--no-python]
-//! [--only TEXT]...`: areas are lifecycle, pool, ipc, fs, net, scale (default: all);
+//! [--only TEXT]...`: areas are lifecycle, pool, ipc, fs, net, policy, scale (default: all);
 //! `--only` keeps the rows whose name contains TEXT; `--no-python` measures
-//! Corral alone (for profiling). `-- spawn-loop N` only spawns and joins N
+//! Corral alone (for profiling); `--small-engine` reserves 64 MiB per
+//! memory instead of 4 GiB, so valgrind can run it. `-- spawn-loop N` only spawns and joins N
 //! workers one at a time (for perf and callgrind).
 
 mod common;
@@ -14,14 +15,16 @@ mod fs;
 mod ipc;
 mod lifecycle;
 mod net;
+mod policy;
 mod pool;
 mod scale;
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use common::Bench;
 
-const AREAS: [&str; 6] = ["lifecycle", "pool", "ipc", "fs", "net", "scale"];
+const AREAS: [&str; 7] = ["lifecycle", "pool", "ipc", "fs", "net", "policy", "scale"];
 
 fn main() {
     // Measure from inside a Tokio task, as an embedder's code runs: the
@@ -58,6 +61,7 @@ async fn bench() {
         match a.as_str() {
             "--runs" => bench.runs = it.next().and_then(|n| n.parse().ok()).expect("--runs N"),
             "--no-python" => bench.python = false,
+            "--small-engine" => common::SMALL_ENGINE.store(true, Ordering::Relaxed),
             "--only" => bench.only.push(it.next().expect("--only TEXT").clone()),
             "--bench" => {} // passed by `cargo bench`
             area if AREAS.contains(&area) => areas.push(area.to_string()),
@@ -76,6 +80,7 @@ async fn bench() {
             "pool" => pool::rows(&bench).await,
             "ipc" => ipc::rows(&bench).await,
             "net" => net::rows(&bench).await,
+            "policy" => policy::rows(&bench).await,
             "scale" => scale::rows(&bench).await,
             _ => fs::rows(&bench).await,
         });
