@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::IpcError;
+use super::{IpcError, Waiting};
 
 /// Bounded FIFO. `capacity` limits what producers may add; items put back
 /// (redelivery) may exceed it, so nothing is ever dropped to make room.
@@ -21,6 +21,12 @@ pub(crate) struct Fifo {
     slots_freed: Notify,
     /// Wakes every readiness watcher (pollables) on any change.
     changed: Notify,
+    /// Consumers waiting on `items_added`.
+    consumers_waiting: Waiting,
+    /// Producers waiting on `slots_freed`.
+    producers_waiting: Waiting,
+    /// Readiness watchers waiting on `changed`.
+    watchers: Waiting,
 }
 
 struct FifoState {
@@ -40,6 +46,41 @@ impl Fifo {
             items_added: Notify::new(),
             slots_freed: Notify::new(),
             changed: Notify::new(),
+            consumers_waiting: Waiting::default(),
+            producers_waiting: Waiting::default(),
+            watchers: Waiting::default(),
+        }
+    }
+
+    /// After `n` items were added: wakes up to `n` waiting consumers, and
+    /// the watchers.
+    fn added(&self, n: usize) {
+        if self.consumers_waiting.any() {
+            for _ in 0..n {
+                self.items_added.notify_one();
+            }
+        }
+        self.changed_now();
+    }
+
+    /// After `n` items were taken: wakes up to `n` waiting producers, one
+    /// more consumer if items are left (another consumer may be waiting for
+    /// them), and the watchers.
+    fn taken(&self, n: usize, more: bool) {
+        if self.producers_waiting.any() {
+            for _ in 0..n {
+                self.slots_freed.notify_one();
+            }
+        }
+        if more && self.consumers_waiting.any() {
+            self.items_added.notify_one();
+        }
+        self.changed_now();
+    }
+
+    fn changed_now(&self) {
+        if self.watchers.any() {
+            self.changed.notify_waiters();
         }
     }
 
@@ -85,16 +126,49 @@ impl Fifo {
         let added = messages.len();
         state.items.extend(messages.drain(..));
         drop(state);
-        for _ in 0..added {
-            self.items_added.notify_one();
-        }
-        self.changed.notify_waiters();
+        self.added(added);
         Ok(true)
+    }
+
+    /// Adds one message if there is room now: `Ok(None)`. When full, the
+    /// message comes back: `Ok(Some(message))`. The single-message path of
+    /// queues and pipes, without the batch's vector.
+    pub fn try_push_one(&self, message: Bytes) -> Result<Option<Bytes>, IpcError> {
+        if message.len() > self.max_message {
+            return Err(IpcError::TooLarge(self.max_message as u64));
+        }
+        let mut state = self.lock();
+        if state.closed {
+            return Err(IpcError::Closed);
+        }
+        if state.items.len() >= self.capacity {
+            return Ok(Some(message));
+        }
+        state.items.push_back(message);
+        drop(state);
+        self.added(1);
+        Ok(None)
+    }
+
+    /// Adds one message, waiting for room. Cancel-safe.
+    pub async fn push_one(&self, mut message: Bytes) -> Result<(), IpcError> {
+        let _waiting = self.producers_waiting.enter();
+        loop {
+            let freed = self.slots_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            match self.try_push_one(message)? {
+                None => return Ok(()),
+                Some(back) => message = back,
+            }
+            freed.await;
+        }
     }
 
     /// Adds every message, waiting for room. Cancel-safe: nothing is added
     /// unless everything is.
     pub async fn push_all(&self, mut messages: Vec<Bytes>) -> Result<(), IpcError> {
+        let _waiting = self.producers_waiting.enter();
         loop {
             let freed = self.slots_freed.notified();
             tokio::pin!(freed);
@@ -120,20 +194,45 @@ impl Fifo {
         let taken: Vec<Bytes> = state.items.drain(..n).collect();
         let more = !state.items.is_empty();
         drop(state);
-        for _ in 0..n {
-            self.slots_freed.notify_one();
-        }
-        if more {
-            // Another consumer may be waiting for what is left.
-            self.items_added.notify_one();
-        }
-        self.changed.notify_waiters();
+        self.taken(n, more);
         Ok(taken)
+    }
+
+    /// Takes one item if there is one. `Ok(None)`: none now; `Closed` once
+    /// closed and drained.
+    pub fn try_pop_one(&self) -> Result<Option<Bytes>, IpcError> {
+        let mut state = self.lock();
+        let Some(item) = state.items.pop_front() else {
+            return if state.closed {
+                Err(IpcError::Closed)
+            } else {
+                Ok(None)
+            };
+        };
+        let more = !state.items.is_empty();
+        drop(state);
+        self.taken(1, more);
+        Ok(Some(item))
+    }
+
+    /// Takes one item, waiting for it. Cancel-safe.
+    pub async fn pop_one(&self) -> Result<Bytes, IpcError> {
+        let _waiting = self.consumers_waiting.enter();
+        loop {
+            let added = self.items_added.notified();
+            tokio::pin!(added);
+            added.as_mut().enable();
+            if let Some(item) = self.try_pop_one()? {
+                return Ok(item);
+            }
+            added.await;
+        }
     }
 
     /// Takes between 1 and `max` items, waiting for the first. Drains what is
     /// left after a close, then fails with `Closed`. Cancel-safe.
     pub async fn pop(&self, max: usize) -> Result<Vec<Bytes>, IpcError> {
+        let _waiting = self.consumers_waiting.enter();
         loop {
             let added = self.items_added.notified();
             tokio::pin!(added);
@@ -156,10 +255,7 @@ impl Fifo {
             n += 1;
         }
         drop(state);
-        for _ in 0..n {
-            self.items_added.notify_one();
-        }
-        self.changed.notify_waiters();
+        self.added(n);
     }
 
     /// Closes the FIFO: producers fail from now on, consumers drain what is
@@ -173,6 +269,7 @@ impl Fifo {
 
     /// Resolves when a pop would not wait: an item is there or it is closed.
     pub async fn ready_to_pop(&self) {
+        let _watching = self.watchers.enter();
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -189,6 +286,7 @@ impl Fifo {
 
     /// Resolves when a push of one item would not wait (or would fail: closed).
     pub async fn ready_to_push(&self) {
+        let _watching = self.watchers.enter();
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);

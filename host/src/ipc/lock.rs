@@ -3,32 +3,39 @@
 //! the previous owner died inside the critical section (EOWNERDEAD), so it
 //! can repair the state the lock protects.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{IpcError, WorkerId, with_timeout};
+use super::{IpcError, Waiting, WorkerId, with_timeout};
+
+/// `Lock::owner` when nobody holds the lock; a holder is stored as its
+/// worker id + 1.
+const FREE: u64 = 0;
 
 /// A named lock. With `reentrant`, the worker holding it may acquire it
 /// again (like `multiprocessing.RLock`); it is free once every guard is gone.
+///
+/// Taking a free lock is one compare-and-swap and releasing it one store:
+/// no mutex, and no `Notify` unless someone waits (`waiting`).
 pub struct Lock {
     name: String,
     reentrant: bool,
-    state: Mutex<LockState>,
+    /// The holder (worker id + 1), or `FREE`.
+    owner: AtomicU64,
+    /// Guards the holder has (more than 1 only for re-entrant locks).
+    /// Only the holder touches it, between its acquire and release.
+    depth: AtomicU32,
+    /// The last owner died holding the lock; the next acquirer is told.
+    owner_died: AtomicBool,
     /// Wakes one waiting acquirer per release.
     freed: Notify,
     /// Wakes every readiness watcher (pollables) per release.
     changed: Notify,
-}
-
-#[derive(Default)]
-struct LockState {
-    owner: Option<WorkerId>,
-    /// Guards the owner holds (more than 1 only for re-entrant locks).
-    depth: u32,
-    /// The last owner died holding the lock; the next acquirer is told.
-    owner_died: bool,
+    /// Acquirers and watchers waiting: a release notifies only if some.
+    waiting: Waiting,
 }
 
 impl Lock {
@@ -37,9 +44,12 @@ impl Lock {
         Arc::new(Lock {
             name: name.into(),
             reentrant,
-            state: Mutex::new(LockState::default()),
+            owner: AtomicU64::new(FREE),
+            depth: AtomicU32::new(0),
+            owner_died: AtomicBool::new(false),
             freed: Notify::new(),
             changed: Notify::new(),
+            waiting: Waiting::default(),
         })
     }
 
@@ -55,24 +65,25 @@ impl Lock {
 
     /// The worker holding the lock, if any. Never blocks.
     pub fn owner(&self) -> Option<WorkerId> {
-        self.lock_state().owner
-    }
-
-    fn lock_state(&self) -> std::sync::MutexGuard<'_, LockState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        match self.owner.load(Ordering::SeqCst) {
+            FREE => None,
+            holder => Some(holder - 1),
+        }
     }
 
     /// Takes the lock for `worker` if that is possible now.
     pub fn try_acquire(self: &Arc<Self>, worker: WorkerId) -> Result<Option<Guard>, IpcError> {
-        let mut state = self.lock_state();
-        match state.owner {
-            None => {
-                state.owner = Some(worker);
-                state.depth = 1;
-                let previous_owner_died = std::mem::take(&mut state.owner_died);
+        let me = worker.wrapping_add(1);
+        match self
+            .owner
+            .compare_exchange(FREE, me, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => {
+                self.depth.store(1, Ordering::Relaxed);
+                let previous_owner_died = self.owner_died.swap(false, Ordering::SeqCst);
                 Ok(Some(self.guard(worker, previous_owner_died)))
             }
-            Some(owner) if owner == worker => {
+            Err(holder) if holder == me => {
                 if !self.reentrant {
                     return Err(IpcError::Invalid(format!(
                         "this worker already holds lock `{}`, which is not re-entrant \
@@ -80,10 +91,10 @@ impl Lock {
                         self.name
                     )));
                 }
-                state.depth += 1;
+                self.depth.fetch_add(1, Ordering::Relaxed);
                 Ok(Some(self.guard(worker, false)))
             }
-            Some(_) => Ok(None),
+            Err(_) => Ok(None),
         }
     }
 
@@ -96,27 +107,32 @@ impl Lock {
         if let Some(guard) = self.try_acquire(worker)? {
             return Ok(guard);
         }
-        with_timeout(timeout, async {
-            loop {
-                let freed = self.freed.notified();
-                tokio::pin!(freed);
-                freed.as_mut().enable();
-                if let Some(guard) = self.try_acquire(worker)? {
-                    return Ok(guard);
-                }
-                freed.await;
+        // Boxed so that this future stays small: the host moves it on every
+        // call, and most calls never wait.
+        Box::pin(with_timeout(timeout, self.wait_for(worker))).await
+    }
+
+    async fn wait_for(self: &Arc<Self>, worker: WorkerId) -> Result<Guard, IpcError> {
+        let _waiting = self.waiting.enter();
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(guard) = self.try_acquire(worker)? {
+                return Ok(guard);
             }
-        })
-        .await
+            freed.await;
+        }
     }
 
     /// Resolves when the lock is free (an acquire might succeed). For pollables.
     pub async fn ready(&self) {
+        let _waiting = self.waiting.enter();
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if self.lock_state().owner.is_none() {
+            if self.owner.load(Ordering::SeqCst) == FREE {
                 return;
             }
             changed.await;
@@ -133,17 +149,27 @@ impl Lock {
         }
     }
 
-    fn unlock(&self, died: bool) {
-        let mut state = self.lock_state();
-        state.depth = state.depth.saturating_sub(1);
-        if died {
-            state.owner_died = true;
-        }
-        if state.depth == 0 {
-            state.owner = None;
-            drop(state);
+    /// Frees the lock (the holder calls it) and wakes a waiter if any.
+    fn free(&self) {
+        self.owner.store(FREE, Ordering::SeqCst);
+        if self.waiting.any() {
             self.freed.notify_one();
             self.changed.notify_waiters();
+        }
+    }
+
+    fn unlock(&self, died: bool) {
+        if died {
+            self.owner_died.store(true, Ordering::SeqCst);
+        }
+        let before = self
+            .depth
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_sub(1))
+            })
+            .unwrap_or(0);
+        if before <= 1 {
+            self.free();
         }
     }
 }
@@ -153,30 +179,28 @@ impl Lock {
     /// to restore. The guard stays with its worker but holds nothing until
     /// [`Lock::resume`].
     pub(super) fn suspend(&self, guard: &mut Guard) -> u32 {
-        let mut state = self.lock_state();
-        let depth = std::mem::take(&mut state.depth);
-        state.owner = None;
+        let depth = self.depth.swap(0, Ordering::Relaxed);
         guard.suspended = true;
-        drop(state);
-        self.freed.notify_one();
-        self.changed.notify_waiters();
+        self.free();
         depth
     }
 
     /// Takes the lock back after a condition wait, with its former depth.
     pub(super) async fn resume(self: &Arc<Self>, guard: &mut Guard, depth: u32) {
+        let _waiting = self.waiting.enter();
+        let me = guard.owner.wrapping_add(1);
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
+            if self
+                .owner
+                .compare_exchange(FREE, me, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
             {
-                let mut state = self.lock_state();
-                if state.owner.is_none() {
-                    state.owner = Some(guard.owner);
-                    state.depth = depth;
-                    guard.suspended = false;
-                    return;
-                }
+                self.depth.store(depth, Ordering::Relaxed);
+                guard.suspended = false;
+                return;
             }
             freed.await;
         }
@@ -300,5 +324,36 @@ mod tests {
         assert_eq!(waiter.await.unwrap(), Ok(true));
         let next = lock.acquire(3, None).await.unwrap();
         assert!(!next.previous_owner_died(), "reported to one holder only");
+    }
+
+    /// The lock-free fast path and the waiter count must neither let two
+    /// holders in nor lose a wakeup (a lost one hangs, and the timeout fails).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn contended_by_many_tasks_excludes_and_never_hangs() {
+        use std::sync::atomic::AtomicBool;
+        let lock = Lock::new("l", false);
+        let inside = Arc::new(AtomicBool::new(false));
+        let tasks: Vec<_> = (0..8u64)
+            .map(|worker| {
+                let (lock, inside) = (lock.clone(), inside.clone());
+                tokio::spawn(async move {
+                    for i in 0..5_000u32 {
+                        let guard = lock.acquire(worker, None).await.unwrap();
+                        assert!(!inside.swap(true, Ordering::SeqCst), "two holders");
+                        if i % 16 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                        inside.store(false, Ordering::SeqCst);
+                        drop(guard);
+                    }
+                })
+            })
+            .collect();
+        let all = futures::future::try_join_all(tasks);
+        tokio::time::timeout(Duration::from_secs(60), all)
+            .await
+            .expect("a wakeup was lost")
+            .unwrap();
+        assert_eq!(lock.owner(), None);
     }
 }

@@ -19,6 +19,7 @@ mod registry;
 mod semaphore;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub use condition::Condition;
@@ -82,5 +83,38 @@ pub(crate) async fn with_timeout<T>(
         Some(limit) => tokio::time::timeout(limit, fut)
             .await
             .unwrap_or(Err(IpcError::Timeout)),
+    }
+}
+
+/// How many tasks wait on one of an object's `Notify`s. A side that
+/// changes the object notifies only when the count is non-zero, so the
+/// common case (nobody waits) costs one atomic load instead of a `Notify`
+/// update (and, for `notify_waiters`, a mutex).
+///
+/// No wakeup is lost: a waiter counts itself (SeqCst) before it checks the
+/// object's state, and a changer loads the count (SeqCst) after it changed
+/// that state (under the object's mutex, or with a SeqCst store). If the
+/// load misses the waiter, the waiter's check comes after the change and
+/// sees it.
+#[derive(Default)]
+pub(crate) struct Waiting(AtomicUsize);
+
+impl Waiting {
+    pub fn any(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
+    }
+
+    /// Counts the caller as waiting until the returned guard drops.
+    pub fn enter(&self) -> WaitingGuard<'_> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        WaitingGuard(&self.0)
+    }
+}
+
+pub(crate) struct WaitingGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

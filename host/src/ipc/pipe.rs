@@ -141,11 +141,12 @@ impl PipeEnd {
         if self.closed {
             return Err(IpcError::Closed);
         }
-        let mut items = vec![Bytes::from(message)];
-        if self.outbound().try_push_all(&mut items)? {
-            return Ok(());
+        match self.outbound().try_push_one(Bytes::from(message))? {
+            None => Ok(()),
+            // Boxed so that this future stays small: the host moves it on
+            // every call, and most calls never wait.
+            Some(item) => Box::pin(with_timeout(timeout, self.outbound().push_one(item))).await,
         }
-        with_timeout(timeout, self.outbound().push_all(items)).await
     }
 
     /// Receives the next message, waiting for one. After the other end
@@ -154,11 +155,10 @@ impl PipeEnd {
         if self.closed {
             return Err(IpcError::Closed);
         }
-        let mut items = match self.inbox().try_pop(1)? {
-            items if !items.is_empty() => items,
-            _ => with_timeout(timeout, self.inbox().pop(1)).await?,
-        };
-        Ok(items.pop().expect("pop returns at least one item"))
+        match self.inbox().try_pop_one()? {
+            Some(item) => Ok(item),
+            None => Box::pin(with_timeout(timeout, self.inbox().pop_one())).await,
+        }
     }
 
     /// Receives a message if one is there now.
@@ -166,7 +166,7 @@ impl PipeEnd {
         if self.closed {
             return Err(IpcError::Closed);
         }
-        Ok(self.inbox().try_pop(1)?.pop())
+        self.inbox().try_pop_one()
     }
 
     /// A watcher of this end's inbound messages, for pollables: it outlives

@@ -46,8 +46,9 @@ pub struct Queue {
     name: String,
     acknowledged: bool,
     fifo: Fifo,
-    /// Items put and not yet marked done (or lost).
-    unfinished: Mutex<u64>,
+    /// Items put and not yet marked done (or lost). An atomic: every put
+    /// counts, and a mutex here would be a second lock per message.
+    unfinished: AtomicU64,
     all_done: Notify,
     lost: AtomicU64,
 }
@@ -59,7 +60,7 @@ impl Queue {
             name: name.into(),
             acknowledged: config.acknowledged,
             fifo: Fifo::new(config.capacity, config.max_message),
-            unfinished: Mutex::new(0),
+            unfinished: AtomicU64::new(0),
             all_done: Notify::new(),
             lost: AtomicU64::new(0),
         })
@@ -106,18 +107,23 @@ impl Queue {
     pub fn handle(self: &Arc<Self>) -> QueueHandle {
         QueueHandle {
             queue: self.clone(),
-            taken: Mutex::new(VecDeque::new()),
+            taken: AtomicU64::new(0),
+            kept: Mutex::new(VecDeque::new()),
         }
     }
 
     fn add_unfinished(&self, n: u64) {
-        *self.unfinished.lock().unwrap_or_else(|e| e.into_inner()) += n;
+        self.unfinished.fetch_add(n, Ordering::SeqCst);
     }
 
     fn finish(&self, n: u64) {
-        let mut unfinished = self.unfinished.lock().unwrap_or_else(|e| e.into_inner());
-        *unfinished = unfinished.saturating_sub(n);
-        if *unfinished == 0 {
+        let before = self
+            .unfinished
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                Some(u.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        if before <= n {
             self.all_done.notify_waiters();
         }
     }
@@ -133,7 +139,7 @@ impl Queue {
                 let done = self.all_done.notified();
                 tokio::pin!(done);
                 done.as_mut().enable();
-                if *self.unfinished.lock().unwrap_or_else(|e| e.into_inner()) == 0 {
+                if self.unfinished.load(Ordering::SeqCst) == 0 {
                     return Ok(());
                 }
                 done.await;
@@ -157,9 +163,11 @@ impl Queue {
 /// settles the items it took and did not mark done; see the module docs.
 pub struct QueueHandle {
     queue: Arc<Queue>,
-    /// Items taken and not yet marked done, oldest first. Their bytes are
-    /// kept only in acknowledged mode; otherwise only the count matters.
-    taken: Mutex<VecDeque<Option<Bytes>>>,
+    /// Items taken and not yet marked done.
+    taken: AtomicU64,
+    /// Their bytes, oldest first, in acknowledged mode only (to redeliver
+    /// them); in the default mode only the count matters.
+    kept: Mutex<VecDeque<Bytes>>,
 }
 
 impl QueueHandle {
@@ -169,14 +177,29 @@ impl QueueHandle {
     }
 
     fn record_taken(&self, items: &[Bytes]) {
-        let keep = self.queue.acknowledged;
-        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
-        taken.extend(items.iter().map(|b| keep.then(|| b.clone())));
+        self.taken.fetch_add(items.len() as u64, Ordering::Relaxed);
+        if self.queue.acknowledged {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            kept.extend(items.iter().cloned());
+        }
     }
 
     /// Puts one message, waiting while the queue is full.
     pub async fn put(&self, message: Vec<u8>, timeout: Option<Duration>) -> Result<(), IpcError> {
-        self.put_many(vec![message], timeout).await
+        // Counted before the item is visible, so a fast consumer's task_done
+        // never runs ahead of the count.
+        self.queue.add_unfinished(1);
+        let result = match self.queue.fifo.try_push_one(Bytes::from(message)) {
+            Ok(None) => Ok(()),
+            // The waiting future is boxed so that this one stays small: the
+            // host moves it on every call, and most calls never wait.
+            Ok(Some(item)) => Box::pin(with_timeout(timeout, self.queue.fifo.push_one(item))).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.queue.finish(1);
+        }
+        result
     }
 
     /// Puts a batch, all or nothing, waiting until all of it fits.
@@ -187,12 +210,10 @@ impl QueueHandle {
     ) -> Result<(), IpcError> {
         let n = messages.len() as u64;
         let mut items = Queue::to_bytes(messages);
-        // Count before the items are visible, so a fast consumer's task_done
-        // never runs ahead of the count.
         self.queue.add_unfinished(n);
         let result = match self.queue.fifo.try_push_all(&mut items) {
             Ok(true) => Ok(()),
-            Ok(false) => with_timeout(timeout, self.queue.fifo.push_all(items)).await,
+            Ok(false) => Box::pin(with_timeout(timeout, self.queue.fifo.push_all(items))).await,
             Err(e) => Err(e),
         };
         if result.is_err() {
@@ -204,20 +225,21 @@ impl QueueHandle {
     /// Puts one message if there is room now. `Ok(false)`: the queue is full.
     pub fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
         self.queue.add_unfinished(1);
-        let result = self
-            .queue
-            .fifo
-            .try_push_all(&mut vec![Bytes::from(message)]);
-        if !matches!(result, Ok(true)) {
+        let result = self.queue.fifo.try_push_one(Bytes::from(message));
+        if !matches!(result, Ok(None)) {
             self.queue.finish(1);
         }
-        result
+        result.map(|back| back.is_none())
     }
 
     /// Takes one message, waiting while the queue is empty.
     pub async fn get(&self, timeout: Option<Duration>) -> Result<Bytes, IpcError> {
-        let mut items = self.get_many(1, timeout).await?;
-        Ok(items.pop().expect("get_many returns at least one item"))
+        let item = match self.queue.fifo.try_pop_one()? {
+            Some(item) => item,
+            None => Box::pin(with_timeout(timeout, self.queue.fifo.pop_one())).await?,
+        };
+        self.record_taken(std::slice::from_ref(&item));
+        Ok(item)
     }
 
     /// Takes between 1 and `max` messages, waiting for the first.
@@ -231,7 +253,7 @@ impl QueueHandle {
         }
         let items = match self.queue.fifo.try_pop(max)? {
             items if !items.is_empty() => items,
-            _ => with_timeout(timeout, self.queue.fifo.pop(max)).await?,
+            _ => Box::pin(with_timeout(timeout, self.queue.fifo.pop(max))).await?,
         };
         self.record_taken(&items);
         Ok(items)
@@ -239,21 +261,30 @@ impl QueueHandle {
 
     /// Takes one message if one is there now.
     pub fn try_get(&self) -> Result<Option<Bytes>, IpcError> {
-        let mut items = self.queue.fifo.try_pop(1)?;
-        self.record_taken(&items);
-        Ok(items.pop())
+        let item = self.queue.fifo.try_pop_one()?;
+        if let Some(item) = &item {
+            self.record_taken(std::slice::from_ref(item));
+        }
+        Ok(item)
     }
 
     /// Marks the oldest message this worker took as done.
     pub fn task_done(&self) -> Result<(), IpcError> {
-        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
-        if taken.pop_front().is_none() {
+        let had = self
+            .taken
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if had.is_err() {
             return Err(IpcError::Invalid(format!(
                 "task-done on queue `{}` without a message taken and not yet done",
                 self.queue.name
             )));
         }
-        drop(taken);
+        if self.queue.acknowledged {
+            self.kept
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+        }
         self.queue.finish(1);
         Ok(())
     }
@@ -261,14 +292,14 @@ impl QueueHandle {
 
 impl Drop for QueueHandle {
     fn drop(&mut self) {
-        let taken = std::mem::take(self.taken.get_mut().unwrap_or_else(|e| e.into_inner()));
-        if taken.is_empty() {
+        let n = *self.taken.get_mut();
+        if n == 0 {
             return;
         }
         if self.queue.acknowledged {
-            self.queue.fifo.push_front(taken.into_iter().flatten());
+            let kept = std::mem::take(self.kept.get_mut().unwrap_or_else(|e| e.into_inner()));
+            self.queue.fifo.push_front(kept.into_iter());
         } else {
-            let n = taken.len() as u64;
             self.queue.lost.fetch_add(n, Ordering::Relaxed);
             self.queue.finish(n);
         }
@@ -607,5 +638,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// put/get one at a time (their own fast paths), producers and consumers
+    /// both waiting (capacity 4): every message arrives
+    /// once, and no wakeup is lost (a lost one hangs, and the timeout fails).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_message_calls_through_a_small_queue_lose_no_wakeup() {
+        let q = queue(4);
+        let producers: Vec<_> = (0..4u8)
+            .map(|p| {
+                let h = q.handle();
+                tokio::spawn(async move {
+                    for i in 0..10_000u32 {
+                        let mut m = vec![p];
+                        m.extend_from_slice(&i.to_le_bytes());
+                        h.put(m, None).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let consumers: Vec<_> = (0..4)
+            .map(|_| {
+                let h = q.handle();
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    loop {
+                        match h.get(None).await {
+                            Ok(m) => {
+                                got.push(m);
+                                h.task_done().unwrap();
+                            }
+                            Err(IpcError::Closed) => return got,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let run = async {
+            futures::future::try_join_all(producers).await.unwrap();
+            q.join(None).await.unwrap();
+            q.close();
+            futures::future::try_join_all(consumers).await.unwrap()
+        };
+        let got = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("a wakeup was lost");
+        let mut all: Vec<Vec<u8>> = got.into_iter().flatten().map(|m| m.to_vec()).collect();
+        assert_eq!(all.len(), 40_000, "as many messages as were put");
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 40_000, "every message exactly once");
     }
 }
