@@ -128,6 +128,13 @@ fn base_config(opts: &EngineOptions, max_wasm_stack: usize) -> Config {
         .memory_reservation(opts.memory_reservation)
         .memory_guard_size(opts.memory_guard)
         .memory_reservation_for_growth(0)
+        // Copy a module's data segments into each new memory rather than
+        // map the compiled file copy-on-write: the mapping split every
+        // worker's memory into more regions (6.5 mappings per idle worker
+        // instead of 2), and vm.max_map_count (65,530) then stopped a host
+        // short of 10,000 workers. Guests' initial data is small; measured
+        // here, spawn+join got faster (16 µs/worker at once instead of 25).
+        .memory_init_cow(false)
         .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(32));
     config
 }

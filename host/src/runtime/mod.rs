@@ -83,6 +83,13 @@ struct RuntimeInner {
 impl Drop for RuntimeInner {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
+        // The ticker thread would hold the engines until its next tick: let
+        // them go now, so that the pool's address space is free for a
+        // runtime built right after this one.
+        self.ticked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
