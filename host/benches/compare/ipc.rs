@@ -21,7 +21,7 @@ fn spawn(rt: &Runtime, run: &Run, ipc: &Program, name: &str, args: &[String]) ->
 }
 
 /// Joins a worker, panicking unless it exited 0; returns its stdout.
-async fn finish(w: &Worker) -> String {
+pub(crate) async fn finish(w: &Worker) -> String {
     let status = w.join().await;
     assert_eq!(
         status,
@@ -34,7 +34,7 @@ async fn finish(w: &Worker) -> String {
 }
 
 /// The number after `key` in a guest's report line `key NUMBER...`.
-fn field(out: &str, key: &str, index: usize) -> f64 {
+pub(crate) fn field(out: &str, key: &str, index: usize) -> f64 {
     out.lines()
         .find_map(|l| l.strip_prefix(key))
         .and_then(|rest| rest.split_whitespace().nth(index))
