@@ -12,12 +12,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{load, runtime_with, stdout_of};
+use common::{runtime_with, spawn_under, stdout_of};
 use corral::ipc::{Queue, QueueConfig};
 use corral::policy::Profile;
-use corral::{
-    Event, EventLog, ExitStatus, KillReason, PolicyFile, Run, Runtime, Stdio, Worker, WorkerSpec,
-};
+use corral::{Event, EventLog, ExitStatus, KillReason, PolicyFile, Run, Worker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -38,22 +36,6 @@ fn server_policy() -> Profile {
         "[profiles.p.network]\nbind = [\"127.0.0.1:*\"]\n\
          [profiles.p.ipc]\nqueues = { control = [\"get\"] }\n",
     )
-}
-
-fn spawn(
-    rt: &Runtime,
-    run: &Run,
-    program: &str,
-    name: &str,
-    args: &[&str],
-    policy: &Profile,
-) -> Worker {
-    let mut spec = WorkerSpec::new(name)
-        .args(args.iter().copied())
-        .stdio(Stdio::Capture)
-        .run(run);
-    policy.apply_to(&mut spec);
-    rt.spawn(&load(rt, program), spec)
 }
 
 /// The address `worker` announced it listens on, waiting for the event.
@@ -169,7 +151,7 @@ async fn stop(queue: &Arc<Queue>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn blocking_server_echoes_each_client_in_turn() {
     let (rt, events) = runtime_with(16);
-    let server = spawn(
+    let server = spawn_under(
         &rt,
         &Run::new(),
         "echo-server",
@@ -208,7 +190,7 @@ async fn mux_server_echoes_100_concurrent_clients_exactly_then_stops() {
     let (rt, events) = runtime_with(16);
     let run = Run::new();
     let control = control(&run);
-    let server = spawn(
+    let server = spawn_under(
         &rt,
         &run,
         "echo-mux",
@@ -245,7 +227,7 @@ async fn mux_server_stops_cleanly_with_clients_connected() {
     let (rt, events) = runtime_with(16);
     let run = Run::new();
     let control = control(&run);
-    let server = spawn(
+    let server = spawn_under(
         &rt,
         &run,
         "echo-mux",
@@ -284,7 +266,7 @@ async fn worker_client_talks_to_worker_server_and_stops_it() {
     let (rt, events) = runtime_with(16);
     let run = Run::new();
     control(&run);
-    let server = spawn(
+    let server = spawn_under(
         &rt,
         &run,
         "echo-mux",
@@ -297,7 +279,7 @@ async fn worker_client_talks_to_worker_server_and_stops_it() {
         "[profiles.p.network]\nconnect = [\"{addr}\"]\n\
          [profiles.p.ipc]\nqueues = {{ control = [\"put\"] }}\n"
     ));
-    let client = spawn(
+    let client = spawn_under(
         &rt,
         &run,
         "tcp-client",
@@ -329,7 +311,7 @@ async fn nc_talks_to_the_mux_server() {
     let (rt, events) = runtime_with(16);
     let run = Run::new();
     let control = control(&run);
-    let server = spawn(
+    let server = spawn_under(
         &rt,
         &run,
         "echo-mux",
@@ -372,7 +354,7 @@ async fn denied_bind_and_denied_connect_fail_with_access_denied_and_an_event() {
         "[profiles.p.network]\nbind = [\"127.0.0.1:1\"]\nconnect = [\"127.0.0.1:1\"]\n\
          [profiles.p.ipc]\nqueues = { control = [\"get\"] }\n",
     );
-    let mux = spawn(
+    let mux = spawn_under(
         &rt,
         &run,
         "echo-mux",
@@ -380,7 +362,7 @@ async fn denied_bind_and_denied_connect_fail_with_access_denied_and_an_event() {
         &["127.0.0.1:7009", "control"],
         &narrow,
     );
-    let blocking = spawn(
+    let blocking = spawn_under(
         &rt,
         &run,
         "echo-server",
@@ -391,7 +373,7 @@ async fn denied_bind_and_denied_connect_fail_with_access_denied_and_an_event() {
     // A real server the client may not reach: its policy names another.
     let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let target = open.local_addr().unwrap().to_string();
-    let client = spawn(
+    let client = spawn_under(
         &rt,
         &run,
         "tcp-client",
@@ -439,7 +421,7 @@ async fn a_worker_without_network_grants_is_denied_with_an_event() {
     let run = Run::new();
     control(&run);
     let none = profile("[profiles.p.ipc]\nqueues = { control = [\"get\"] }\n");
-    let mux = spawn(
+    let mux = spawn_under(
         &rt,
         &run,
         "echo-mux",
@@ -453,7 +435,7 @@ async fn a_worker_without_network_grants_is_denied_with_an_event() {
         denials(&events.events(), "mux"),
         [("network".to_string(), "tcp socket".to_string())]
     );
-    let probe = spawn(
+    let probe = spawn_under(
         &rt,
         &run,
         "policy-probe",
@@ -476,7 +458,7 @@ async fn killed_server_closes_its_clients_and_the_host_stays_up() {
     let (rt, events) = runtime_with(16);
     let run = Run::new();
     control(&run);
-    let server = spawn(
+    let server = spawn_under(
         &rt,
         &run,
         "echo-mux",
@@ -511,7 +493,7 @@ async fn killed_server_closes_its_clients_and_the_host_stays_up() {
         assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     }
     // The host goes on: a new server on the same run serves as before.
-    let again = spawn(
+    let again = spawn_under(
         &rt,
         &run,
         "echo-mux",
@@ -534,7 +516,7 @@ async fn udp_and_name_lookup_follow_their_grants() {
         .unwrap();
     let target = inbox.local_addr().unwrap().to_string();
     let probe = |name: &str, policy: &Profile| {
-        spawn(
+        spawn_under(
             &rt,
             &Run::new(),
             "policy-probe",

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{guest, load, runtime_with, stdout_of};
+use common::{guest, load, runtime_with, spawn_under, stdout_of};
 use corral::ipc::QueueConfig;
 use corral::policy::Profile;
 use corral::{Event, ExitStatus, KillReason, PolicyFile, Run, Runtime, Stdio, Worker, WorkerSpec};
@@ -17,22 +17,6 @@ fn profile(toml: &str) -> Profile {
         .unwrap()
         .profile(None)
         .unwrap()
-}
-
-fn spawn_with(
-    rt: &Runtime,
-    run: &Run,
-    program: &str,
-    name: &str,
-    args: &[&str],
-    policy: &Profile,
-) -> Worker {
-    let mut spec = WorkerSpec::new(name)
-        .args(args.iter().copied())
-        .stdio(Stdio::Capture)
-        .run(run);
-    policy.apply_to(&mut spec);
-    rt.spawn(&load(rt, program), spec)
 }
 
 fn denials(events: &[Event], worker: &str) -> Vec<(String, String)> {
@@ -70,7 +54,7 @@ async fn memory_bomb_is_killed_by_the_memory_rule() {
     let (rt, events) = runtime_with(16);
     let by = bystander(&rt);
     let policy = profile("[profiles.p]\nmemory = \"32MiB\"\n");
-    let w = spawn_with(&rt, &Run::new(), "alloc", "bomb", &["4096"], &policy);
+    let w = spawn_under(&rt, &Run::new(), "alloc", "bomb", &["4096"], &policy);
     match w.join().await {
         ExitStatus::Killed {
             reason: KillReason::Memory { limit, .. },
@@ -93,14 +77,14 @@ async fn runaway_loop_and_deep_recursion_end_only_themselves() {
     let (rt, _) = runtime_with(16);
     let by = bystander(&rt);
     let policy = profile("[profiles.p]\ncpu = \"100ms\"\n");
-    let spin = spawn_with(&rt, &Run::new(), "spin", "spin", &[], &policy);
+    let spin = spawn_under(&rt, &Run::new(), "spin", "spin", &[], &policy);
     assert_eq!(
         spin.join().await,
         ExitStatus::Killed {
             reason: KillReason::CpuTime { limit_ms: 100 }
         }
     );
-    let deep = spawn_with(&rt, &Run::new(), "trap", "deep", &["overflow"], &policy);
+    let deep = spawn_under(&rt, &Run::new(), "trap", "deep", &["overflow"], &policy);
     let status = deep.join().await;
     assert!(status.to_string().contains("stack overflow"), "{status}");
     bystander_ok(by).await;
@@ -114,7 +98,7 @@ async fn spawn_bomb_is_stopped_by_the_descendant_limit() {
     let policy = profile(
         "[profiles.p.spawn]\ncomponents = [\"hostile\"]\nmax-children = 2\nmax-descendants = 10\n",
     );
-    let root = spawn_with(&rt, &run, "hostile", "root", &["spawn-bomb"], &policy);
+    let root = spawn_under(&rt, &run, "hostile", "root", &["spawn-bomb"], &policy);
     assert_eq!(
         root.join().await,
         ExitStatus::Exited { code: 0 },
@@ -133,7 +117,7 @@ async fn spawn_bomb_is_stopped_by_the_descendant_limit() {
         .filter(|e| matches!(e, Event::Denied { rule, .. } if rule == "spawn.max-descendants"))
         .count();
     assert!(refused > 0, "the rule named in denial events");
-    let no_spawn = spawn_with(
+    let no_spawn = spawn_under(
         &rt,
         &run,
         "hostile",
@@ -159,7 +143,7 @@ async fn queue_flood_stops_at_capacity() {
         )
         .unwrap();
     let policy = profile("[profiles.p.ipc]\nqueues = { q = [\"put\"] }\n");
-    let w = spawn_with(
+    let w = spawn_under(
         &rt,
         &run,
         "hostile",
@@ -179,7 +163,7 @@ async fn queue_flood_stops_at_capacity() {
 async fn stdout_flood_is_truncated_with_a_notice_and_the_worker_goes_on() {
     let (rt, events) = runtime_with(16);
     let policy = profile("[profiles.p]\nstdout = \"64KiB\"\n");
-    let w = spawn_with(
+    let w = spawn_under(
         &rt,
         &Run::new(),
         "hostile",
@@ -208,7 +192,7 @@ async fn ungranted_socket_and_host_environment_stay_out_of_reach() {
     let granted = profile(&format!(
         "[profiles.p.network]\nconnect = [\"127.0.0.1:{port}\"]\n"
     ));
-    let ok = spawn_with(
+    let ok = spawn_under(
         &rt,
         &Run::new(),
         "hostile",
@@ -219,7 +203,7 @@ async fn ungranted_socket_and_host_environment_stay_out_of_reach() {
     assert_eq!(ok.join().await, ExitStatus::Exited { code: 0 });
     assert_eq!(stdout_of(&ok), format!("connected to 127.0.0.1:{port}\n"));
     let other = format!("127.0.0.1:{}", port.wrapping_add(1).max(1));
-    let no = spawn_with(
+    let no = spawn_under(
         &rt,
         &Run::new(),
         "hostile",
@@ -238,7 +222,7 @@ async fn ungranted_socket_and_host_environment_stay_out_of_reach() {
         [("network.connect".into(), format!("tcp connect {other}"))]
     );
     // SAFETY of the test: PATH is set in every environment cargo runs in.
-    let env = spawn_with(
+    let env = spawn_under(
         &rt,
         &Run::new(),
         "hostile",
@@ -259,7 +243,7 @@ async fn path_escapes_fail_inside_the_mount() {
         "/etc/passwd",
         "/data/../data/../..",
     ] {
-        let w = spawn_with(
+        let w = spawn_under(
             &rt,
             &Run::new(),
             "hostile",
@@ -280,7 +264,7 @@ async fn a_lock_holder_that_spins_is_killed_and_the_lock_freed() {
     run.objects().declare_lock("l", false).unwrap();
     let policy =
         profile("[profiles.p]\ncpu = \"150ms\"\n[profiles.p.ipc]\nlocks = { l = [\"acquire\"] }\n");
-    let spinner = spawn_with(
+    let spinner = spawn_under(
         &rt,
         &run,
         "hostile",
@@ -318,7 +302,7 @@ async fn ipc_grants_are_checked_per_object_and_operation() {
         .declare_queue("secret", QueueConfig::default())
         .unwrap();
     let policy = profile("[profiles.p.ipc]\nqueues = { jobs = [\"get\"] }\n");
-    let w = spawn_with(
+    let w = spawn_under(
         &rt,
         &run,
         "ipc-probe",
@@ -332,7 +316,7 @@ async fn ipc_grants_are_checked_per_object_and_operation() {
         "{}",
         stdout_of(&w)
     );
-    let w = spawn_with(
+    let w = spawn_under(
         &rt,
         &run,
         "ipc-probe",
@@ -360,7 +344,7 @@ async fn deterministic_mode_replays_clock_and_randomness() {
         profile("[profiles.p.deterministic]\nseed = 7\nstart = \"2024-01-01T00:00:00Z\"\n");
     let mut outputs = Vec::new();
     for _ in 0..2 {
-        let w = spawn_with(
+        let w = spawn_under(
             &rt,
             &Run::new(),
             "policy-probe",
@@ -378,7 +362,7 @@ async fn deterministic_mode_replays_clock_and_randomness() {
         "{}",
         outputs[0]
     );
-    let plain = spawn_with(
+    let plain = spawn_under(
         &rt,
         &Run::new(),
         "policy-probe",
@@ -387,7 +371,7 @@ async fn deterministic_mode_replays_clock_and_randomness() {
         &profile("[profiles.p]\n"),
     );
     plain.join().await;
-    let again = spawn_with(
+    let again = spawn_under(
         &rt,
         &Run::new(),
         "policy-probe",
@@ -463,7 +447,7 @@ fn policy_test_command_reports_every_capability() {
 async fn fuel_is_a_deterministic_budget() {
     let (rt, _) = runtime_with(16);
     let policy = profile("[profiles.p]\nfuel = 20_000_000\n");
-    let spin = spawn_with(&rt, &Run::new(), "spin", "spin", &[], &policy);
+    let spin = spawn_under(&rt, &Run::new(), "spin", "spin", &[], &policy);
     assert_eq!(
         spin.join().await,
         ExitStatus::Killed {
@@ -473,10 +457,10 @@ async fn fuel_is_a_deterministic_budget() {
     // A run that needs less fuel than the budget finishes, and the same
     // bounded loop takes the same fuel every time: both runs end alike.
     for _ in 0..2 {
-        let bounded = spawn_with(&rt, &Run::new(), "spin", "bounded", &["1000"], &policy);
+        let bounded = spawn_under(&rt, &Run::new(), "spin", "bounded", &["1000"], &policy);
         assert_eq!(bounded.join().await, ExitStatus::Exited { code: 0 });
     }
     let stack = profile("[profiles.p]\nstack = \"256KiB\"\n");
-    let hello = spawn_with(&rt, &Run::new(), "hello", "small-stack", &[], &stack);
+    let hello = spawn_under(&rt, &Run::new(), "hello", "small-stack", &[], &stack);
     assert_eq!(hello.join().await, ExitStatus::Exited { code: 0 });
 }

@@ -62,6 +62,24 @@ pub fn load(runtime: &Runtime, name: &str) -> Program {
         .unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
+/// Spawns guest `program` as worker `name` of `run`, output captured,
+/// under `policy`.
+pub fn spawn_under(
+    rt: &Runtime,
+    run: &corral::Run,
+    program: &str,
+    name: &str,
+    args: &[&str],
+    policy: &corral::policy::Profile,
+) -> corral::Worker {
+    let mut spec = corral::WorkerSpec::new(name)
+        .args(args.iter().copied())
+        .stdio(corral::Stdio::Capture)
+        .run(run);
+    policy.apply_to(&mut spec);
+    rt.spawn(&load(rt, program), spec)
+}
+
 /// Captured stdout of a worker, as text.
 pub fn stdout_of(worker: &corral::Worker) -> String {
     String::from_utf8_lossy(&worker.stdout()).into_owned()
