@@ -116,7 +116,7 @@ impl DirHandle {
     /// created as a file; `NotDirectory` for `directory` on anything else;
     /// `Unsupported` for host devices, FIFOs and sockets.
     pub fn open_at(&self, path: &str, options: OpenOptions) -> Result<Node, FsError> {
-        path::parse(path)?;
+        path::check(path)?;
         if options.directory && (options.create || options.exclusive || options.truncate) {
             return Err(FsError::Invalid);
         }
@@ -147,7 +147,7 @@ impl DirHandle {
 
     /// Metadata of what `path` names, following a final symlink if `follow`.
     pub fn stat_at(&self, path: &str, follow: bool) -> Result<Metadata, FsError> {
-        path::parse(path)?;
+        path::check(path)?;
         match &self.backend {
             DirBackend::Mem(dir) => dir.stat_at(path, follow),
             DirBackend::Host(dir) => dir.stat_at(path, follow),
@@ -167,7 +167,7 @@ impl DirHandle {
         atime: NewTimestamp,
         mtime: NewTimestamp,
     ) -> Result<(), FsError> {
-        path::parse(path)?;
+        path::check(path)?;
         self.mount.check_writable()?;
         match &self.backend {
             DirBackend::Mem(dir) => dir.set_times_at(path, follow, atime, mtime),
@@ -178,7 +178,7 @@ impl DirHandle {
     /// Creates a directory. `Exist` if the name is taken (by anything,
     /// a dangling symlink included); "name/" is allowed.
     pub fn create_dir_at(&self, path: &str) -> Result<(), FsError> {
-        path::parse(path)?;
+        path::check(path)?;
         self.mount.check_writable()?;
         match &self.backend {
             DirBackend::Mem(dir) => dir.create_dir_at(path),
@@ -190,7 +190,7 @@ impl DirHandle {
     /// `NotDirectory` for anything else (a symlink to a directory included),
     /// `Invalid` for a path ending in `.`.
     pub fn remove_dir_at(&self, path: &str) -> Result<(), FsError> {
-        path::parse(path)?;
+        path::check(path)?;
         self.mount.check_writable()?;
         match &self.backend {
             DirBackend::Mem(dir) => dir.remove_dir_at(path),
@@ -201,7 +201,7 @@ impl DirHandle {
     /// Removes a name of a file or symlink (never following it): `IsDirectory`
     /// for a directory, `NotDirectory` for "name/" on anything else.
     pub fn unlink_file_at(&self, path: &str) -> Result<(), FsError> {
-        path::parse(path)?;
+        path::check(path)?;
         self.mount.check_writable()?;
         match &self.backend {
             DirBackend::Mem(dir) => dir.unlink_file_at(path),
@@ -219,8 +219,8 @@ impl DirHandle {
     /// for a non-directory onto a directory. Two names of one file: nothing
     /// happens.
     pub fn rename_at(&self, old: &str, new_dir: &DirHandle, new: &str) -> Result<(), FsError> {
-        path::parse(old)?;
-        path::parse(new)?;
+        path::check(old)?;
+        path::check(new)?;
         self.mount.check_same(new_dir.mount)?;
         self.mount.check_writable()?;
         match (&self.backend, &new_dir.backend) {
@@ -236,8 +236,8 @@ impl DirHandle {
     /// (never followed). `NotPermitted` for a directory, `Exist` if `new`
     /// is taken, `CrossDevice` between different mounts.
     pub fn link_at(&self, old: &str, new_dir: &DirHandle, new: &str) -> Result<(), FsError> {
-        path::parse(old)?;
-        path::parse(new)?;
+        path::check(old)?;
+        path::check(new)?;
         self.mount.check_same(new_dir.mount)?;
         self.mount.check_writable()?;
         match (&self.backend, &new_dir.backend) {
@@ -252,7 +252,7 @@ impl DirHandle {
     /// Creates a symlink at `path` whose target is the text `target`.
     /// `NotPermitted` for an absolute target, `NoEntry` for an empty one.
     pub fn symlink_at(&self, target: &str, path: &str) -> Result<(), FsError> {
-        path::parse(path)?;
+        path::check(path)?;
         self.mount.check_writable()?;
         match &self.backend {
             DirBackend::Mem(dir) => dir.symlink_at(target, path),
@@ -262,7 +262,7 @@ impl DirHandle {
 
     /// The target text of the symlink at `path`; `Invalid` if it is not one.
     pub fn readlink_at(&self, path: &str) -> Result<String, FsError> {
-        path::parse(path)?;
+        path::check(path)?;
         match &self.backend {
             DirBackend::Mem(dir) => dir.readlink_at(path),
             DirBackend::Host(dir) => dir.readlink_at(path),

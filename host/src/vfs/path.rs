@@ -32,32 +32,41 @@ pub(super) struct RelativePath {
     pub(super) trailing_slash: bool,
 }
 
-/// Checks a path argument of a `*_at` operation, or a symlink target, and splits it.
+/// Checks a path argument of a `*_at` operation, or a symlink target,
+/// without splitting it: what every operation does first, on both backends.
 ///
 /// Empty is `NoEntry` (as POSIX). Absolute is `NotPermitted`, since a handle
 /// reaches only what lies below it: cap-std reports the same escape, refuses
 /// to create symlinks with absolute targets and to follow them, and so does
 /// the in-memory tree.
-pub(super) fn parse(path: &str) -> Result<RelativePath, FsError> {
+pub(super) fn check(path: &str) -> Result<(), FsError> {
     if path.is_empty() {
         return Err(FsError::NoEntry);
     }
     if path.starts_with('/') {
         return Err(FsError::NotPermitted);
     }
-    if path.contains('\0') {
+    if path.as_bytes().contains(&0) {
         return Err(FsError::Invalid);
     }
     if path.len() > MAX_PATH_LEN {
         return Err(FsError::NameTooLong);
     }
+    if path.split('/').any(|name| name.len() > MAX_NAME_LEN) {
+        return Err(FsError::NameTooLong);
+    }
+    Ok(())
+}
+
+/// Checks a path as [`check`] does and splits it into components.
+pub(super) fn parse(path: &str) -> Result<RelativePath, FsError> {
+    check(path)?;
     let mut components = Vec::new();
     for part in path.split('/') {
         match part {
             "" => {}
             "." => components.push(Component::Current),
             ".." => components.push(Component::Parent),
-            name if name.len() > MAX_NAME_LEN => return Err(FsError::NameTooLong),
             name => components.push(Component::Name(name.to_owned())),
         }
     }
