@@ -126,6 +126,42 @@ impl CorralServer {
     }
 }
 
+/// A plain Tokio echo server compiled natively, on the bench's own runtime,
+/// no Wasm at all: what this client and machine allow, which puts the target
+/// against CPython's `select()` server in proportion.
+struct NativeServer {
+    accept: tokio::task::JoinHandle<()>,
+    addr: SocketAddr,
+}
+
+impl NativeServer {
+    async fn start() -> NativeServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                stream.set_nodelay(true).unwrap();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                        if stream.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        NativeServer { accept, addr }
+    }
+}
+
+impl Drop for NativeServer {
+    fn drop(&mut self) {
+        // Its connections end when the client closes them.
+        self.accept.abort();
+    }
+}
+
 /// The address the worker announced, waiting for the event.
 async fn listening(events: &Arc<EventLog>, worker: &Worker) -> SocketAddr {
     let start = Instant::now();
@@ -205,10 +241,16 @@ pub async fn rows(bench: &Bench) -> Vec<Row> {
     for (conns, per_conn) in shapes {
         let select_row = format!("TCP echo, {conns} in flight, vs select()");
         let asyncio_row = format!("TCP echo, {conns} in flight, vs asyncio");
-        if !bench.wants(&select_row) && !bench.wants(&asyncio_row) {
+        let native_row =
+            format!("TCP echo, {conns} in flight, native Tokio server (no Wasm) vs select()");
+        if ![&select_row, &asyncio_row, &native_row]
+            .iter()
+            .any(|row| bench.wants(row))
+        {
             continue;
         }
         let corral = CorralServer::start().await;
+        let native = NativeServer::start().await;
         let (select, asyncio) = if bench.python {
             (
                 PythonServer::start("echo_select.py"),
@@ -217,7 +259,8 @@ pub async fn rows(bench: &Bench) -> Vec<Row> {
         } else {
             (None, None)
         };
-        let (mut vs_select, mut vs_asyncio) = (Vec::new(), Vec::new());
+        let (mut vs_select, mut vs_asyncio, mut native_vs_select) =
+            (Vec::new(), Vec::new(), Vec::new());
         for run in 0..=bench.runs {
             let s = match &select {
                 Some(server) => Some(measure(server.addr, conns, per_conn).await),
@@ -228,9 +271,11 @@ pub async fn rows(bench: &Bench) -> Vec<Row> {
                 None => None,
             };
             let c = measure(corral.addr, conns, per_conn).await;
+            let n = measure(native.addr, conns, per_conn).await;
             if run > 0 {
                 vs_select.push((c, s));
                 vs_asyncio.push((c, a));
+                native_vs_select.push((n, s));
             }
         }
         corral.stop().await;
@@ -245,9 +290,26 @@ pub async fn rows(bench: &Bench) -> Vec<Row> {
         };
         let select_ran = select.is_some();
         let asyncio_ran = asyncio.is_some();
-        for (workload, pairs, ran, target) in [
-            (&select_row, &vs_select, select_ran, target),
-            (&asyncio_row, &vs_asyncio, asyncio_ran, Target::default()),
+        let native_note = format!(
+            "{note}; here the Corral column is a plain Tokio echo server compiled natively, in the bench \
+             process, no Wasm: what this client and machine allow"
+        );
+        for (workload, pairs, ran, target, note) in [
+            (&select_row, &vs_select, select_ran, target, &note),
+            (
+                &asyncio_row,
+                &vs_asyncio,
+                asyncio_ran,
+                Target::default(),
+                &note,
+            ),
+            (
+                &native_row,
+                &native_vs_select,
+                select_ran,
+                Target::default(),
+                &native_note,
+            ),
         ] {
             if bench.wants(workload) {
                 let row = Row::paired(workload, Unit::MsgsPerSec, pairs, ran, target);
