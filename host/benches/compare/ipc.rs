@@ -147,6 +147,14 @@ async fn bandwidth(rt: &Runtime, ipc: &Program, n: usize, size: usize) -> f64 {
     (n * size) as f64 / elapsed / MIB as f64
 }
 
+/// Nanoseconds per bare host call (`guard.fencing-token`), timed by the guest.
+async fn call(rt: &Runtime, ipc: &Program, n: usize) -> f64 {
+    let run = Run::new();
+    run.objects().declare_lock("l", false).unwrap();
+    let worker = spawn(rt, &run, ipc, "call", &args(&[&"call", &"l", &n]));
+    field(&finish(&worker).await, "call", 0)
+}
+
 /// Nanoseconds per acquire + release: timed by the guest when one worker
 /// runs alone, over the whole run (first spawn to last join) when several
 /// contend.
@@ -319,6 +327,21 @@ pub async fn rows(bench: &Bench) -> Vec<Row> {
         )
         .await;
     rows.extend(row.map(|r| r.note("timed in the loop, 1,000,000 per run")));
+    let row = bench
+        .row(
+            "Host call floor: guard.fencing-token",
+            Unit::NanosPerOp,
+            Target::default(),
+            None,
+            move || call(rt, ipc, 1_000_000),
+        )
+        .await;
+    rows.extend(row.map(|r| {
+        r.note(
+            "the cheapest component call (a borrowed handle in, a u64 out), timed in the loop, \
+             1,000,000 per run: an acquire+release is such a call plus a resource drop",
+        )
+    }));
     let row = bench
         .row(
             "Lock acquire+release, 2 contending",

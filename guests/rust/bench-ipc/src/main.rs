@@ -18,6 +18,9 @@
 //!   `got COUNT SUM`.
 //! - `lock NAME N`: takes and releases the lock N times; prints `lock NANOS`
 //!   per acquire + release, timed in the guest.
+//! - `call NAME N`: holds the lock and asks its guard for the fencing token
+//!   N times: the cheapest host call there is (a borrowed handle in, a u64
+//!   out), the floor under every other row; prints `call NANOS` per call.
 
 use std::time::Instant;
 
@@ -33,6 +36,7 @@ fn main() {
         "send" => send(),
         "recv" => recv(),
         "lock" => lock(),
+        "call" => call(),
         other => {
             eprintln!("unknown role {other:?}");
             exit(2)
@@ -183,4 +187,20 @@ fn lock() {
     }
     let nanos = start.elapsed().as_nanos() as f64 / n.max(1) as f64;
     println!("lock {nanos:.1}");
+}
+
+fn call() {
+    let lock = or_die("open lock", Lock::open(&arg::<String>(2, "l".into())));
+    let n: u64 = arg(3, 1000);
+    let guard = or_die("acquire", lock.acquire(None));
+    let first = guard.fencing_token();
+    let start = Instant::now();
+    for _ in 0..n {
+        if guard.fencing_token() != first {
+            eprintln!("the fencing token changed while the lock was held");
+            exit(1);
+        }
+    }
+    let nanos = start.elapsed().as_nanos() as f64 / n.max(1) as f64;
+    println!("call {nanos:.1}");
 }
