@@ -119,6 +119,39 @@ fn bad_input_gets_one_clear_paragraph() {
 }
 
 #[test]
+fn thread_count_from_the_flag_or_the_environment_and_bad_values_rejected() {
+    let out = corral(&["--threads", "1", "run", &g("hello"), "-n", "4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 4);
+
+    let out = corral(&["--threads", "0", "run", &g("hello")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--threads"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    for bad in ["", "abc", "0"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_corral"))
+            .args(["--cache-dir", &shared_cache_dir().display().to_string()])
+            .args(["--max-workers", "64", "run", &g("hello")])
+            .env("TOKIO_WORKER_THREADS", bad)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .expect("running corral");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "corral: TOKIO_WORKER_THREADS must be a number of threads above 0, not `{bad}`\n"
+            )
+        );
+    }
+}
+
+#[test]
 fn env_passes_only_what_is_listed() {
     let out = Command::new(env!("CARGO_BIN_EXE_corral"))
         .args(["--cache-dir"])
