@@ -624,7 +624,17 @@ impl MemDir {
             .update_attrs(|attrs| attrs.set_times(atime, mtime, now));
     }
 
+    /// The caller has checked `path` (`path::check`).
     pub(super) fn stat_at(&self, path: &str, follow: bool) -> Result<Metadata, FsError> {
+        // One name, the usual `stat` of an entry of an open directory, needs
+        // no walk and so allocates nothing; wasi-libc makes two such calls
+        // per `stat`. A symlink takes the full walk.
+        if !path.contains('/') && path != "." && path != ".." {
+            let child = lookup(&self.dir, path)?;
+            if child.symlink_target().is_none() {
+                return Ok(child.metadata());
+            }
+        }
         Ok(self.walk(path)?.resolve(follow)?.metadata())
     }
 
