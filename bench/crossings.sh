@@ -8,31 +8,7 @@
 # std::fs is 10 host calls and 3 drops, whatever the host does inside them.
 # Needs valgrind, python3 and a release host: cargo build --release; make guests.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-corral="$root/target/release/corral"
-guests="$root/guests/rust/target/wasm32-wasip2/release"
-dir="$(mktemp -d)"
-trap 'rm -rf "$dir"' EXIT
-
-# profile NAME N MANIFEST-BODY: runs the manifest under callgrind into $dir/NAME-N.out.
-profile() {
-  local name=$1 n=$2 body=$3
-  printf '%s\n' "${body//@N@/$n}" > "$dir/$name-$n.toml"
-  # Once outside callgrind first, so a guest built since the last run is
-  # compiled (and cached) before counting starts.
-  "$corral" --max-workers 2 -q up "$dir/$name-$n.toml" > /dev/null
-  valgrind --tool=callgrind --callgrind-out-file="$dir/$name-$n.out" \
-    "$corral" --max-workers 2 -q up "$dir/$name-$n.toml" > /dev/null 2>&1
-}
-
-# measure NAME LABEL SHORT LONG MANIFEST-BODY
-measure() {
-  local name=$1 label=$2 short=$3 long=$4 body=$5
-  profile "$name" "$short" "$body"
-  profile "$name" "$long" "$body"
-  python3 "$root/bench/crossings.py" "$label" "$((long - short))" \
-    "$dir/$name-$short.out" "$dir/$name-$long.out"
-}
+source "$(dirname "$0")/callgrind.sh"
 
 measure call "bare host call (guard.fencing-token)" 100000 200000 "[locks.l]
 [[worker]]
