@@ -7,15 +7,7 @@
 # Needs valgrind, python3 and a release host: cargo build --release; make guests.
 set -euo pipefail
 source "$(dirname "$0")/callgrind.sh"
-cat > "$dir/policy.toml" <<'TOML'
-[profiles.bench.ipc]
-queues = { "a-*" = ["put"], "b-*" = ["get"], "c" = ["put", "get"], "d*" = ["*"], "e" = ["get"], "q" = ["put", "get", "close"] }
-locks = { "x-*" = ["acquire"], "y" = ["acquire"], "z?" = ["acquire"], "l" = ["acquire"] }
-pipes = { "p1" = ["send"], "p2" = ["recv"] }
-events = { "go" = ["wait"] }
-semaphores = { "s" = ["acquire", "release"] }
-barriers = { "b" = ["wait"] }
-TOML
+cp "$root/bench/policy-grants.toml" "$dir/policy.toml"
 
 for op in lock put; do
   case $op in

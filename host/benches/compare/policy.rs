@@ -13,15 +13,7 @@ use corral::{ExitStatus, PolicyFile, Program, Run, Runtime, Stdio, Worker, Worke
 use crate::common::{Bench, Row, Target, Unit, guest, runtime, secs};
 
 /// Fifteen rules, the matching one last: every open walks them all.
-const GRANTS: &str = r#"
-[profiles.bench.ipc]
-queues = { "a-*" = ["put"], "b-*" = ["get"], "c" = ["put", "get"], "d*" = ["*"], "e" = ["get"], "q" = ["put", "get", "close"] }
-locks = { "x-*" = ["acquire"], "y" = ["acquire"], "z?" = ["acquire"], "l" = ["acquire"] }
-pipes = { "p1" = ["send"], "p2" = ["recv"] }
-events = { "go" = ["wait"] }
-semaphores = { "s" = ["acquire", "release"] }
-barriers = { "b" = ["wait"] }
-"#;
+const GRANTS: &str = include_str!("../../../bench/policy-grants.toml");
 
 const MESSAGES: usize = 200_000;
 const LOCKS: usize = 200_000;
