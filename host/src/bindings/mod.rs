@@ -1,6 +1,7 @@
 //! Thin adapters from the WIT interfaces in `wit/` to the host's objects.
 //! Each `corral:worker` interface lands in the module of the same name.
 
+pub(crate) mod filesystem;
 mod lock;
 mod pipe;
 pub(crate) mod process;
@@ -105,7 +106,7 @@ pub(crate) const PROVIDED_INTERFACES: &[(&str, &[&str])] = &[
 /// virtual filesystem) and every Corral interface to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<WorkerState>) -> wasmtime::Result<()> {
     wasi::add_to_linker(linker)?;
-    crate::vfs::wasi::add_to_linker(linker)?;
+    filesystem::add_to_linker(linker)?;
     type Data = HasSelf<WorkerState>;
     fn get(state: &mut WorkerState) -> &mut WorkerState {
         state

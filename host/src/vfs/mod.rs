@@ -11,7 +11,7 @@
 //! - [`DirHandle`] and [`FileHandle`] are open directories and files of any
 //!   mount, with one set of operations and one set of error rules
 //!   ([`FsError`], one variant per WASI error code): what the WASI binding
-//!   (`wasi.rs`) calls.
+//!   (`bindings/filesystem.rs`) calls.
 //!
 //! No path, `..` or symlink leads outside the directory it is resolved
 //! from, and so never outside a mount: both backends refuse with
@@ -26,7 +26,6 @@ mod persist;
 mod spec;
 mod tree;
 mod types;
-pub(crate) mod wasi;
 
 #[cfg(test)]
 mod tests;

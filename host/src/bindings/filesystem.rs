@@ -1,6 +1,5 @@
 //! `wasi:filesystem/{types,preopens}@0.2.12` for a worker, over its
-//! [`MountTable`](super::MountTable): the only part of `vfs` that knows
-//! wasmtime.
+//! [`MountTable`](crate::vfs::MountTable).
 //!
 //! A descriptor is a [`Node`]: an open directory or regular file of some
 //! mount. Its streams implement wasmtime-wasi's `InputStream` and
@@ -32,9 +31,11 @@ use wasmtime::component::{HasSelf, Linker, Resource};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, InputStream, OutputStream, Pollable};
 use wasmtime_wasi::p2::{StreamError, StreamResult};
 
-use super::{DirEntry, DirHandle, FileHandle, FileKind, FsError, Metadata, MetadataHash, Node};
-use super::{NewTimestamp, OpenOptions};
 use crate::runtime::WorkerState;
+use crate::vfs::{
+    DirEntry, DirHandle, FileHandle, FileKind, FsError, Metadata, MetadataHash, Node,
+};
+use crate::vfs::{NewTimestamp, OpenOptions};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -48,7 +49,7 @@ mod generated {
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
             "wasi:filesystem/types.descriptor": crate::vfs::Node,
-            "wasi:filesystem/types.directory-entry-stream": crate::vfs::wasi::DirEntryStream,
+            "wasi:filesystem/types.directory-entry-stream": crate::bindings::filesystem::DirEntryStream,
         },
     });
 }
