@@ -1,9 +1,14 @@
-//! `wasi:filesystem/{types,preopens}@0.2.12` for a worker, over its
-//! [`MountTable`](crate::vfs::MountTable).
+//! `wasi:filesystem/{types,preopens}@0.2.12` for a worker, over the
+//! [`MountTable`] in its [`VfsCtx`]: the adapter between the WASI WIT and
+//! `vfs`.
+//!
+//! Like wasmtime-wasi's own `wasi:filesystem`, it is implemented on a narrow
+//! view, [`VfsCtxView`]: the worker's mounts and its resource table, and
+//! nothing else of the worker's state.
 //!
 //! A descriptor is a [`Node`]: an open directory or regular file of some
-//! mount. Its streams implement wasmtime-wasi's `InputStream` and
-//! `OutputStream`, so wasmtime-wasi's `wasi:io/streams` drives them, and
+//! mount. Its streams (`streams.rs`) implement wasmtime-wasi's `InputStream`
+//! and `OutputStream`, so wasmtime-wasi's `wasi:io/streams` drives them, and
 //! their errors carry an [`FsError`] that `filesystem-error-code` recovers.
 //!
 //! Every method is synchronous on the host. The in-memory tree never
@@ -24,54 +29,58 @@
 //! `remove_dir_all`, C's `unlinkat(dirfd(dir), ...)`) mutate through such
 //! descriptors.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod convert;
+mod streams;
+#[cfg(test)]
+mod tests;
 
-use bytes::Bytes;
-use wasmtime::component::{HasSelf, Linker, Resource};
-use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, InputStream, OutputStream, Pollable};
-use wasmtime_wasi::p2::{StreamError, StreamResult};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
-use crate::runtime::WorkerState;
-use crate::vfs::{
-    DirEntry, DirHandle, FileHandle, FileKind, FsError, Metadata, MetadataHash, Node,
-};
-use crate::vfs::{NewTimestamp, OpenOptions};
-
-mod generated {
-    wasmtime::component::bindgen!({
-        path: ["../wit/deps/io.wit", "../wit/deps/clocks.wit", "../wit/deps/filesystem.wit"],
-        interfaces: "
-            import wasi:filesystem/types@0.2.12;
-            import wasi:filesystem/preopens@0.2.12;
-        ",
-        imports: { default: trappable },
-        with: {
-            "wasi:io": wasmtime_wasi::p2::bindings::io,
-            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-            "wasi:filesystem/types.descriptor": crate::vfs::Node,
-            "wasi:filesystem/types.directory-entry-stream": crate::bindings::filesystem::DirEntryStream,
-        },
-    });
-}
-
-use generated::wasi::filesystem::{preopens, types};
+use super::generated::wasi::filesystem::{preopens, types};
+use crate::vfs::{DirEntry, DirHandle, FileHandle, FsError, MountTable, Node};
+use convert::{descriptor_stat, descriptor_type, follows, hash_value, new_timestamp, open_options};
+use streams::{FileReader, FileWriter};
 use types::{
     Advice, DescriptorFlags, DescriptorStat, DescriptorType, DirectoryEntry, ErrorCode, Filesize,
     MetadataHashValue, NewTimestamp as WasiNewTimestamp, OpenFlags, PathFlags,
 };
-use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
 
-/// The most an output stream accepts per `write`: what `check-write`
-/// grants. Bounded because `write-zeroes` allocates that much.
-const WRITE_PERMIT: usize = 1 << 20;
+/// A worker's filesystem state: what `wasi:filesystem` reads besides the
+/// resource table.
+pub struct VfsCtx {
+    /// The worker's mounts, one preopen each.
+    pub mounts: MountTable,
+}
+
+/// What the filesystem binding works on: a worker's [`VfsCtx`] and the
+/// resource table its descriptors and streams live in.
+pub struct VfsCtxView<'a> {
+    /// The worker's mounts.
+    pub ctx: &'a mut VfsCtx,
+    /// The worker's resource table.
+    pub table: &'a mut ResourceTable,
+}
+
+/// A store's data that can lend out a [`VfsCtxView`]: what
+/// [`add_to_linker`] needs of it.
+pub trait VfsView: Send {
+    /// The filesystem's part of the store's data.
+    fn vfs(&mut self) -> VfsCtxView<'_>;
+}
+
+/// Makes [`VfsCtxView`] the data the generated `add_to_linker` functions
+/// hand to the host traits.
+struct Vfs;
+
+impl HasData for Vfs {
+    type Data<'a> = VfsCtxView<'a>;
+}
 
 /// Adds `wasi:filesystem/types` and `wasi:filesystem/preopens` to `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<WorkerState>) -> wasmtime::Result<()> {
-    fn get(state: &mut WorkerState) -> &mut WorkerState {
-        state
-    }
-    types::add_to_linker::<WorkerState, HasSelf<WorkerState>>(linker, get)?;
-    preopens::add_to_linker::<WorkerState, HasSelf<WorkerState>>(linker, get)?;
+pub(crate) fn add_to_linker<T: VfsView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, Vfs>(linker, T::vfs)?;
+    preopens::add_to_linker::<T, Vfs>(linker, T::vfs)?;
     Ok(())
 }
 
@@ -84,38 +93,6 @@ pub struct DirEntryStream {
 /// A host call's result: the outer `Result` traps the worker (a bad
 /// handle), the inner one is the `result<T, error-code>` the guest sees.
 type Call<T> = wasmtime::Result<Result<T, ErrorCode>>;
-
-impl From<FsError> for ErrorCode {
-    fn from(err: FsError) -> ErrorCode {
-        match err {
-            FsError::Access => ErrorCode::Access,
-            FsError::BadDescriptor => ErrorCode::BadDescriptor,
-            FsError::Busy => ErrorCode::Busy,
-            FsError::CrossDevice => ErrorCode::CrossDevice,
-            FsError::Exist => ErrorCode::Exist,
-            FsError::FileTooLarge => ErrorCode::FileTooLarge,
-            FsError::IllegalByteSequence => ErrorCode::IllegalByteSequence,
-            FsError::InsufficientMemory => ErrorCode::InsufficientMemory,
-            FsError::InsufficientSpace => ErrorCode::InsufficientSpace,
-            FsError::Interrupted => ErrorCode::Interrupted,
-            FsError::Invalid => ErrorCode::Invalid,
-            FsError::Io => ErrorCode::Io,
-            FsError::IsDirectory => ErrorCode::IsDirectory,
-            FsError::Loop => ErrorCode::Loop,
-            FsError::NameTooLong => ErrorCode::NameTooLong,
-            FsError::NoEntry => ErrorCode::NoEntry,
-            FsError::NotDirectory => ErrorCode::NotDirectory,
-            FsError::NotEmpty => ErrorCode::NotEmpty,
-            FsError::NotPermitted => ErrorCode::NotPermitted,
-            FsError::Overflow => ErrorCode::Overflow,
-            FsError::ReadOnly => ErrorCode::ReadOnly,
-            FsError::TextFileBusy => ErrorCode::TextFileBusy,
-            FsError::TooManyLinks => ErrorCode::TooManyLinks,
-            FsError::Unsupported => ErrorCode::Unsupported,
-            FsError::WouldBlock => ErrorCode::WouldBlock,
-        }
-    }
-}
 
 /// Wraps a filesystem result as a host call's result.
 fn reply<T>(result: Result<T, FsError>) -> Call<T> {
@@ -140,131 +117,24 @@ fn file_of(node: &Node) -> Result<&FileHandle, FsError> {
     }
 }
 
-fn follows(flags: PathFlags) -> bool {
-    flags.contains(PathFlags::SYMLINK_FOLLOW)
-}
-
-fn descriptor_type(kind: FileKind) -> DescriptorType {
-    match kind {
-        FileKind::RegularFile => DescriptorType::RegularFile,
-        FileKind::Directory => DescriptorType::Directory,
-        FileKind::SymbolicLink => DescriptorType::SymbolicLink,
-        FileKind::BlockDevice => DescriptorType::BlockDevice,
-        FileKind::CharacterDevice => DescriptorType::CharacterDevice,
-        FileKind::Fifo => DescriptorType::Fifo,
-        FileKind::Socket => DescriptorType::Socket,
-        FileKind::Unknown => DescriptorType::Unknown,
-    }
-}
-
-/// A time as a `wall-clock.datetime`; times before 1970 cannot be one and
-/// are reported as unknown (as wasmtime-wasi does) rather than failing the stat.
-fn datetime(time: Option<SystemTime>) -> Option<Datetime> {
-    let since_epoch = time?.duration_since(UNIX_EPOCH).ok()?;
-    Some(Datetime {
-        seconds: since_epoch.as_secs(),
-        nanoseconds: since_epoch.subsec_nanos(),
-    })
-}
-
-fn descriptor_stat(meta: Metadata) -> DescriptorStat {
-    DescriptorStat {
-        type_: descriptor_type(meta.kind),
-        link_count: meta.nlink,
-        size: meta.size,
-        data_access_timestamp: datetime(meta.atime),
-        data_modification_timestamp: datetime(meta.mtime),
-        status_change_timestamp: datetime(meta.ctime),
-    }
-}
-
-fn hash_value(hash: MetadataHash) -> MetadataHashValue {
-    MetadataHashValue {
-        lower: hash.lower,
-        upper: hash.upper,
-    }
-}
-
-/// A guest's new timestamp; `overflow` if it lies beyond what the host's
-/// clock can represent (nanoseconds past a second carry into the seconds).
-fn new_timestamp(time: WasiNewTimestamp) -> Result<NewTimestamp, FsError> {
-    Ok(match time {
-        WasiNewTimestamp::NoChange => NewTimestamp::NoChange,
-        WasiNewTimestamp::Now => NewTimestamp::Now,
-        WasiNewTimestamp::Timestamp(Datetime {
-            seconds,
-            nanoseconds,
-        }) => {
-            let seconds = seconds
-                .checked_add(u64::from(nanoseconds / 1_000_000_000))
-                .ok_or(FsError::Overflow)?;
-            let since_epoch = Duration::new(seconds, nanoseconds % 1_000_000_000);
-            NewTimestamp::Timestamp(
-                UNIX_EPOCH
-                    .checked_add(since_epoch)
-                    .ok_or(FsError::Overflow)?,
-            )
-        }
-    })
-}
-
-/// `open-at`'s flags as the backend's options, after the checks WASI
-/// defines on the flags themselves.
-fn open_options(
-    dir: &DirHandle,
-    path_flags: PathFlags,
-    open_flags: OpenFlags,
-    flags: DescriptorFlags,
-) -> Result<OpenOptions, FsError> {
-    // Synchronous-I/O modes are requests no backend honours: the tree
-    // lives in memory and host files are written without `O_SYNC`; say so
-    // rather than pretend (wasmtime-wasi answers the same).
-    let sync = DescriptorFlags::FILE_INTEGRITY_SYNC
-        | DescriptorFlags::DATA_INTEGRITY_SYNC
-        | DescriptorFlags::REQUESTED_WRITE_SYNC;
-    if flags.intersects(sync) {
-        return Err(FsError::Unsupported);
-    }
-    // A handle that could mutate cannot come from a read-only mount.
-    if flags.contains(DescriptorFlags::MUTATE_DIRECTORY) && dir.is_read_only() {
-        return Err(FsError::ReadOnly);
-    }
-    let write = flags.contains(DescriptorFlags::WRITE);
-    Ok(OpenOptions {
-        follow_symlinks: follows(path_flags),
-        create: open_flags.contains(OpenFlags::CREATE),
-        exclusive: open_flags.contains(OpenFlags::EXCLUSIVE),
-        truncate: open_flags.contains(OpenFlags::TRUNCATE),
-        directory: open_flags.contains(OpenFlags::DIRECTORY),
-        // A descriptor opened for neither reading nor writing (libc's
-        // `O_SEARCH`, or a directory opened without rights) may still
-        // read, as under wasmtime-wasi.
-        read: flags.contains(DescriptorFlags::READ) || !write,
-        write,
-        // O_APPEND is the guest libc's business: it writes through
-        // `append-via-stream`.
-        append: false,
-    })
-}
-
-impl WorkerState {
+impl VfsCtxView<'_> {
     /// The descriptor behind a guest handle; a stale or forged handle traps.
     fn node(&self, fd: &Resource<Node>) -> wasmtime::Result<Node> {
         Ok(self.table.get(fd)?.clone())
     }
 }
 
-impl preopens::Host for WorkerState {
+impl preopens::Host for VfsCtxView<'_> {
     fn get_directories(&mut self) -> wasmtime::Result<Vec<(Resource<Node>, String)>> {
-        let mut preopens = Vec::with_capacity(self.mounts.len());
-        for (guest_path, root) in self.mounts.preopens() {
+        let mut preopens = Vec::with_capacity(self.ctx.mounts.len());
+        for (guest_path, root) in self.ctx.mounts.preopens() {
             preopens.push((self.table.push(Node::Dir(root))?, guest_path));
         }
         Ok(preopens)
     }
 }
 
-impl types::Host for WorkerState {
+impl types::Host for VfsCtxView<'_> {
     fn filesystem_error_code(
         &mut self,
         err: Resource<wasmtime::Error>,
@@ -274,7 +144,7 @@ impl types::Host for WorkerState {
     }
 }
 
-impl types::HostDescriptor for WorkerState {
+impl types::HostDescriptor for VfsCtxView<'_> {
     fn read_via_stream(
         &mut self,
         fd: Resource<Node>,
@@ -532,7 +402,7 @@ impl types::HostDescriptor for WorkerState {
     }
 }
 
-impl types::HostDirectoryEntryStream for WorkerState {
+impl types::HostDirectoryEntryStream for VfsCtxView<'_> {
     fn read_directory_entry(
         &mut self,
         stream: Resource<DirEntryStream>,
@@ -550,7 +420,7 @@ impl types::HostDirectoryEntryStream for WorkerState {
     }
 }
 
-impl WorkerState {
+impl VfsCtxView<'_> {
     /// A `write-via-stream` (at `offset`) or `append-via-stream` (`None`) stream.
     fn output_stream(
         &mut self,
@@ -567,277 +437,5 @@ impl WorkerState {
             position: offset,
         });
         Ok(Ok(self.table.push(stream)?))
-    }
-}
-
-/// A stream error that `filesystem-error-code` maps back to `error`.
-fn stream_error(error: FsError) -> StreamError {
-    StreamError::LastOperationFailed(wasmtime::Error::new(error))
-}
-
-/// `read-via-stream`: reads the file from a position that advances with
-/// each read. At the end of the file the stream reports `closed`; if the
-/// file grows later, reading goes on.
-struct FileReader {
-    file: FileHandle,
-    position: u64,
-}
-
-#[async_trait::async_trait]
-impl InputStream for FileReader {
-    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
-        if size == 0 {
-            return Ok(Bytes::new());
-        }
-        let data = self
-            .file
-            .read_at(self.position, size as u64)
-            .map_err(stream_error)?;
-        if data.is_empty() {
-            return Err(StreamError::Closed);
-        }
-        self.position = self.position.saturating_add(data.len() as u64);
-        Ok(Bytes::from(data))
-    }
-}
-
-#[async_trait::async_trait]
-impl Pollable for FileReader {
-    /// Always ready: a read happens in the call that asks for it.
-    async fn ready(&mut self) {}
-}
-
-/// `write-via-stream` (writes at a position that advances) or
-/// `append-via-stream` (`position` is `None`: each write goes to the end of
-/// the file, atomically with respect to other appends).
-struct FileWriter {
-    file: FileHandle,
-    position: Option<u64>,
-}
-
-#[async_trait::async_trait]
-impl OutputStream for FileWriter {
-    /// Writes all of `bytes` now, or nothing if it fails (e.g. past a quota).
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        match &mut self.position {
-            Some(position) => {
-                let written = self
-                    .file
-                    .write_at(*position, &bytes)
-                    .map_err(stream_error)?;
-                *position = position.saturating_add(written as u64);
-            }
-            None => {
-                self.file.append(&bytes).map_err(stream_error)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Nothing is buffered: every write is already in the file.
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(WRITE_PERMIT)
-    }
-}
-
-#[async_trait::async_trait]
-impl Pollable for FileWriter {
-    /// Always ready: a write happens in the call that asks for it.
-    async fn ready(&mut self) {}
-}
-
-/// The binding's answers that no guest libc asks for (`is-same-object`,
-/// `filesystem-error-code` on a foreign error, forged handles, the flags
-/// libc never sets); the end-to-end tests in `tests/vfs.rs` cover the rest.
-#[cfg(test)]
-mod tests {
-
-    use super::types::{Host as _, HostDescriptor as _};
-    use super::*;
-    use crate::vfs::{Limits, MemFs, Mount, MountTable};
-
-    /// A worker's state with the tree at `/` and a read-only copy at `/ro`.
-    fn state() -> WorkerState {
-        let fs = MemFs::new(Limits::UNLIMITED);
-        let mut mounts = MountTable::new();
-        mounts
-            .add("/", Mount::mem(&fs, "/", false).unwrap())
-            .unwrap();
-        mounts
-            .add("/ro", Mount::mem(&fs, "/", true).unwrap())
-            .unwrap();
-        WorkerState::for_tests(mounts)
-    }
-
-    /// A second handle on the same resource, for calls that consume one.
-    fn again<T: 'static>(resource: &Resource<T>) -> Resource<T> {
-        Resource::new_borrow(resource.rep())
-    }
-
-    fn preopens(state: &mut WorkerState) -> (Resource<Node>, Resource<Node>) {
-        let mut dirs = preopens::Host::get_directories(state).unwrap().into_iter();
-        let (root, root_path) = dirs.next().unwrap();
-        let (ro, ro_path) = dirs.next().unwrap();
-        assert_eq!((root_path.as_str(), ro_path.as_str()), ("/", "/ro"));
-        (root, ro)
-    }
-
-    fn open(
-        state: &mut WorkerState,
-        dir: &Resource<Node>,
-        path: &str,
-        create: bool,
-    ) -> Resource<Node> {
-        let open_flags = if create {
-            OpenFlags::CREATE
-        } else {
-            OpenFlags::empty()
-        };
-        let flags = DescriptorFlags::READ | DescriptorFlags::WRITE;
-        state
-            .open_at(
-                again(dir),
-                PathFlags::empty(),
-                path.into(),
-                open_flags,
-                flags,
-            )
-            .unwrap()
-            .unwrap()
-    }
-
-    #[test]
-    fn is_same_object_follows_identity_not_names() {
-        let mut state = state();
-        let (root, _) = preopens(&mut state);
-        let a = open(&mut state, &root, "a", true);
-        let b = open(&mut state, &root, "b", true);
-        state
-            .link_at(
-                again(&root),
-                PathFlags::empty(),
-                "a".into(),
-                again(&root),
-                "a2".into(),
-            )
-            .unwrap()
-            .unwrap();
-        let a2 = open(&mut state, &root, "a2", false);
-        assert!(state.is_same_object(again(&a), again(&a2)).unwrap());
-        assert!(!state.is_same_object(again(&a), again(&b)).unwrap());
-        assert!(!state.is_same_object(again(&a), again(&root)).unwrap());
-        let root2 = open_dir(&mut state, &root, ".");
-        assert!(state.is_same_object(again(&root), root2).unwrap());
-    }
-
-    fn open_dir(state: &mut WorkerState, dir: &Resource<Node>, path: &str) -> Resource<Node> {
-        state
-            .open_at(
-                again(dir),
-                PathFlags::empty(),
-                path.into(),
-                OpenFlags::DIRECTORY,
-                DescriptorFlags::READ,
-            )
-            .unwrap()
-            .unwrap()
-    }
-
-    #[test]
-    fn metadata_hash_agrees_by_handle_and_by_path_and_tracks_changes() {
-        let mut state = state();
-        let (root, _) = preopens(&mut state);
-        let a = open(&mut state, &root, "a", true);
-        let by_handle = state.metadata_hash(again(&a)).unwrap().unwrap();
-        let by_path = state
-            .metadata_hash_at(again(&root), PathFlags::empty(), "a".into())
-            .unwrap()
-            .unwrap();
-        let pair = |hash: MetadataHashValue| (hash.lower, hash.upper);
-        assert_eq!(pair(by_handle), pair(by_path));
-        assert_eq!(state.write(again(&a), b"x".to_vec(), 0).unwrap(), Ok(1));
-        let changed = state.metadata_hash(again(&a)).unwrap().unwrap();
-        assert_ne!(pair(changed), pair(by_handle));
-    }
-
-    #[test]
-    fn stream_errors_map_back_to_their_code() {
-        let mut state = state();
-        let ours = state
-            .table
-            .push(wasmtime::Error::new(FsError::InsufficientSpace))
-            .unwrap();
-        let foreign = state
-            .table
-            .push(wasmtime::Error::msg("not a filesystem error"))
-            .unwrap();
-        assert_eq!(
-            state.filesystem_error_code(ours).unwrap(),
-            Some(ErrorCode::InsufficientSpace)
-        );
-        assert_eq!(state.filesystem_error_code(foreign).unwrap(), None);
-    }
-
-    #[test]
-    fn forged_and_mistyped_handles_trap_instead_of_panicking() {
-        let mut state = state();
-        let (root, _) = preopens(&mut state);
-        let forged: Resource<Node> = Resource::new_borrow(root.rep() + 1000);
-        assert!(state.stat(forged).is_err());
-        let stream = state.read_directory(again(&root)).unwrap().unwrap();
-        let mistyped: Resource<Node> = Resource::new_borrow(stream.rep());
-        assert!(state.get_type(mistyped).is_err());
-        let dropped = again(&root);
-        types::HostDescriptor::drop(&mut state, root).unwrap();
-        assert!(
-            state.get_flags(dropped).is_err(),
-            "a dropped handle is gone"
-        );
-    }
-
-    #[test]
-    fn flags_that_cannot_be_honoured_are_refused() {
-        let mut state = state();
-        let (root, ro) = preopens(&mut state);
-        let rw_flags = state.get_flags(again(&root)).unwrap().unwrap();
-        assert_eq!(
-            rw_flags,
-            DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY
-        );
-        assert_eq!(
-            state.get_flags(again(&ro)).unwrap(),
-            Ok(DescriptorFlags::READ)
-        );
-        let mutate = DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY;
-        let opened = state.open_at(
-            again(&ro),
-            PathFlags::empty(),
-            ".".into(),
-            OpenFlags::empty(),
-            mutate,
-        );
-        assert_eq!(opened.unwrap().err(), Some(ErrorCode::ReadOnly));
-        let sync = DescriptorFlags::READ | DescriptorFlags::DATA_INTEGRITY_SYNC;
-        let opened = state.open_at(
-            again(&root),
-            PathFlags::empty(),
-            ".".into(),
-            OpenFlags::empty(),
-            sync,
-        );
-        assert_eq!(opened.unwrap().err(), Some(ErrorCode::Unsupported));
-        open(&mut state, &root, "a", true);
-        let linked = state.link_at(
-            again(&root),
-            PathFlags::SYMLINK_FOLLOW,
-            "a".into(),
-            again(&root),
-            "b".into(),
-        );
-        assert_eq!(linked.unwrap(), Err(ErrorCode::Invalid));
     }
 }

@@ -2,6 +2,7 @@
 //! Each `corral:worker` interface lands in the module of the same name.
 
 pub(crate) mod filesystem;
+mod generated;
 mod lock;
 mod pipe;
 pub(crate) mod process;
@@ -18,45 +19,6 @@ use wasmtime::component::{HasSelf, Linker};
 use crate::ipc::{self, IpcError};
 use crate::policy::{ObjectKind, Op, OpSet};
 use crate::runtime::WorkerState;
-
-mod generated {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "corral:worker/imports",
-        imports: {
-            "corral:worker/queue.[method]queue.put": async | trappable,
-            "corral:worker/queue.[method]queue.put-many": async | trappable,
-            "corral:worker/queue.[method]queue.get": async | trappable,
-            "corral:worker/queue.[method]queue.get-many": async | trappable,
-            "corral:worker/queue.[method]queue.join": async | trappable,
-            "corral:worker/pipe.[method]endpoint.send": async | trappable,
-            "corral:worker/pipe.[method]endpoint.recv": async | trappable,
-            "corral:worker/lock.[method]lock.acquire": async | trappable,
-            "corral:worker/sync.[method]semaphore.acquire": async | trappable,
-            "corral:worker/sync.[method]event.wait": async | trappable,
-            "corral:worker/sync.[method]barrier.wait": async | trappable,
-            "corral:worker/sync.[method]condition.wait": async | trappable,
-            "corral:worker/process.[method]child.join": async | trappable,
-            default: trappable,
-        },
-        with: {
-            "wasi:cli": wasmtime_wasi::p2::bindings::cli,
-            "wasi:io": wasmtime_wasi::p2::bindings::io,
-            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-            "wasi:random": wasmtime_wasi::p2::bindings::random,
-            "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
-            "corral:worker/process.child": crate::bindings::process::ChildRes,
-            "corral:worker/queue.queue": crate::bindings::QueueRes,
-            "corral:worker/pipe.endpoint": crate::bindings::PipeRes,
-            "corral:worker/lock.lock": crate::bindings::LockRes,
-            "corral:worker/lock.guard": crate::ipc::Guard,
-            "corral:worker/sync.semaphore": crate::bindings::SemaphoreRes,
-            "corral:worker/sync.event": crate::bindings::EventRes,
-            "corral:worker/sync.barrier": crate::bindings::BarrierRes,
-            "corral:worker/sync.condition": crate::bindings::ConditionRes,
-        },
-    });
-}
 
 use corral_worker::types::Error as WitError;
 pub(crate) use generated::corral::worker as corral_worker;
