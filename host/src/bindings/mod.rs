@@ -1,6 +1,8 @@
 //! Thin adapters from the WIT interfaces in `wit/` to the host's objects.
 //! Each `corral:worker` interface lands in the module of the same name.
 
+pub(crate) mod filesystem;
+mod generated;
 mod lock;
 mod pipe;
 pub(crate) mod process;
@@ -17,45 +19,6 @@ use wasmtime::component::{HasSelf, Linker};
 use crate::ipc::{self, IpcError};
 use crate::policy::{ObjectKind, Op, OpSet};
 use crate::runtime::WorkerState;
-
-mod generated {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "corral:worker/imports",
-        imports: {
-            "corral:worker/queue.[method]queue.put": async | trappable,
-            "corral:worker/queue.[method]queue.put-many": async | trappable,
-            "corral:worker/queue.[method]queue.get": async | trappable,
-            "corral:worker/queue.[method]queue.get-many": async | trappable,
-            "corral:worker/queue.[method]queue.join": async | trappable,
-            "corral:worker/pipe.[method]endpoint.send": async | trappable,
-            "corral:worker/pipe.[method]endpoint.recv": async | trappable,
-            "corral:worker/lock.[method]lock.acquire": async | trappable,
-            "corral:worker/sync.[method]semaphore.acquire": async | trappable,
-            "corral:worker/sync.[method]event.wait": async | trappable,
-            "corral:worker/sync.[method]barrier.wait": async | trappable,
-            "corral:worker/sync.[method]condition.wait": async | trappable,
-            "corral:worker/process.[method]child.join": async | trappable,
-            default: trappable,
-        },
-        with: {
-            "wasi:cli": wasmtime_wasi::p2::bindings::cli,
-            "wasi:io": wasmtime_wasi::p2::bindings::io,
-            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-            "wasi:random": wasmtime_wasi::p2::bindings::random,
-            "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
-            "corral:worker/process.child": crate::bindings::process::ChildRes,
-            "corral:worker/queue.queue": crate::bindings::QueueRes,
-            "corral:worker/pipe.endpoint": crate::bindings::PipeRes,
-            "corral:worker/lock.lock": crate::bindings::LockRes,
-            "corral:worker/lock.guard": crate::ipc::Guard,
-            "corral:worker/sync.semaphore": crate::bindings::SemaphoreRes,
-            "corral:worker/sync.event": crate::bindings::EventRes,
-            "corral:worker/sync.barrier": crate::bindings::BarrierRes,
-            "corral:worker/sync.condition": crate::bindings::ConditionRes,
-        },
-    });
-}
 
 use corral_worker::types::Error as WitError;
 pub(crate) use generated::corral::worker as corral_worker;
@@ -105,7 +68,7 @@ pub(crate) const PROVIDED_INTERFACES: &[(&str, &[&str])] = &[
 /// virtual filesystem) and every Corral interface to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<WorkerState>) -> wasmtime::Result<()> {
     wasi::add_to_linker(linker)?;
-    crate::vfs::wasi::add_to_linker(linker)?;
+    filesystem::add_to_linker(linker)?;
     type Data = HasSelf<WorkerState>;
     fn get(state: &mut WorkerState) -> &mut WorkerState {
         state

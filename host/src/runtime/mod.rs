@@ -609,7 +609,7 @@ impl Runtime {
                 children: Vec::new(),
             }),
             run: spec.run.clone(),
-            mounts,
+            vfs: crate::bindings::filesystem::VfsCtx { mounts },
             wasi: wasi.build(),
             table: Default::default(),
             limiter: MemoryLimiter {

@@ -8,6 +8,8 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::bindings::filesystem::{VfsCtx, VfsCtxView, VfsView};
+
 /// What the host knows about a live worker, readable from outside its store
 /// (the store is owned by the worker's task and gone once it is cancelled).
 ///
@@ -233,7 +235,7 @@ pub(crate) struct WorkerState {
     pub family: Option<Family>,
     pub run: crate::run::Run,
     /// The worker's mounts: its view of `wasi:filesystem`.
-    pub mounts: crate::vfs::MountTable,
+    pub vfs: VfsCtx,
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: MemoryLimiter,
@@ -243,6 +245,15 @@ impl WasiView for WorkerState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl VfsView for WorkerState {
+    fn vfs(&mut self) -> VfsCtxView<'_> {
+        VfsCtxView {
+            ctx: &mut self.vfs,
             table: &mut self.table,
         }
     }
@@ -258,7 +269,7 @@ impl WorkerState {
             id: 0,
             name: name.clone(),
             run: crate::run::Run::new(),
-            mounts,
+            vfs: VfsCtx { mounts },
             policy: Arc::default(),
             reporter: Reporter {
                 id: 0,
