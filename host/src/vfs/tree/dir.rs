@@ -12,6 +12,7 @@ use super::file::MemFile;
 use super::inode::{Body, DirState, Inode, is_ancestor_or_self, lock, lookup, read, write};
 use super::quota::Accounts;
 use super::walk::Walker;
+use crate::vfs::backend::MemObject;
 use crate::vfs::error::FsError;
 use crate::vfs::path::{self, Component};
 use crate::vfs::types::{DirEntry, Metadata, NewTimestamp, OpenOptions};
@@ -29,6 +30,22 @@ pub(crate) enum MemNode {
     File(MemFile),
 }
 
+impl MemObject for MemDir {
+    fn identity(&self) -> (u64, u64) {
+        (self.accounts().device, self.dir.ino)
+    }
+
+    fn stat(&self) -> Metadata {
+        self.dir.metadata()
+    }
+
+    fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) {
+        let now = SystemTime::now();
+        self.dir
+            .update_attrs(|attrs| attrs.set_times(atime, mtime, now));
+    }
+}
+
 impl MemDir {
     fn accounts(&self) -> &Arc<Accounts> {
         &self.dir.accounts
@@ -41,21 +58,6 @@ impl MemDir {
     /// Whether both handles belong to the same tree.
     pub(crate) fn same_fs(&self, other: &MemDir) -> bool {
         Arc::ptr_eq(&self.fs.shared, &other.fs.shared)
-    }
-
-    /// The directory's identity as `(device, inode)`.
-    pub(crate) fn identity(&self) -> (u64, u64) {
-        (self.accounts().device, self.dir.ino)
-    }
-
-    pub(crate) fn stat(&self) -> Metadata {
-        self.dir.metadata()
-    }
-
-    pub(crate) fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) {
-        let now = SystemTime::now();
-        self.dir
-            .update_attrs(|attrs| attrs.set_times(atime, mtime, now));
     }
 
     /// The caller has checked `path` (`path::check`).

@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use super::inode::{Body, FileState, Inode, read, write};
+use crate::vfs::backend::MemObject;
 use crate::vfs::error::FsError;
 use crate::vfs::types::{Metadata, NewTimestamp};
 
@@ -14,26 +15,27 @@ pub(crate) struct MemFile {
     pub(super) inode: Arc<Inode>,
 }
 
+impl MemObject for MemFile {
+    fn identity(&self) -> (u64, u64) {
+        (self.inode.accounts.device, self.inode.ino)
+    }
+
+    fn stat(&self) -> Metadata {
+        self.inode.metadata()
+    }
+
+    fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) {
+        let now = SystemTime::now();
+        write(self.state()).attrs.set_times(atime, mtime, now);
+    }
+}
+
 impl MemFile {
     fn state(&self) -> &RwLock<FileState> {
         match &self.inode.body {
             Body::File(state) => state,
             _ => unreachable!("a MemFile always holds a regular file"),
         }
-    }
-
-    /// The file's identity as `(device, inode)`.
-    pub(crate) fn identity(&self) -> (u64, u64) {
-        (self.inode.accounts.device, self.inode.ino)
-    }
-
-    pub(crate) fn stat(&self) -> Metadata {
-        self.inode.metadata()
-    }
-
-    pub(crate) fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) {
-        let now = SystemTime::now();
-        write(self.state()).attrs.set_times(atime, mtime, now);
     }
 
     /// Up to `len` bytes from `offset`: fewer at the end, none past it.
