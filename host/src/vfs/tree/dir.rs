@@ -4,7 +4,7 @@
 //! check those first.
 
 use std::mem;
-use std::sync::Arc;
+use std::sync::{Arc, RwLockWriteGuard};
 use std::time::SystemTime;
 
 use super::MemFs;
@@ -266,15 +266,7 @@ impl MemDir {
     /// links as they are, absolute ones included (they are never followed).
     pub(crate) fn insert_symlink(&self, target: &str, path: &str) -> Result<(), FsError> {
         let mut walk = self.walk(path)?;
-        let name = walk.last_name(FsError::Exist)?;
-        let mut state = write(&walk.top().dir().state);
-        if state.entries.contains_key(&name) {
-            return Err(FsError::Exist);
-        }
-        if walk.must_be_dir {
-            return Err(FsError::NoEntry);
-        }
-        state.check_linked()?;
+        let (name, mut state) = lock_new_name(&mut walk)?;
         let now = SystemTime::now();
         let link = Inode::new_symlink(self.accounts(), target, now)?;
         state.entries.insert(name, link);
@@ -287,15 +279,7 @@ impl MemDir {
     pub(crate) fn link_at(&self, old: &str, new_dir: &MemDir, new: &str) -> Result<(), FsError> {
         let source = self.walk(old)?.resolve(false)?;
         let mut walk = new_dir.walk(new)?;
-        let name = walk.last_name(FsError::Exist)?;
-        let mut state = write(&walk.top().dir().state);
-        if state.entries.contains_key(&name) {
-            return Err(FsError::Exist);
-        }
-        if walk.must_be_dir {
-            return Err(FsError::NoEntry);
-        }
-        state.check_linked()?;
+        let (name, mut state) = lock_new_name(&mut walk)?;
         // Linux checks the new name before refusing a directory.
         if source.is_dir() {
             return Err(FsError::NotPermitted);
@@ -401,6 +385,23 @@ enum Created {
     New(Arc<Inode>),
     /// Another thread created the name first.
     Raced(Arc<Inode>),
+}
+
+/// Walks to the directory that is to hold a new name of a file or symlink
+/// (a symlink's, or a hard link's) and locks it: `Exist` if the name is
+/// taken, `NoEntry` for "name/" (only directories take a trailing slash) or
+/// a removed directory.
+fn lock_new_name(walk: &mut Walker) -> Result<(String, RwLockWriteGuard<'_, DirState>), FsError> {
+    let name = walk.last_name(FsError::Exist)?;
+    let state = write(&walk.top().dir().state);
+    if state.entries.contains_key(&name) {
+        return Err(FsError::Exist);
+    }
+    if walk.must_be_dir {
+        return Err(FsError::NoEntry);
+    }
+    state.check_linked()?;
+    Ok((name, state))
 }
 
 /// Checks whether `source` may take the place of `target`: `Ok(false)` when
