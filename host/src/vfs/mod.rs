@@ -19,6 +19,7 @@
 //! from, and so never outside a mount: both backends refuse with
 //! `NotPermitted`.
 
+mod backend;
 mod error;
 mod handle;
 mod host;
