@@ -57,10 +57,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ipc::{Backend, IpcError, PipeConfig, QueueConfig};
+use crate::policy::Limits;
 use crate::run::Run;
 use crate::units::serde_opt;
 use crate::vfs::MountSpec;
-use crate::worker::Limits;
 
 /// A parsed manifest.
 #[derive(Debug, Clone, Deserialize)]

@@ -36,10 +36,9 @@ use serde::Deserialize;
 
 use super::grants::{IpcGrants, IpcRule, ObjectKind, OpSet};
 use super::network::{AddrRule, NetworkPolicy};
-use super::{Counts, Deterministic, Policy, SpawnPolicy};
+use super::{Counts, Deterministic, Limits, Policy, SpawnPolicy};
 use crate::units::serde_opt;
 use crate::vfs::MountSpec;
-use crate::worker::{Limits, WorkerSpec};
 
 /// Why a policy file or profile cannot be used. Messages name the file, and
 /// the line and key where there is one.
@@ -158,32 +157,6 @@ pub struct Profile {
     pub mounts: Vec<MountSpec>,
     /// The run-time grants.
     pub policy: Policy,
-}
-
-impl Profile {
-    /// Puts the profile into `spec`: limits, environment (names copied from
-    /// the host when it has them), mounts, and the run-time policy. Values
-    /// the spec already has (from the command line) win over the profile's.
-    pub fn apply_to(&self, spec: &mut WorkerSpec) {
-        let limits = &mut spec.limits;
-        limits.memory = limits.memory.or(self.limits.memory);
-        limits.cpu_time = limits.cpu_time.or(self.limits.cpu_time);
-        limits.wall_time = limits.wall_time.or(self.limits.wall_time);
-        let mut env: Vec<(String, String)> = self
-            .env
-            .iter()
-            .filter_map(|entry| match entry.split_once('=') {
-                Some((k, v)) => Some((k.to_string(), v.to_string())),
-                None => std::env::var(entry).ok().map(|v| (entry.clone(), v)),
-            })
-            .collect();
-        env.retain(|(k, _)| !spec.env.iter().any(|(sk, _)| sk == k));
-        spec.env.extend(env);
-        let mut mounts = self.mounts.clone();
-        mounts.retain(|m| !spec.mounts.iter().any(|s| s.guest_path == m.guest_path));
-        spec.mounts.extend(mounts);
-        spec.policy = std::sync::Arc::new(self.policy.clone());
-    }
 }
 
 impl Profile {
@@ -640,17 +613,5 @@ connect = []
             .to_string();
         assert!(err.starts_with("dir/policy.toml:2: mounts:"), "{err}");
         assert!(parse("").unwrap_err().to_string().contains("no profiles"));
-    }
-
-    #[test]
-    fn applying_keeps_command_line_values() {
-        let profile = parse(FULL).unwrap().profile(Some("base")).unwrap();
-        let mut spec = WorkerSpec::new("w").env("LANG", "fr_FR");
-        spec.limits.memory = Some(1 << 20);
-        profile.apply_to(&mut spec);
-        assert_eq!(spec.limits.memory, Some(1 << 20));
-        assert_eq!(spec.limits.cpu_time, Some(Duration::from_secs(2)));
-        assert_eq!(spec.env, [("LANG".to_string(), "fr_FR".to_string())]);
-        assert_eq!(spec.policy.name, "base");
     }
 }

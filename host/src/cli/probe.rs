@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{AddrRule, ObjectKind, Profile};
 use crate::ipc::{PipeConfig, QueueConfig};
 use crate::output::Stdio;
+use crate::policy::{AddrRule, ObjectKind, Profile};
 use crate::run::Run;
 use crate::runtime::{Program, Runtime};
-use crate::worker::{ExitStatus, WorkerSpec};
+use crate::status::ExitStatus;
+use crate::worker::WorkerSpec;
 
 /// The probe guest, built for wasm32-wasip2 by build.rs.
 pub const BUNDLED_PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/policy-probe.wasm"));
