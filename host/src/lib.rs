@@ -13,6 +13,7 @@
 
 mod bindings;
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod events;
 pub mod feed;

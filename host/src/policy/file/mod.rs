@@ -29,7 +29,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
@@ -37,48 +37,13 @@ use serde::Deserialize;
 use super::grants::{IpcGrants, IpcRule, ObjectKind, OpSet};
 use super::network::{AddrRule, NetworkPolicy};
 use super::{Counts, Deterministic, Limits, Policy, SpawnPolicy};
+use crate::config::{ConfigError, ConfigSource};
 use crate::units::serde_opt;
 use crate::vfs::MountSpec;
 
-/// Why a policy file or profile cannot be used. Messages name the file, and
-/// the line and key where there is one.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    /// The file could not be read.
-    #[error("cannot read policy file {}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What the operating system said.
-        source: std::io::Error,
-    },
-    /// Malformed TOML, an unknown key, or a bad value.
-    #[error("{}: {message}", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message, with line, column and the offending text.
-        message: String,
-    },
-    /// Well-formed, but wrong (a bad rule, an unknown parent...).
-    #[error("{}:{line}: {message}", path.display())]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// The line of the offending key.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
-    /// No such profile, or no profile named where one must be.
-    #[error("{}: {message}", path.display())]
-    Profile {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-}
+/// Why a policy file or profile cannot be used: the config error every
+/// config file shares, naming the file, line and key.
+pub type PolicyError = ConfigError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -174,31 +139,26 @@ impl Profile {
 /// A parsed policy file.
 #[derive(Debug, Clone)]
 pub struct PolicyFile {
-    path: PathBuf,
-    text: String,
+    source: ConfigSource,
     profiles: BTreeMap<String, toml::Spanned<ProfileToml>>,
 }
 
 impl PolicyFile {
     /// Reads and checks a policy file: every profile must resolve.
     pub fn from_file(path: &Path) -> Result<PolicyFile, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        PolicyFile::parse(path, &text)
+        PolicyFile::check(ConfigSource::read("policy file", path)?)
     }
 
     /// Parses and checks policy text; `path` names it in messages and
     /// anchors relative host directories in mounts.
     pub fn parse(path: &Path, text: &str) -> Result<PolicyFile, PolicyError> {
-        let parsed: FileToml = toml::from_str(text).map_err(|e| PolicyError::Parse {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        PolicyFile::check(ConfigSource::new(path, text))
+    }
+
+    fn check(source: ConfigSource) -> Result<PolicyFile, PolicyError> {
+        let parsed: FileToml = source.deserialize()?;
         let file = PolicyFile {
-            path: path.to_owned(),
-            text: text.to_string(),
+            source,
             profiles: parsed.profiles,
         };
         if file.profiles.is_empty() {
@@ -236,25 +196,11 @@ impl PolicyFile {
     }
 
     fn profile_error(&self, message: String) -> PolicyError {
-        PolicyError::Profile {
-            path: self.path.clone(),
-            message,
-        }
-    }
-
-    fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())]
-            .lines()
-            .count()
-            .max(1)
+        self.source.error(message)
     }
 
     fn invalid(&self, span: std::ops::Range<usize>, message: String) -> PolicyError {
-        PolicyError::Invalid {
-            path: self.path.clone(),
-            line: self.line_of(span.start),
-            message,
-        }
+        self.source.invalid(span, message)
     }
 
     /// The profile with its ancestors' settings beneath its own.
@@ -295,7 +241,7 @@ impl PolicyFile {
     }
 
     fn resolve(&self, name: &str, p: &ProfileToml) -> Result<Profile, PolicyError> {
-        let base = self.path.parent().unwrap_or(Path::new(""));
+        let base = self.source.dir();
         let mounts = p
             .mounts
             .iter()
@@ -469,149 +415,4 @@ fn overlay(parent: ProfileToml, child: ProfileToml) -> ProfileToml {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::{Op, SocketUse};
-
-    fn parse(text: &str) -> Result<PolicyFile, PolicyError> {
-        PolicyFile::parse(Path::new("dir/policy.toml"), text)
-    }
-
-    const FULL: &str = r#"
-[profiles.base]
-memory = "64MiB"
-cpu = "2s"
-timeout = "30s"
-env = ["LANG=C"]
-mounts = ["@shared:/", "./data:/data"]
-stdout = "1KiB"
-
-[profiles.base.network]
-connect = ["127.0.0.1:8000-8100"]
-lookup = true
-
-[profiles.base.ipc]
-queues = { jobs = ["get"], "results-*" = ["put"] }
-locks = { "*" = ["*"] }
-
-[profiles.strict]
-extends = "base"
-memory = "16MiB"
-
-[profiles.strict.network]
-connect = []
-"#;
-
-    #[test]
-    fn inheritance_and_resolution() {
-        let file = parse(FULL).unwrap();
-        assert_eq!(file.profile_names(), ["base", "strict"]);
-        let strict = file.profile(Some("strict")).unwrap();
-        assert_eq!(strict.limits.memory, Some(16 << 20));
-        assert_eq!(
-            strict.limits.cpu_time,
-            Some(Duration::from_secs(2)),
-            "inherited"
-        );
-        assert_eq!(strict.env, ["LANG=C"]);
-        assert_eq!(strict.mounts.len(), 2);
-        assert!(
-            matches!(&strict.mounts[1].source, crate::vfs::MountSource::Host { dir } if dir == Path::new("dir/./data"))
-        );
-        let p = &strict.policy;
-        assert!(p.network.connect.is_empty(), "child replaced connect");
-        assert!(p.network.lookup, "but kept lookup");
-        assert!(
-            !p.network
-                .allows("127.0.0.1:8000".parse().unwrap(), SocketUse::Connect)
-        );
-        let ipc = p.ipc.as_ref().unwrap();
-        assert!(ipc.ops_for(ObjectKind::Queue, "jobs").contains(Op::Get));
-        assert!(!ipc.ops_for(ObjectKind::Queue, "jobs").contains(Op::Put));
-        assert!(
-            ipc.ops_for(ObjectKind::Queue, "results-3")
-                .contains(Op::Put)
-        );
-        assert!(ipc.ops_for(ObjectKind::Lock, "any").contains(Op::Acquire));
-        assert!(ipc.ops_for(ObjectKind::Pipe, "p").is_empty());
-        assert_eq!(p.stdout_limit, Some(1024));
-        let base = file.profile(Some("base")).unwrap();
-        assert!(
-            base.policy
-                .network
-                .allows("127.0.0.1:8000".parse().unwrap(), SocketUse::Connect)
-        );
-    }
-
-    #[test]
-    fn picking_a_profile() {
-        let file = parse(FULL).unwrap();
-        let err = file.profile(None).unwrap_err().to_string();
-        assert!(
-            err.contains("several profiles (base, strict) and none is `default`"),
-            "{err}"
-        );
-        assert!(
-            file.profile(Some("nope"))
-                .unwrap_err()
-                .to_string()
-                .contains("no profile `nope`")
-        );
-        let single = parse("[profiles.only]\nmemory = \"1MiB\"\n").unwrap();
-        assert_eq!(single.profile(None).unwrap().name, "only");
-    }
-
-    #[test]
-    fn errors_name_file_line_and_key() {
-        let err = parse("[profiles.a]\nmemroy = \"1MiB\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("dir/policy.toml") && err.contains("line 2") && err.contains("memroy"),
-            "{err}"
-        );
-        let err = parse("[profiles.a]\nmemory = \"lots\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("line 2") && err.contains("`lots` is not a size"),
-            "{err}"
-        );
-        let err = parse("[profiles.a.network]\nconnect = [\"localhost:80\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err.lines().next().unwrap(),
-            "dir/policy.toml:2: network.connect: `localhost:80` is not an address rule: write ADDR[/PREFIX]:PORT[-PORT], e.g. 127.0.0.1:8080, 10.0.0.0/8:443, [::1]:8000-8100 or *:53"
-        );
-        let err = parse("[profiles.a.ipc]\nqueues = { q = [\"send\"] }\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with(
-                "dir/policy.toml:2: ipc.queues.q: `send` is not an operation of a queue"
-            ),
-            "{err}"
-        );
-        let err = parse("[profiles.a.ipc]\nqeues = { q = [\"put\"] }\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("ipc: unknown key `qeues`"), "{err}");
-        let err = parse("[profiles.a]\nextends = \"ghost\"\n")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "dir/policy.toml:2: `extends = \"ghost\"`: no such profile"
-        );
-        let err = parse("[profiles.a]\nextends = \"b\"\n[profiles.b]\nextends = \"a\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("extends itself"), "{err}");
-        let err = parse("[profiles.a]\nmounts = [\"nowhere\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("dir/policy.toml:2: mounts:"), "{err}");
-        assert!(parse("").unwrap_err().to_string().contains("no profiles"));
-    }
-}
+mod tests;
