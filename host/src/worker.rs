@@ -1,5 +1,8 @@
 //! Workers: spawn a component as a sandboxed worker, then join, terminate or
 //! poll it. One worker's failure never reaches the host or its peers.
+//!
+//! The runtime drives workers, so this module never imports it: what both
+//! need lives in the leaves `status`, `meter` and `policy`.
 
 use std::future::Future;
 use std::pin::Pin;

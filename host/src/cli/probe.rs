@@ -1,6 +1,7 @@
 //! `corral policy test`: run a probe worker under a profile, try every
 //! capability the profile names (and a few it does not), and compare what
-//! happened with what was expected.
+//! happened with what was expected. Part of the CLI, not of `policy`: it
+//! runs workers, and the policy module must stay below the runtime.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

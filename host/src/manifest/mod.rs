@@ -49,6 +49,10 @@
 //! turn. A failed task puts nothing and makes `corral up` exit 1. If a worker
 //! that is not a producer waits for the pool's output, list the producers:
 //! by default the pool waits for every worker, that one included.
+//!
+//! Reading and checking go through the shared config loader (`config`);
+//! the manifest knows the run it declares objects in, never the runtime or
+//! the workers.
 
 mod parse;
 

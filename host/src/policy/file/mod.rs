@@ -163,7 +163,8 @@ impl PolicyFile {
         };
         if file.profiles.is_empty() {
             return Err(file
-                .profile_error("no profiles: a policy file holds [profiles.NAME] tables".into()));
+                .source
+                .error("no profiles: a policy file holds [profiles.NAME] tables".into()));
         }
         for name in file.profiles.keys() {
             file.profile(Some(name))?;
@@ -185,7 +186,7 @@ impl PolicyFile {
                 self.profiles.keys().next().cloned().unwrap_or_default()
             }
             None => {
-                return Err(self.profile_error(format!(
+                return Err(self.source.error(format!(
                     "several profiles ({}) and none is `default`: name one (FILE#PROFILE)",
                     self.profile_names().join(", ")
                 )));
@@ -195,14 +196,6 @@ impl PolicyFile {
         self.resolve(&name, &merged)
     }
 
-    fn profile_error(&self, message: String) -> PolicyError {
-        self.source.error(message)
-    }
-
-    fn invalid(&self, span: std::ops::Range<usize>, message: String) -> PolicyError {
-        self.source.invalid(span, message)
-    }
-
     /// The profile with its ancestors' settings beneath its own.
     fn merged(&self, name: &str) -> Result<ProfileToml, PolicyError> {
         let mut chain: Vec<&toml::Spanned<ProfileToml>> = Vec::new();
@@ -210,13 +203,13 @@ impl PolicyFile {
         let mut current = name.to_string();
         loop {
             let Some(profile) = self.profiles.get(&current) else {
-                return Err(self.profile_error(format!(
+                return Err(self.source.error(format!(
                     "no profile `{current}` (profiles: {})",
                     self.profile_names().join(", ")
                 )));
             };
             if !seen.insert(current.clone()) {
-                return Err(self.invalid(
+                return Err(self.source.invalid(
                     profile.span(),
                     format!("profile `{current}` extends itself through its parents"),
                 ));
@@ -224,7 +217,7 @@ impl PolicyFile {
             chain.push(profile);
             match &profile.get_ref().extends {
                 Some(parent) if !self.profiles.contains_key(parent.get_ref()) => {
-                    return Err(self.invalid(
+                    return Err(self.source.invalid(
                         parent.span(),
                         format!("`extends = \"{}\"`: no such profile", parent.get_ref()),
                     ));
@@ -250,7 +243,7 @@ impl PolicyFile {
                 m.get_ref()
                     .parse::<MountSpec>()
                     .map(|spec| spec.relative_to(base))
-                    .map_err(|e| self.invalid(m.span(), format!("mounts: {e}")))
+                    .map_err(|e| self.source.invalid(m.span(), format!("mounts: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let rules = |key: &str, list: &Option<Vec<toml::Spanned<String>>>| {
@@ -259,7 +252,7 @@ impl PolicyFile {
                 .map(|r| {
                     r.get_ref()
                         .parse::<AddrRule>()
-                        .map_err(|e| self.invalid(r.span(), format!("network.{key}: {e}")))
+                        .map_err(|e| self.source.invalid(r.span(), format!("network.{key}: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
@@ -278,7 +271,7 @@ impl PolicyFile {
                 start: match &d.start {
                     None => SystemTime::UNIX_EPOCH,
                     Some(text) => humantime::parse_rfc3339(text.get_ref()).map_err(|e| {
-                        self.invalid(
+                        self.source.invalid(
                             text.span(),
                             format!("deterministic.start: {e} (write e.g. 2024-01-01T00:00:00Z)"),
                         )
@@ -329,7 +322,7 @@ impl PolicyFile {
             else {
                 let span = objects.values().next().map_or(0..0, |v| v.span());
                 let keys: Vec<&str> = ObjectKind::ALL.iter().map(|k| k.table_key()).collect();
-                return Err(self.invalid(
+                return Err(self.source.invalid(
                     span,
                     format!(
                         "ipc: unknown key `{table}` (expected one of {})",
@@ -345,7 +338,7 @@ impl PolicyFile {
                         (_, Some(o)) => set.insert(*o),
                         (_, None) => {
                             let valid: Vec<&str> = kind.ops().iter().map(|o| o.name()).collect();
-                            return Err(self.invalid(
+                            return Err(self.source.invalid(
                                 ops.span(),
                                 format!(
                                     "ipc.{table}.{pattern}: `{op}` is not an operation of a {} (valid: {}, *)",
