@@ -1,12 +1,13 @@
 //! Lifecycle events: what happened to which worker, for `--events json`,
-//! for embedders, and for tests that observe the host from outside.
+//! for embedders, and for tests that observe the host from outside. Depends
+//! only on the leaf `status`, never on the runtime or the worker, so both
+//! can report through it.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::runtime::{CacheOutcome, InputKind};
-use crate::worker::ExitStatus;
+use crate::status::{CacheOutcome, ExitStatus, InputKind};
 
 /// Something that happened in the host. Serialized as one JSON object with an
 /// `"event"` field naming the variant.

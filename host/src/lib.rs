@@ -13,16 +13,19 @@
 
 mod bindings;
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod events;
 pub mod feed;
 pub mod ipc;
 pub mod manifest;
+mod meter;
 pub mod output;
 pub mod policy;
 pub mod pool;
 pub mod run;
 pub mod runtime;
+pub mod status;
 pub mod units;
 pub mod vfs;
 pub mod worker;
@@ -30,10 +33,9 @@ pub mod worker;
 pub use error::{LoadError, RuntimeError};
 pub use events::{Event, EventLog, EventSink};
 pub use output::{ConsoleStyle, Stdio};
-pub use policy::{Policy, PolicyFile, Profile};
+pub use policy::{Limits, Policy, PolicyFile, Profile};
 pub use pool::{Pool, PoolError, PoolOptions, PoolStats, TaskError, TaskResult};
 pub use run::Run;
-pub use runtime::{
-    CacheOutcome, EngineOptions, InputKind, Inspection, Program, Runtime, RuntimeConfig,
-};
-pub use worker::{ExitStatus, Frame, KillReason, Limits, Worker, WorkerReport, WorkerSpec};
+pub use runtime::{EngineOptions, Inspection, Program, Runtime, RuntimeConfig};
+pub use status::{CacheOutcome, ExitStatus, Frame, InputKind, KillReason};
+pub use worker::{Worker, WorkerReport, WorkerSpec};

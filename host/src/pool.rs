@@ -15,9 +15,11 @@ use wasmtime::Store;
 use wasmtime::component::TypedFunc;
 
 use crate::bindings::corral_worker::types::Batch;
+use crate::meter::WorkerMeter;
 use crate::output::{OutputPipe, StreamKind};
-use crate::runtime::{Program, Runtime, WorkerMeter, WorkerState, classify_failure};
-use crate::worker::{ExitStatus, Frame, WorkerSpec};
+use crate::runtime::{Program, Runtime, WorkerState, classify_failure};
+use crate::status::{ExitStatus, Frame};
+use crate::worker::WorkerSpec;
 
 /// How a pool runs its tasks.
 #[derive(Debug, Clone)]

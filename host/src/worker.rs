@@ -1,5 +1,8 @@
 //! Workers: spawn a component as a sandboxed worker, then join, terminate or
 //! poll it. One worker's failure never reaches the host or its peers.
+//!
+//! The runtime drives workers, so this module never imports it: what both
+//! need lives in the leaves `status`, `meter` and `policy`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,30 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
+use crate::meter::WorkerMeter;
 use crate::output::{OutputPipe, Stdio};
-use crate::policy::Policy;
+use crate::policy::{Limits, Policy, Profile};
 use crate::run::Run;
-use crate::runtime::WorkerMeter;
+use crate::status::ExitStatus;
 use crate::vfs::MountSpec;
-
-/// Resource limits of one worker. `None` means unlimited (up to the engine's
-/// own ceilings, see [`EngineOptions`](crate::EngineOptions)).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Limits {
-    /// Total linear memory, in bytes. A grow past it fails inside the guest
-    /// (as `malloc` returning NULL); a worker that dies of that is reported as
-    /// killed by the memory limit.
-    pub memory: Option<u64>,
-    /// CPU time the worker's code may use (time spent waiting in host calls
-    /// does not count). Past it the worker is killed.
-    pub cpu_time: Option<Duration>,
-    /// Wall-clock time from spawn. Past it the worker is killed, even while
-    /// it waits in a host call.
-    pub wall_time: Option<Duration>,
-}
 
 /// Everything needed to start one worker from a [`Program`](crate::Program).
 #[derive(Debug, Clone, Default)]
@@ -107,166 +94,32 @@ impl WorkerSpec {
     }
 }
 
-/// How a worker ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum ExitStatus {
-    /// `main` returned or the worker called `exit`.
-    Exited {
-        /// The exit code (0 is success).
-        code: i32,
-    },
-    /// The worker's code trapped: `unreachable`, a Rust panic, an
-    /// out-of-bounds access, a stack overflow...
-    Trapped {
-        /// What the trap was.
-        message: String,
-        /// Where in the worker's wasm it happened, innermost frame first.
-        backtrace: Vec<Frame>,
-    },
-    /// The host stopped the worker.
-    Killed {
-        /// Which limit, or `terminate`.
-        reason: KillReason,
-    },
-    /// The worker never ran: the host could not instantiate it.
-    FailedToStart {
-        /// Why.
-        reason: String,
-    },
-}
-
-/// Why the host stopped a worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "cause", rename_all = "kebab-case")]
-pub enum KillReason {
-    /// [`Worker::terminate`] was called.
-    Terminated,
-    /// The worker used more CPU time than its budget.
-    CpuTime {
-        /// The budget, in milliseconds.
-        limit_ms: u64,
-    },
-    /// The worker ran longer than its wall-clock timeout.
-    WallTime {
-        /// The timeout, in milliseconds.
-        limit_ms: u64,
-    },
-    /// The worker used up its fuel (its policy's instruction budget).
-    Fuel {
-        /// The budget.
-        limit: u64,
-    },
-    /// The worker died after the host refused it memory past its cap.
-    Memory {
-        /// The cap, in bytes.
-        limit: u64,
-        /// The total the refused grow asked for, in bytes.
-        requested: u64,
-        /// How the worker died of it (its trap message).
-        detail: String,
-    },
-}
-
-/// One frame of a worker's wasm backtrace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Frame {
-    /// The function's name from the module's name section, demangled.
-    pub function: Option<String>,
-    /// The core module's name, when it has one.
-    pub module: Option<String>,
-    /// The function's index in its module.
-    pub index: u32,
-    /// Byte offset of the trapping instruction within the function.
-    pub offset: Option<usize>,
-}
-
-impl ExitStatus {
-    /// Whether the worker exited with code 0.
-    pub fn success(&self) -> bool {
-        matches!(self, ExitStatus::Exited { code: 0 })
+// Here rather than in `policy/`: the policy module sits below the worker and
+// never sees a `WorkerSpec`.
+impl Profile {
+    /// Puts the profile into `spec`: limits, environment (names copied from
+    /// the host when it has them), mounts, and the run-time policy. Values
+    /// the spec already has (from the command line) win over the profile's.
+    pub fn apply_to(&self, spec: &mut WorkerSpec) {
+        let limits = &mut spec.limits;
+        limits.memory = limits.memory.or(self.limits.memory);
+        limits.cpu_time = limits.cpu_time.or(self.limits.cpu_time);
+        limits.wall_time = limits.wall_time.or(self.limits.wall_time);
+        let mut env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .filter_map(|entry| match entry.split_once('=') {
+                Some((k, v)) => Some((k.to_string(), v.to_string())),
+                None => std::env::var(entry).ok().map(|v| (entry.clone(), v)),
+            })
+            .collect();
+        env.retain(|(k, _)| !spec.env.iter().any(|(sk, _)| sk == k));
+        spec.env.extend(env);
+        let mut mounts = self.mounts.clone();
+        mounts.retain(|m| !spec.mounts.iter().any(|s| s.guest_path == m.guest_path));
+        spec.mounts.extend(mounts);
+        spec.policy = std::sync::Arc::new(self.policy.clone());
     }
-
-    /// A one-line summary, e.g. `exited 0` or `killed: CPU time limit 2s`.
-    pub fn summary(&self) -> String {
-        match self {
-            ExitStatus::Exited { code } => format!("exited {code}"),
-            ExitStatus::Trapped { message, .. } => format!("trapped: {message}"),
-            ExitStatus::Killed { reason } => format!("killed: {reason}"),
-            ExitStatus::FailedToStart { reason } => format!("failed to start: {reason}"),
-        }
-    }
-}
-
-impl std::fmt::Display for ExitStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.summary())?;
-        if let ExitStatus::Trapped { backtrace, .. } = self {
-            if !backtrace.is_empty() {
-                f.write_str("\nwasm backtrace:")?;
-            }
-            // Deep recursion fills the backtrace with one frame repeated:
-            // show each run of identical frames once, with its count.
-            let mut i = 0;
-            while i < backtrace.len() {
-                let run = backtrace[i..]
-                    .iter()
-                    .take_while(|fr| **fr == backtrace[i])
-                    .count();
-                write!(f, "\n  {i:>2}: {}", backtrace[i])?;
-                if run > 1 {
-                    write!(f, "  (x{run}, frames {i}-{})", i + run - 1)?;
-                }
-                i += run;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Display for Frame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.function {
-            Some(name) => write!(f, "{name}")?,
-            None => write!(f, "<function {}>", self.index)?,
-        }
-        if let Some(module) = &self.module {
-            write!(f, " in {module}")?;
-        }
-        if let Some(offset) = self.offset {
-            write!(f, " at +{offset:#x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Display for KillReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KillReason::Terminated => write!(f, "terminated"),
-            KillReason::CpuTime { limit_ms } => {
-                write!(f, "CPU time limit of {} exceeded", human_ms(*limit_ms))
-            }
-            KillReason::Fuel { limit } => write!(f, "fuel limit of {limit} exhausted"),
-            KillReason::WallTime { limit_ms } => {
-                write!(f, "wall-time limit of {} exceeded", human_ms(*limit_ms))
-            }
-            KillReason::Memory {
-                limit,
-                requested,
-                detail,
-            } => write!(
-                f,
-                "memory limit of {} exceeded (asked for {} in all): {detail}",
-                bytesize::ByteSize(*limit).display().iec(),
-                bytesize::ByteSize(*requested).display().iec()
-            ),
-        }
-    }
-}
-
-fn human_ms(ms: u64) -> String {
-    humantime::format_duration(Duration::from_millis(ms)).to_string()
 }
 
 /// What the host measured of a worker that has ended.
@@ -397,4 +250,28 @@ impl<F: Future> Future for Metered<F> {
 /// Converts a wall-clock instant difference into whole microseconds.
 pub(crate) fn micros(since: Instant) -> u64 {
     since.elapsed().as_micros() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::policy::PolicyFile;
+
+    #[test]
+    fn applying_keeps_command_line_values() {
+        let text = "[profiles.base]\nmemory = \"64MiB\"\ncpu = \"2s\"\nenv = [\"LANG=C\"]\n";
+        let profile = PolicyFile::parse(Path::new("dir/policy.toml"), text)
+            .unwrap()
+            .profile(Some("base"))
+            .unwrap();
+        let mut spec = WorkerSpec::new("w").env("LANG", "fr_FR");
+        spec.limits.memory = Some(1 << 20);
+        profile.apply_to(&mut spec);
+        assert_eq!(spec.limits.memory, Some(1 << 20));
+        assert_eq!(spec.limits.cpu_time, Some(Duration::from_secs(2)));
+        assert_eq!(spec.env, [("LANG".to_string(), "fr_FR".to_string())]);
+        assert_eq!(spec.policy.name, "base");
+    }
 }

@@ -8,7 +8,8 @@ use super::corral_worker::process::{ExitStatus as WitStatus, Host, HostChild};
 use super::{Call, reply, timeout};
 use crate::ipc::IpcError;
 use crate::runtime::WorkerState;
-use crate::worker::{ExitStatus, Worker, WorkerSpec};
+use crate::status::ExitStatus;
+use crate::worker::{Worker, WorkerSpec};
 
 /// A child worker, killed when its handle goes (so when its parent ends).
 pub struct ChildRes(Worker);

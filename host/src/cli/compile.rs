@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use anyhow::bail;
 
-use crate::runtime::{CacheOutcome, Runtime, RuntimeConfig};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::status::CacheOutcome;
 
 pub(super) fn compile(config: RuntimeConfig, files: &[PathBuf], quiet: bool) -> anyhow::Result<u8> {
     if config.cache_dir.is_none() {

@@ -11,10 +11,11 @@ use tokio::task::JoinHandle;
 
 use crate::feed::{FeedOptions, FeedReport, feed_pool};
 use crate::manifest::{Manifest, PoolEntry};
+use crate::policy::Limits;
 use crate::pool::{Pool, PoolOptions, PoolStats};
 use crate::run::Run;
 use crate::runtime::{Program, Runtime};
-use crate::worker::{Limits, WorkerSpec};
+use crate::worker::WorkerSpec;
 
 /// Which of the manifest's worker instances (by start index) have ended.
 pub(super) type Finished = watch::Sender<Vec<bool>>;

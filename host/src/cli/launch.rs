@@ -11,11 +11,12 @@ use super::{BackendArgs, FsArgs, RunArgs};
 use crate::ipc::Backend;
 use crate::ipc::redis::{RedisBackend, RedisConfig};
 use crate::manifest::{FilesystemEntry, Manifest, Placement};
-use crate::policy::Profile;
+use crate::policy::{Limits, Profile};
 use crate::run::Run;
 use crate::runtime::{Program, Runtime, RuntimeConfig};
+use crate::status::ExitStatus;
 use crate::vfs::Limits as FsLimits;
-use crate::worker::{ExitStatus, Limits, Worker, WorkerReport, WorkerSpec};
+use crate::worker::{Worker, WorkerReport, WorkerSpec};
 
 /// What the user asked to see besides worker output.
 #[derive(Debug, Clone, Copy)]

@@ -12,6 +12,7 @@ mod launch;
 mod new;
 mod policy;
 mod pool;
+mod probe;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::policy::probe::{self, Check, Observation, Outcome};
+use super::probe::{self, Check, Observation, Outcome};
 use crate::policy::{PolicyFile, Profile};
 use crate::runtime::{Runtime, RuntimeConfig};
 

@@ -11,9 +11,10 @@ use futures::StreamExt;
 
 use super::PoolArgs;
 use crate::output::Stdio;
+use crate::policy::Limits;
 use crate::pool::{Pool, PoolOptions, TaskResult};
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::worker::{Limits, WorkerSpec};
+use crate::worker::WorkerSpec;
 
 /// Exit code when some task failed.
 const EXIT_TASK_FAILED: u8 = 1;

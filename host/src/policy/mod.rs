@@ -5,11 +5,15 @@
 //! [`WorkerSpec`](crate::WorkerSpec)): network, IPC grants, spawning, output
 //! caps, instance counts, fuel, and deterministic clocks and randomness.
 //! Policy files ([`PolicyFile`]) hold named profiles that resolve to both.
+//! A worker's resource [`Limits`] are defined here too, since profiles and
+//! manifests set them.
+//!
+//! Policy depends only on leaves (units, the VFS's mount specs, config): never
+//! on the worker, the runtime or the bindings, which all consult it.
 
 mod file;
 mod grants;
 mod network;
-pub mod probe;
 
 use std::time::{Duration, SystemTime};
 
@@ -46,6 +50,22 @@ pub struct Policy {
     pub stack: Option<u64>,
     /// A fixed clock and seeded randomness, so a run can be replayed.
     pub deterministic: Option<Deterministic>,
+}
+
+/// Resource limits of one worker. `None` means unlimited (up to the engine's
+/// own ceilings, see [`EngineOptions`](crate::EngineOptions)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Total linear memory, in bytes. A grow past it fails inside the guest
+    /// (as `malloc` returning NULL); a worker that dies of that is reported as
+    /// killed by the memory limit.
+    pub memory: Option<u64>,
+    /// CPU time the worker's code may use (time spent waiting in host calls
+    /// does not count). Past it the worker is killed.
+    pub cpu_time: Option<Duration>,
+    /// Wall-clock time from spawn. Past it the worker is killed, even while
+    /// it waits in a host call.
+    pub wall_time: Option<Duration>,
 }
 
 /// Limits on the number of wasm objects one worker creates.

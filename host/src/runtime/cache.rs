@@ -19,18 +19,6 @@ pub struct CompileCache {
     dir: PathBuf,
 }
 
-/// Whether a load found its compiled code in the cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CacheOutcome {
-    /// Compiled code came from the cache: no compilation happened.
-    Hit,
-    /// The component was compiled and the result stored in the cache.
-    Miss,
-    /// Caching is turned off (`--no-cache`); the component was compiled.
-    Disabled,
-}
-
 impl CompileCache {
     /// Opens (creating if needed) a cache in `dir`.
     pub fn open(dir: impl Into<PathBuf>) -> std::io::Result<CompileCache> {

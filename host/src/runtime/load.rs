@@ -9,25 +9,7 @@ use wasmtime::component::Component;
 use wasmtime::component::types::{ComponentExtern, ComponentItem};
 
 use crate::error::LoadError;
-
-/// What kind of input a file held before the host turned it into a component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InputKind {
-    /// A WebAssembly component (binary).
-    Component,
-    /// A WASI preview1 core module, adapted into a component by the host.
-    CoreModule,
-}
-
-impl std::fmt::Display for InputKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            InputKind::Component => "component",
-            InputKind::CoreModule => "core module (WASI preview1)",
-        })
-    }
-}
+use crate::status::InputKind;
 
 /// An input recognised and, for core modules, adapted: the component bytes
 /// the engine compiles.

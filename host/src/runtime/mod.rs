@@ -19,17 +19,16 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-pub use cache::{CacheOutcome, CompileCache};
+pub use cache::CompileCache;
 pub use engine::EngineOptions;
-pub use load::InputKind;
-pub(crate) use state::{Family, Lineage, MemoryLimiter, Reporter, WorkerMeter, WorkerState};
+pub(crate) use state::{Family, Lineage, MemoryLimiter, Reporter, WorkerState};
 
 use crate::error::{LoadError, RuntimeError};
 use crate::events::{Event, EventSink};
+use crate::meter::WorkerMeter;
 use crate::output::{ConsoleStyle, OutputPipe, StreamKind};
-use crate::worker::{
-    ExitStatus, Frame, KillReason, Metered, Worker, WorkerReport, WorkerShared, WorkerSpec, micros,
-};
+use crate::status::{CacheOutcome, ExitStatus, Frame, InputKind, KillReason};
+use crate::worker::{Metered, Worker, WorkerReport, WorkerShared, WorkerSpec, micros};
 
 /// How to set up a [`Runtime`].
 #[derive(Clone)]

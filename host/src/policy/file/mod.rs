@@ -29,57 +29,21 @@
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
 use super::grants::{IpcGrants, IpcRule, ObjectKind, OpSet};
 use super::network::{AddrRule, NetworkPolicy};
-use super::{Counts, Deterministic, Policy, SpawnPolicy};
+use super::{Counts, Deterministic, Limits, Policy, SpawnPolicy};
+use crate::config::{ConfigError, ConfigSource};
 use crate::units::serde_opt;
 use crate::vfs::MountSpec;
-use crate::worker::{Limits, WorkerSpec};
 
-/// Why a policy file or profile cannot be used. Messages name the file, and
-/// the line and key where there is one.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    /// The file could not be read.
-    #[error("cannot read policy file {}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What the operating system said.
-        source: std::io::Error,
-    },
-    /// Malformed TOML, an unknown key, or a bad value.
-    #[error("{}: {message}", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message, with line, column and the offending text.
-        message: String,
-    },
-    /// Well-formed, but wrong (a bad rule, an unknown parent...).
-    #[error("{}:{line}: {message}", path.display())]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// The line of the offending key.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
-    /// No such profile, or no profile named where one must be.
-    #[error("{}: {message}", path.display())]
-    Profile {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-}
+/// Why a policy file or profile cannot be used: the config error every
+/// config file shares, naming the file, line and key.
+pub type PolicyError = ConfigError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,32 +125,6 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Puts the profile into `spec`: limits, environment (names copied from
-    /// the host when it has them), mounts, and the run-time policy. Values
-    /// the spec already has (from the command line) win over the profile's.
-    pub fn apply_to(&self, spec: &mut WorkerSpec) {
-        let limits = &mut spec.limits;
-        limits.memory = limits.memory.or(self.limits.memory);
-        limits.cpu_time = limits.cpu_time.or(self.limits.cpu_time);
-        limits.wall_time = limits.wall_time.or(self.limits.wall_time);
-        let mut env: Vec<(String, String)> = self
-            .env
-            .iter()
-            .filter_map(|entry| match entry.split_once('=') {
-                Some((k, v)) => Some((k.to_string(), v.to_string())),
-                None => std::env::var(entry).ok().map(|v| (entry.clone(), v)),
-            })
-            .collect();
-        env.retain(|(k, _)| !spec.env.iter().any(|(sk, _)| sk == k));
-        spec.env.extend(env);
-        let mut mounts = self.mounts.clone();
-        mounts.retain(|m| !spec.mounts.iter().any(|s| s.guest_path == m.guest_path));
-        spec.mounts.extend(mounts);
-        spec.policy = std::sync::Arc::new(self.policy.clone());
-    }
-}
-
-impl Profile {
     /// Loads the profile a reference names: `FILE` (its `default` or only
     /// profile) or `FILE#PROFILE`, with FILE relative to `base`.
     pub fn load(reference: &str, base: &Path) -> Result<Profile, PolicyError> {
@@ -201,36 +139,32 @@ impl Profile {
 /// A parsed policy file.
 #[derive(Debug, Clone)]
 pub struct PolicyFile {
-    path: PathBuf,
-    text: String,
+    source: ConfigSource,
     profiles: BTreeMap<String, toml::Spanned<ProfileToml>>,
 }
 
 impl PolicyFile {
     /// Reads and checks a policy file: every profile must resolve.
     pub fn from_file(path: &Path) -> Result<PolicyFile, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        PolicyFile::parse(path, &text)
+        PolicyFile::check(ConfigSource::read("policy file", path)?)
     }
 
     /// Parses and checks policy text; `path` names it in messages and
     /// anchors relative host directories in mounts.
     pub fn parse(path: &Path, text: &str) -> Result<PolicyFile, PolicyError> {
-        let parsed: FileToml = toml::from_str(text).map_err(|e| PolicyError::Parse {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        PolicyFile::check(ConfigSource::new(path, text))
+    }
+
+    fn check(source: ConfigSource) -> Result<PolicyFile, PolicyError> {
+        let parsed: FileToml = source.deserialize()?;
         let file = PolicyFile {
-            path: path.to_owned(),
-            text: text.to_string(),
+            source,
             profiles: parsed.profiles,
         };
         if file.profiles.is_empty() {
             return Err(file
-                .profile_error("no profiles: a policy file holds [profiles.NAME] tables".into()));
+                .source
+                .error("no profiles: a policy file holds [profiles.NAME] tables".into()));
         }
         for name in file.profiles.keys() {
             file.profile(Some(name))?;
@@ -252,7 +186,7 @@ impl PolicyFile {
                 self.profiles.keys().next().cloned().unwrap_or_default()
             }
             None => {
-                return Err(self.profile_error(format!(
+                return Err(self.source.error(format!(
                     "several profiles ({}) and none is `default`: name one (FILE#PROFILE)",
                     self.profile_names().join(", ")
                 )));
@@ -262,28 +196,6 @@ impl PolicyFile {
         self.resolve(&name, &merged)
     }
 
-    fn profile_error(&self, message: String) -> PolicyError {
-        PolicyError::Profile {
-            path: self.path.clone(),
-            message,
-        }
-    }
-
-    fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())]
-            .lines()
-            .count()
-            .max(1)
-    }
-
-    fn invalid(&self, span: std::ops::Range<usize>, message: String) -> PolicyError {
-        PolicyError::Invalid {
-            path: self.path.clone(),
-            line: self.line_of(span.start),
-            message,
-        }
-    }
-
     /// The profile with its ancestors' settings beneath its own.
     fn merged(&self, name: &str) -> Result<ProfileToml, PolicyError> {
         let mut chain: Vec<&toml::Spanned<ProfileToml>> = Vec::new();
@@ -291,13 +203,13 @@ impl PolicyFile {
         let mut current = name.to_string();
         loop {
             let Some(profile) = self.profiles.get(&current) else {
-                return Err(self.profile_error(format!(
+                return Err(self.source.error(format!(
                     "no profile `{current}` (profiles: {})",
                     self.profile_names().join(", ")
                 )));
             };
             if !seen.insert(current.clone()) {
-                return Err(self.invalid(
+                return Err(self.source.invalid(
                     profile.span(),
                     format!("profile `{current}` extends itself through its parents"),
                 ));
@@ -305,7 +217,7 @@ impl PolicyFile {
             chain.push(profile);
             match &profile.get_ref().extends {
                 Some(parent) if !self.profiles.contains_key(parent.get_ref()) => {
-                    return Err(self.invalid(
+                    return Err(self.source.invalid(
                         parent.span(),
                         format!("`extends = \"{}\"`: no such profile", parent.get_ref()),
                     ));
@@ -322,7 +234,7 @@ impl PolicyFile {
     }
 
     fn resolve(&self, name: &str, p: &ProfileToml) -> Result<Profile, PolicyError> {
-        let base = self.path.parent().unwrap_or(Path::new(""));
+        let base = self.source.dir();
         let mounts = p
             .mounts
             .iter()
@@ -331,7 +243,7 @@ impl PolicyFile {
                 m.get_ref()
                     .parse::<MountSpec>()
                     .map(|spec| spec.relative_to(base))
-                    .map_err(|e| self.invalid(m.span(), format!("mounts: {e}")))
+                    .map_err(|e| self.source.invalid(m.span(), format!("mounts: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let rules = |key: &str, list: &Option<Vec<toml::Spanned<String>>>| {
@@ -340,7 +252,7 @@ impl PolicyFile {
                 .map(|r| {
                     r.get_ref()
                         .parse::<AddrRule>()
-                        .map_err(|e| self.invalid(r.span(), format!("network.{key}: {e}")))
+                        .map_err(|e| self.source.invalid(r.span(), format!("network.{key}: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
@@ -359,7 +271,7 @@ impl PolicyFile {
                 start: match &d.start {
                     None => SystemTime::UNIX_EPOCH,
                     Some(text) => humantime::parse_rfc3339(text.get_ref()).map_err(|e| {
-                        self.invalid(
+                        self.source.invalid(
                             text.span(),
                             format!("deterministic.start: {e} (write e.g. 2024-01-01T00:00:00Z)"),
                         )
@@ -410,7 +322,7 @@ impl PolicyFile {
             else {
                 let span = objects.values().next().map_or(0..0, |v| v.span());
                 let keys: Vec<&str> = ObjectKind::ALL.iter().map(|k| k.table_key()).collect();
-                return Err(self.invalid(
+                return Err(self.source.invalid(
                     span,
                     format!(
                         "ipc: unknown key `{table}` (expected one of {})",
@@ -426,7 +338,7 @@ impl PolicyFile {
                         (_, Some(o)) => set.insert(*o),
                         (_, None) => {
                             let valid: Vec<&str> = kind.ops().iter().map(|o| o.name()).collect();
-                            return Err(self.invalid(
+                            return Err(self.source.invalid(
                                 ops.span(),
                                 format!(
                                     "ipc.{table}.{pattern}: `{op}` is not an operation of a {} (valid: {}, *)",
@@ -496,161 +408,4 @@ fn overlay(parent: ProfileToml, child: ProfileToml) -> ProfileToml {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::{Op, SocketUse};
-
-    fn parse(text: &str) -> Result<PolicyFile, PolicyError> {
-        PolicyFile::parse(Path::new("dir/policy.toml"), text)
-    }
-
-    const FULL: &str = r#"
-[profiles.base]
-memory = "64MiB"
-cpu = "2s"
-timeout = "30s"
-env = ["LANG=C"]
-mounts = ["@shared:/", "./data:/data"]
-stdout = "1KiB"
-
-[profiles.base.network]
-connect = ["127.0.0.1:8000-8100"]
-lookup = true
-
-[profiles.base.ipc]
-queues = { jobs = ["get"], "results-*" = ["put"] }
-locks = { "*" = ["*"] }
-
-[profiles.strict]
-extends = "base"
-memory = "16MiB"
-
-[profiles.strict.network]
-connect = []
-"#;
-
-    #[test]
-    fn inheritance_and_resolution() {
-        let file = parse(FULL).unwrap();
-        assert_eq!(file.profile_names(), ["base", "strict"]);
-        let strict = file.profile(Some("strict")).unwrap();
-        assert_eq!(strict.limits.memory, Some(16 << 20));
-        assert_eq!(
-            strict.limits.cpu_time,
-            Some(Duration::from_secs(2)),
-            "inherited"
-        );
-        assert_eq!(strict.env, ["LANG=C"]);
-        assert_eq!(strict.mounts.len(), 2);
-        assert!(
-            matches!(&strict.mounts[1].source, crate::vfs::MountSource::Host { dir } if dir == Path::new("dir/./data"))
-        );
-        let p = &strict.policy;
-        assert!(p.network.connect.is_empty(), "child replaced connect");
-        assert!(p.network.lookup, "but kept lookup");
-        assert!(
-            !p.network
-                .allows("127.0.0.1:8000".parse().unwrap(), SocketUse::Connect)
-        );
-        let ipc = p.ipc.as_ref().unwrap();
-        assert!(ipc.ops_for(ObjectKind::Queue, "jobs").contains(Op::Get));
-        assert!(!ipc.ops_for(ObjectKind::Queue, "jobs").contains(Op::Put));
-        assert!(
-            ipc.ops_for(ObjectKind::Queue, "results-3")
-                .contains(Op::Put)
-        );
-        assert!(ipc.ops_for(ObjectKind::Lock, "any").contains(Op::Acquire));
-        assert!(ipc.ops_for(ObjectKind::Pipe, "p").is_empty());
-        assert_eq!(p.stdout_limit, Some(1024));
-        let base = file.profile(Some("base")).unwrap();
-        assert!(
-            base.policy
-                .network
-                .allows("127.0.0.1:8000".parse().unwrap(), SocketUse::Connect)
-        );
-    }
-
-    #[test]
-    fn picking_a_profile() {
-        let file = parse(FULL).unwrap();
-        let err = file.profile(None).unwrap_err().to_string();
-        assert!(
-            err.contains("several profiles (base, strict) and none is `default`"),
-            "{err}"
-        );
-        assert!(
-            file.profile(Some("nope"))
-                .unwrap_err()
-                .to_string()
-                .contains("no profile `nope`")
-        );
-        let single = parse("[profiles.only]\nmemory = \"1MiB\"\n").unwrap();
-        assert_eq!(single.profile(None).unwrap().name, "only");
-    }
-
-    #[test]
-    fn errors_name_file_line_and_key() {
-        let err = parse("[profiles.a]\nmemroy = \"1MiB\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("dir/policy.toml") && err.contains("line 2") && err.contains("memroy"),
-            "{err}"
-        );
-        let err = parse("[profiles.a]\nmemory = \"lots\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("line 2") && err.contains("`lots` is not a size"),
-            "{err}"
-        );
-        let err = parse("[profiles.a.network]\nconnect = [\"localhost:80\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err.lines().next().unwrap(),
-            "dir/policy.toml:2: network.connect: `localhost:80` is not an address rule: write ADDR[/PREFIX]:PORT[-PORT], e.g. 127.0.0.1:8080, 10.0.0.0/8:443, [::1]:8000-8100 or *:53"
-        );
-        let err = parse("[profiles.a.ipc]\nqueues = { q = [\"send\"] }\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with(
-                "dir/policy.toml:2: ipc.queues.q: `send` is not an operation of a queue"
-            ),
-            "{err}"
-        );
-        let err = parse("[profiles.a.ipc]\nqeues = { q = [\"put\"] }\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("ipc: unknown key `qeues`"), "{err}");
-        let err = parse("[profiles.a]\nextends = \"ghost\"\n")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "dir/policy.toml:2: `extends = \"ghost\"`: no such profile"
-        );
-        let err = parse("[profiles.a]\nextends = \"b\"\n[profiles.b]\nextends = \"a\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("extends itself"), "{err}");
-        let err = parse("[profiles.a]\nmounts = [\"nowhere\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("dir/policy.toml:2: mounts:"), "{err}");
-        assert!(parse("").unwrap_err().to_string().contains("no profiles"));
-    }
-
-    #[test]
-    fn applying_keeps_command_line_values() {
-        let profile = parse(FULL).unwrap().profile(Some("base")).unwrap();
-        let mut spec = WorkerSpec::new("w").env("LANG", "fr_FR");
-        spec.limits.memory = Some(1 << 20);
-        profile.apply_to(&mut spec);
-        assert_eq!(spec.limits.memory, Some(1 << 20));
-        assert_eq!(spec.limits.cpu_time, Some(Duration::from_secs(2)));
-        assert_eq!(spec.env, [("LANG".to_string(), "fr_FR".to_string())]);
-        assert_eq!(spec.policy.name, "base");
-    }
-}
+mod tests;

@@ -1,6 +1,7 @@
 //! `corral policy test`: run a probe worker under a profile, try every
 //! capability the profile names (and a few it does not), and compare what
-//! happened with what was expected.
+//! happened with what was expected. Part of the CLI, not of `policy`: it
+//! runs workers, and the policy module must stay below the runtime.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -8,12 +9,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{AddrRule, ObjectKind, Profile};
 use crate::ipc::{PipeConfig, QueueConfig};
 use crate::output::Stdio;
+use crate::policy::{AddrRule, ObjectKind, Profile};
 use crate::run::Run;
 use crate::runtime::{Program, Runtime};
-use crate::worker::{ExitStatus, WorkerSpec};
+use crate::status::ExitStatus;
+use crate::worker::WorkerSpec;
 
 /// The probe guest, built for wasm32-wasip2 by build.rs.
 pub const BUNDLED_PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/policy-probe.wasm"));
