@@ -9,6 +9,26 @@ use tokio::sync::Notify;
 
 use super::{IpcError, Waiting};
 
+/// Checks a batch of messages (their lengths) before anything is added: a
+/// message over `max_message` bytes is `TooLarge`, and a batch larger than
+/// `capacity` could never fit. The rule of every FIFO, local or in Redis.
+pub(crate) fn check_batch(
+    mut lengths: impl ExactSizeIterator<Item = usize>,
+    max_message: usize,
+    capacity: usize,
+) -> Result<(), IpcError> {
+    let count = lengths.len();
+    if lengths.any(|len| len > max_message) {
+        return Err(IpcError::TooLarge(max_message as u64));
+    }
+    if count > capacity {
+        return Err(IpcError::Invalid(format!(
+            "a batch of {count} messages can never fit a capacity of {capacity}"
+        )));
+    }
+    Ok(())
+}
+
 /// Bounded FIFO. `capacity` limits what producers may add; items put back
 /// (redelivery) may exceed it, so nothing is ever dropped to make room.
 pub(crate) struct Fifo {
@@ -96,26 +116,13 @@ impl Fifo {
         self.lock().items.len()
     }
 
-    fn check_sizes<'a>(
-        &self,
-        messages: impl IntoIterator<Item = &'a Bytes>,
-    ) -> Result<(), IpcError> {
-        match messages.into_iter().any(|m| m.len() > self.max_message) {
-            true => Err(IpcError::TooLarge(self.max_message as u64)),
-            false => Ok(()),
-        }
-    }
-
     /// Adds every message if they all fit now. `Ok(false)`: not enough room.
     pub fn try_push_all(&self, messages: &mut Vec<Bytes>) -> Result<bool, IpcError> {
-        self.check_sizes(messages.iter())?;
-        if messages.len() > self.capacity {
-            return Err(IpcError::Invalid(format!(
-                "a batch of {} messages can never fit a capacity of {}",
-                messages.len(),
-                self.capacity
-            )));
-        }
+        check_batch(
+            messages.iter().map(Bytes::len),
+            self.max_message,
+            self.capacity,
+        )?;
         let mut state = self.lock();
         if state.closed {
             return Err(IpcError::Closed);

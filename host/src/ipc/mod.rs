@@ -1,20 +1,26 @@
 //! Inter-worker objects: queues, pipes, locks and the rest of Python's
-//! synchronisation set, as plain async Rust. Nothing here knows of wasmtime;
-//! `crate::bindings` adapts these objects to the WIT interfaces.
+//! synchronisation set, as plain async Rust. Nothing here may depend on
+//! wasmtime, on the WIT bindings or on the runtime: the bindings adapt these
+//! objects to the WIT interfaces, not the other way round.
 //!
 //! Every blocking operation is `async` and takes an optional timeout: a
 //! waiting worker holds no thread, and dropping the future (a worker killed
 //! mid-wait) cancels the wait without side effects.
+//!
+//! One folder per object: `<object>/mod.rs` is its API (the type the rest
+//! of the host uses, its semantics and the rules both backends share),
+//! `local.rs` the in-process implementation and, where there is one,
+//! `redis.rs` the Redis one. `backend/` says where objects live and holds
+//! the Redis plumbing; `registry.rs` names a run's objects.
 
+mod backend;
 mod barrier;
 mod condition;
 mod event;
 mod fifo;
 mod lock;
-mod objects;
 mod pipe;
 mod queue;
-pub mod redis;
 mod registry;
 mod semaphore;
 
@@ -22,22 +28,36 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+pub use backend::Backend;
+pub use barrier::{Barrier, BarrierHandle};
 pub use condition::Condition;
-pub use objects::{
-    Backend, Barrier, BarrierHandle, Event, Guard, Lock, Queue, QueueHandle, Semaphore,
-};
+pub use event::Event;
+pub use lock::{Guard, Lock};
 pub use pipe::{Pipe, PipeConfig, PipeEnd, PipeInbound};
-pub use queue::QueueConfig;
-pub use registry::Registry;
+pub use queue::{Queue, QueueConfig, QueueHandle};
+pub use registry::{NamedObject, Registry};
+pub use semaphore::Semaphore;
 
 /// The in-process implementations behind the `Local` variants of
 /// [`Queue`], [`Lock`] and the rest: usable on their own, without a run.
 pub mod local {
-    pub use super::barrier::{Barrier, BarrierHandle};
-    pub use super::event::Event;
-    pub use super::lock::{Guard, Lock};
-    pub use super::queue::{Queue, QueueHandle};
-    pub use super::semaphore::Semaphore;
+    pub use super::barrier::local::{Barrier, BarrierHandle};
+    pub use super::event::local::Event;
+    pub use super::lock::local::{Guard, Lock};
+    pub use super::queue::local::{Queue, QueueHandle};
+    pub use super::semaphore::local::Semaphore;
+}
+
+/// The Redis backend: its connection and settings, and the Redis
+/// implementations behind the `Redis` variants of [`Queue`], [`Lock`] and
+/// the rest.
+pub mod redis {
+    pub use super::backend::redis::{RedisBackend, RedisConfig};
+    pub use super::barrier::redis::{RedisBarrier, RedisBarrierHandle};
+    pub use super::event::redis::RedisEvent;
+    pub use super::lock::redis::{RedisGuard, RedisLock};
+    pub use super::queue::redis::{RedisQueue, RedisQueueHandle};
+    pub use super::semaphore::redis::RedisSemaphore;
 }
 
 /// Identifies a worker to the objects it uses (lock ownership, pipe ends).

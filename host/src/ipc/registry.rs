@@ -1,6 +1,8 @@
 //! The named objects of one run. The host declares them (manifest or library
-//! API); workers open them by name.
+//! API); workers open them by name. One generic map serves every kind: an
+//! object kind joins by implementing [`NamedObject`], with no code here.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -9,64 +11,32 @@ use super::{
     Semaphore,
 };
 
-/// One map of named objects of a kind.
-struct Named<T>(RwLock<HashMap<String, Arc<T>>>);
+/// A kind of object a run names: queues, pipes, locks and the rest.
+pub trait NamedObject: Send + Sync + Sized + 'static {
+    /// The kind, as messages name it: `queue`, `lock`...
+    const KIND: &'static str;
+    /// What a declaration says besides the name and the backend.
+    type Config;
 
-impl<T> Default for Named<T> {
-    fn default() -> Self {
-        Named(RwLock::new(HashMap::new()))
-    }
+    /// Makes the object `name` on `backend`. Kinds that only exist in this
+    /// process ignore `backend`.
+    fn create(backend: &Backend, name: &str, config: Self::Config) -> Result<Arc<Self>, IpcError>;
 }
 
-impl<T> Named<T> {
-    fn insert(&self, kind: &str, name: &str, object: Arc<T>) -> Result<Arc<T>, IpcError> {
-        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
-        if map.contains_key(name) {
-            return Err(IpcError::Invalid(format!(
-                "a {kind} named `{name}` already exists"
-            )));
-        }
-        map.insert(name.to_string(), object.clone());
-        Ok(object)
-    }
+/// The objects of one kind, by name.
+struct NamedObjects<T>(HashMap<String, Arc<T>>);
 
-    fn get(&self, kind: &str, name: &str) -> Result<Arc<T>, IpcError> {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
-            .ok_or_else(|| IpcError::NotFound(format!("{kind} `{name}`")))
-    }
-
-    fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-/// Every named queue, pipe, lock and sync object of a run. Dropped with the
-/// run; objects still open by a worker live until it closes them.
+/// Every named object of a run, whatever its kind. Dropped with the run;
+/// objects still open by a worker live until it closes them.
 ///
-/// Objects are declared on the registry's backend unless a `declare_*_on`
-/// method names another. Pipes and conditions are always local.
+/// Objects are declared on the registry's backend unless
+/// [`Registry::declare_on`] (or a `declare_*_on` method) names another.
+/// Names are per kind: a queue and a lock may share one.
 #[derive(Default)]
 pub struct Registry {
     backend: Backend,
-    queues: Named<Queue>,
-    pipes: Named<Pipe>,
-    locks: Named<Lock>,
-    semaphores: Named<Semaphore>,
-    events: Named<Event>,
-    barriers: Named<Barrier>,
-    conditions: Named<Condition>,
+    /// A `NamedObjects<T>` per kind `T`, under `T`'s `TypeId`.
+    kinds: RwLock<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
 }
 
 impl Registry {
@@ -88,31 +58,91 @@ impl Registry {
         &self.backend
     }
 
-    /// Declares a queue. `Invalid` if the name is taken.
-    pub fn declare_queue(&self, name: &str, config: QueueConfig) -> Result<Arc<Queue>, IpcError> {
-        self.declare_queue_on(&self.backend, name, config)
+    /// Declares an object of kind `T` on the registry's backend. `Invalid`
+    /// if the kind already has an object of that name.
+    pub fn declare<T: NamedObject>(
+        &self,
+        name: &str,
+        config: T::Config,
+    ) -> Result<Arc<T>, IpcError> {
+        self.declare_on(&self.backend, name, config)
     }
 
-    /// Declares a queue on `backend`. On Redis, hosts that declare the same
-    /// name in the same namespace share one queue.
+    /// Declares an object of kind `T` on `backend`. On Redis, hosts that
+    /// declare the same name in the same namespace share one object.
+    pub fn declare_on<T: NamedObject>(
+        &self,
+        backend: &Backend,
+        name: &str,
+        config: T::Config,
+    ) -> Result<Arc<T>, IpcError> {
+        let object = T::create(backend, name, config)?;
+        let mut kinds = self.kinds.write().unwrap_or_else(|e| e.into_inner());
+        let objects = kinds
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(NamedObjects::<T>(HashMap::new())))
+            .downcast_mut::<NamedObjects<T>>()
+            .expect("each kind is stored under its own TypeId");
+        if objects.0.contains_key(name) {
+            return Err(IpcError::Invalid(format!(
+                "a {} named `{name}` already exists",
+                T::KIND
+            )));
+        }
+        objects.0.insert(name.to_string(), object.clone());
+        Ok(object)
+    }
+
+    /// The object of kind `T` named `name`: `NotFound` if there is none.
+    pub fn get<T: NamedObject>(&self, name: &str) -> Result<Arc<T>, IpcError> {
+        self.kinds
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&TypeId::of::<T>())
+            .and_then(|objects| objects.downcast_ref::<NamedObjects<T>>())
+            .and_then(|objects| objects.0.get(name).cloned())
+            .ok_or_else(|| IpcError::NotFound(format!("{} `{name}`", T::KIND)))
+    }
+
+    /// The names of every object of kind `T`, sorted (for reports).
+    pub fn names<T: NamedObject>(&self) -> Vec<String> {
+        let kinds = self.kinds.read().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<String> = kinds
+            .get(&TypeId::of::<T>())
+            .and_then(|objects| objects.downcast_ref::<NamedObjects<T>>())
+            .map(|objects| objects.0.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+/// Shorthands for the kinds the host declares and opens by kind: each is
+/// [`Registry::declare`], [`Registry::declare_on`] or [`Registry::get`].
+impl Registry {
+    /// Declares a queue. `Invalid` if the name is taken.
+    pub fn declare_queue(&self, name: &str, config: QueueConfig) -> Result<Arc<Queue>, IpcError> {
+        self.declare(name, config)
+    }
+
+    /// Declares a queue on `backend`.
     pub fn declare_queue_on(
         &self,
         backend: &Backend,
         name: &str,
         config: QueueConfig,
     ) -> Result<Arc<Queue>, IpcError> {
-        self.queues
-            .insert("queue", name, Queue::new(backend, name, config)?)
+        self.declare_on(backend, name, config)
     }
 
     /// Declares a pipe (always local: a pipe joins two workers of one host).
     pub fn declare_pipe(&self, name: &str, config: PipeConfig) -> Result<Arc<Pipe>, IpcError> {
-        self.pipes.insert("pipe", name, Pipe::new(name, config))
+        self.declare(name, config)
     }
 
     /// Declares a lock (re-entrant or not).
     pub fn declare_lock(&self, name: &str, reentrant: bool) -> Result<Arc<Lock>, IpcError> {
-        self.declare_lock_on(&self.backend, name, reentrant)
+        self.declare(name, reentrant)
     }
 
     /// Declares a lock on `backend`.
@@ -122,8 +152,7 @@ impl Registry {
         name: &str,
         reentrant: bool,
     ) -> Result<Arc<Lock>, IpcError> {
-        self.locks
-            .insert("lock", name, Lock::new(backend, name, reentrant)?)
+        self.declare_on(backend, name, reentrant)
     }
 
     /// Declares a bounded semaphore.
@@ -133,7 +162,7 @@ impl Registry {
         initial: u32,
         max: u32,
     ) -> Result<Arc<Semaphore>, IpcError> {
-        self.declare_semaphore_on(&self.backend, name, initial, max)
+        self.declare(name, (initial, max))
     }
 
     /// Declares a bounded semaphore on `backend`.
@@ -144,24 +173,22 @@ impl Registry {
         initial: u32,
         max: u32,
     ) -> Result<Arc<Semaphore>, IpcError> {
-        let semaphore = Semaphore::new(backend, name, initial, max)?;
-        self.semaphores.insert("semaphore", name, semaphore)
+        self.declare_on(backend, name, (initial, max))
     }
 
     /// Declares an event.
     pub fn declare_event(&self, name: &str) -> Result<Arc<Event>, IpcError> {
-        self.declare_event_on(&self.backend, name)
+        self.declare(name, ())
     }
 
     /// Declares an event on `backend`.
     pub fn declare_event_on(&self, backend: &Backend, name: &str) -> Result<Arc<Event>, IpcError> {
-        self.events
-            .insert("event", name, Event::new(backend, name)?)
+        self.declare_on(backend, name, ())
     }
 
     /// Declares a barrier.
     pub fn declare_barrier(&self, name: &str, parties: u32) -> Result<Arc<Barrier>, IpcError> {
-        self.declare_barrier_on(&self.backend, name, parties)
+        self.declare(name, parties)
     }
 
     /// Declares a barrier on `backend`.
@@ -171,64 +198,54 @@ impl Registry {
         name: &str,
         parties: u32,
     ) -> Result<Arc<Barrier>, IpcError> {
-        self.barriers
-            .insert("barrier", name, Barrier::new(backend, name, parties)?)
+        self.declare_on(backend, name, parties)
     }
 
-    /// Declares a condition over an already declared lock, which must be
-    /// local (see `docs/scale-out.md`).
+    /// Declares a condition over the already declared lock `lock`, which
+    /// must be local (see `docs/scale-out.md`).
     pub fn declare_condition(&self, name: &str, lock: &str) -> Result<Arc<Condition>, IpcError> {
-        let lock = match &*self.lock(lock)? {
-            Lock::Local(lock, _) => lock.clone(),
-            Lock::Redis(_) => {
-                return Err(IpcError::Invalid(format!(
-                    "condition `{name}`: lock `{lock}` is on Redis, and conditions need a \
-                     local lock (declare it with backend = \"local\")"
-                )));
-            }
-        };
-        self.conditions
-            .insert("condition", name, Condition::new(name, lock))
+        let lock = self.lock(lock)?;
+        self.declare(name, lock)
     }
 
     /// The queue of that name.
     pub fn queue(&self, name: &str) -> Result<Arc<Queue>, IpcError> {
-        self.queues.get("queue", name)
+        self.get(name)
     }
 
     /// The pipe of that name.
     pub fn pipe(&self, name: &str) -> Result<Arc<Pipe>, IpcError> {
-        self.pipes.get("pipe", name)
+        self.get(name)
     }
 
     /// The lock of that name.
     pub fn lock(&self, name: &str) -> Result<Arc<Lock>, IpcError> {
-        self.locks.get("lock", name)
+        self.get(name)
     }
 
     /// The semaphore of that name.
     pub fn semaphore(&self, name: &str) -> Result<Arc<Semaphore>, IpcError> {
-        self.semaphores.get("semaphore", name)
+        self.get(name)
     }
 
     /// The event of that name.
     pub fn event(&self, name: &str) -> Result<Arc<Event>, IpcError> {
-        self.events.get("event", name)
+        self.get(name)
     }
 
     /// The barrier of that name.
     pub fn barrier(&self, name: &str) -> Result<Arc<Barrier>, IpcError> {
-        self.barriers.get("barrier", name)
+        self.get(name)
     }
 
     /// The condition of that name.
     pub fn condition(&self, name: &str) -> Result<Arc<Condition>, IpcError> {
-        self.conditions.get("condition", name)
+        self.get(name)
     }
 
     /// The names of all queues, sorted (for reports).
     pub fn queue_names(&self) -> Vec<String> {
-        self.queues.names()
+        self.names::<Queue>()
     }
 }
 

@@ -1,14 +1,13 @@
-//! Barrier, like `multiprocessing.Barrier`: `parties` workers wait until all
-//! have arrived, then all go on. A waiter that times out, a party that ends
-//! (dies or exits) while others wait or after taking part, or `abort` breaks
-//! it: every waiter, present and future, gets `Broken` until `reset`.
+//! The in-process barrier: a counter and a round number under a mutex,
+//! shared by the workers of one run on this host. The semantics are in
+//! [`super`](super).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::IpcError;
+use crate::ipc::IpcError;
 
 /// A named barrier for a fixed number of parties.
 pub struct Barrier {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use ::redis::Script;
 use tokio::sync::Notify;
 
-use super::{Attempt, RedisBackend, check_name};
 use crate::ipc::IpcError;
+use crate::ipc::backend::redis::{Attempt, RedisBackend, check_name, int};
 
 /// KEYS: barrier. ARGV: parties, channel. Returns {index, round, last} or
 /// -1 if broken.
@@ -249,7 +249,7 @@ impl RedisBarrierHandle {
             .map_err(|e| barrier.backend.error(e))?;
         let (index, round, last) = match arrived {
             ::redis::Value::Array(v) if v.len() == 3 => {
-                let n = |i: usize| super::int(&v[i]).unwrap_or(0);
+                let n = |i: usize| int(&v[i]).unwrap_or(0);
                 (n(0) as u32, n(1) as u64, n(2) == 1)
             }
             _ => return Err(IpcError::Broken),

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{Attempt, RedisBackend, check_name};
+use super::set_within;
 use crate::ipc::IpcError;
+use crate::ipc::backend::redis::{Attempt, RedisBackend, check_name};
 
 /// A named event flag in Redis.
 pub struct RedisEvent {
@@ -88,19 +89,17 @@ impl RedisEvent {
 
     /// Waits until the flag is set: `Ok(false)` if the timeout elapsed first.
     pub async fn wait(&self, timeout: Option<Duration>) -> Result<bool, IpcError> {
-        match self
-            .backend
-            .wait_until(&self.notify, timeout, || self.check())
-            .await
-        {
-            Ok(()) => Ok(true),
-            Err(IpcError::Timeout) => Ok(false),
-            Err(e) => Err(e),
-        }
+        set_within(
+            self.backend
+                .wait_until(&self.notify, timeout, || self.check())
+                .await,
+        )
     }
 
     /// Resolves when the flag is set. For pollables.
     pub async fn ready(&self) {
-        while self.wait(None).await != Ok(true) {}
+        self.backend
+            .wait_forever(&self.notify, || self.check())
+            .await
     }
 }

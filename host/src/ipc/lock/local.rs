@@ -1,7 +1,5 @@
-//! Lock and re-entrant lock, robust like a POSIX robust mutex: a holder that
-//! ends without releasing frees the lock, and the next holder is told that
-//! the previous owner died inside the critical section (EOWNERDEAD), so it
-//! can repair the state the lock protects.
+//! The in-process lock: one atomic word for the holder, shared by the
+//! workers of one run on this host. The semantics are in [`super`](super).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -9,7 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{IpcError, Waiting, WorkerId, with_timeout};
+use super::relock;
+use crate::ipc::{IpcError, Waiting, WorkerId, with_timeout};
 
 /// `Lock::owner` when nobody holds the lock; a holder is stored as its
 /// worker id + 1.
@@ -85,11 +84,7 @@ impl Lock {
             }
             Err(holder) if holder == me => {
                 if !self.reentrant {
-                    return Err(IpcError::Invalid(format!(
-                        "this worker already holds lock `{}`, which is not re-entrant \
-                         (acquiring it again would deadlock)",
-                        self.name
-                    )));
+                    return Err(relock(&self.name));
                 }
                 self.depth.fetch_add(1, Ordering::Relaxed);
                 Ok(Some(self.guard(worker, false)))
@@ -178,7 +173,7 @@ impl Lock {
     /// Gives the lock up entirely for a condition wait, returning the depth
     /// to restore. The guard stays with its worker but holds nothing until
     /// [`Lock::resume`].
-    pub(super) fn suspend(&self, guard: &mut Guard) -> u32 {
+    pub(in crate::ipc) fn suspend(&self, guard: &mut Guard) -> u32 {
         let depth = self.depth.swap(0, Ordering::Relaxed);
         guard.suspended = true;
         self.free();
@@ -186,7 +181,7 @@ impl Lock {
     }
 
     /// Takes the lock back after a condition wait, with its former depth.
-    pub(super) async fn resume(self: &Arc<Self>, guard: &mut Guard, depth: u32) {
+    pub(in crate::ipc) async fn resume(self: &Arc<Self>, guard: &mut Guard, depth: u32) {
         let _waiting = self.waiting.enter();
         let me = guard.owner.wrapping_add(1);
         loop {

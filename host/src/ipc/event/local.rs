@@ -1,4 +1,5 @@
-//! Event, like `multiprocessing.Event`: a flag that workers wait on.
+//! The in-process event: an atomic flag and a `Notify`, shared by the
+//! workers of one run on this host. The semantics are in [`super`](super).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,7 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::IpcError;
+use super::set_within;
+use crate::ipc::{IpcError, with_timeout};
 
 /// A named event flag.
 pub struct Event {
@@ -49,16 +51,13 @@ impl Event {
     /// Waits until the flag is set. `Ok(false)` if the timeout elapsed first
     /// (Python's `wait` returns the flag the same way).
     pub async fn wait(&self, timeout: Option<Duration>) -> Result<bool, IpcError> {
-        match super::with_timeout(timeout, async {
-            self.ready().await;
-            Ok(())
-        })
-        .await
-        {
-            Ok(()) => Ok(true),
-            Err(IpcError::Timeout) => Ok(false),
-            Err(e) => Err(e),
-        }
+        set_within(
+            with_timeout(timeout, async {
+                self.ready().await;
+                Ok(())
+            })
+            .await,
+        )
     }
 
     /// Resolves when the flag is set. For pollables.

@@ -1,12 +1,13 @@
-//! Bounded semaphore, like `multiprocessing.BoundedSemaphore`: permits are a
-//! signalling device, not owned, so a worker may release what another took.
+//! The in-process semaphore: a counter under a mutex, shared by the
+//! workers of one run on this host. The semantics are in [`super`](super).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{IpcError, with_timeout};
+use super::over_released;
+use crate::ipc::{IpcError, with_timeout};
 
 /// A named counting semaphore with an upper bound.
 pub struct Semaphore {
@@ -73,10 +74,7 @@ impl Semaphore {
     pub fn release(&self) -> Result<(), IpcError> {
         let mut value = self.value.lock().unwrap_or_else(|e| e.into_inner());
         if *value >= self.max {
-            return Err(IpcError::Invalid(format!(
-                "semaphore `{}` released more times than acquired (bound {})",
-                self.name, self.max
-            )));
+            return Err(over_released(&self.name, self.max));
         }
         *value += 1;
         drop(value);

@@ -17,160 +17,19 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use ::redis::{Script, Value};
+use ::redis::Value;
 use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::{Attempt, RedisBackend, check_name, int, unique};
-use crate::ipc::{IpcError, QueueConfig};
-
-/// KEYS: list, unfinished, closed, putters-waiting, getters-waiting.
-/// ARGV: capacity, channel, messages... Returns 1 (put), 0 (no room: the
-/// caller waits) or -1 (closed).
-static PUT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
-local n = #ARGV - 2
-if n == 0 then return 1 end
-local len = redis.call('LLEN', KEYS[1])
-if len + n > tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[4], 1)
-  return 0
-end
-for i = 3, #ARGV, 1000 do
-  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
-redis.call('INCRBY', KEYS[2], n)
-if redis.call('DEL', KEYS[5]) == 1 then redis.call('PUBLISH', ARGV[2], 'put') end
-return 1
-",
-    )
-});
-
-/// KEYS: list, in-flight, unfinished, closed, consumers, getters-waiting,
-/// putters-waiting. ARGV: max, acknowledged (0/1), channel, member, dones,
-/// expected in-flight (-1: do not reconcile), acknowledged messages...
-/// Applies the acknowledgements, then takes up to `max` messages (0: none).
-/// Returns the messages (empty: none now) or -1 (closed and drained).
-static GET: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local done = tonumber(ARGV[5])
-for i = 7, #ARGV do
-  if redis.call('LREM', KEYS[2], 1, ARGV[i]) == 1 then done = done + 1 end
-end
-if done > 0 and redis.call('DECRBY', KEYS[3], done) <= 0 then
-  redis.call('PUBLISH', ARGV[3], 'done')
-end
-local expected = tonumber(ARGV[6])
-if expected >= 0 then
-  for i = 1, redis.call('LLEN', KEYS[2]) - expected do
-    redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT')
-  end
-end
-local max = tonumber(ARGV[1])
-if max == 0 then return {} end
-local len = redis.call('LLEN', KEYS[1])
-if len == 0 then
-  if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
-  redis.call('SET', KEYS[6], 1)
-  return {}
-end
-local items
-if ARGV[2] == '1' then
-  redis.call('SADD', KEYS[5], ARGV[4])
-  items = {}
-  for i = 1, math.min(max, len) do
-    items[i] = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
-  end
-else
-  items = redis.call('LPOP', KEYS[1], max)
-end
-if redis.call('DEL', KEYS[7]) == 1 then redis.call('PUBLISH', ARGV[3], 'space') end
-return items
-",
-    )
-});
-
-/// A consumer of an acknowledged queue ends. KEYS: list, in-flight,
-/// unfinished, consumers. ARGV: channel, member, acknowledged messages...
-/// Applies the acknowledgements and puts the rest back at the head, in
-/// order. Returns how many went back.
-static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local done = 0
-for i = 3, #ARGV do
-  if redis.call('LREM', KEYS[2], 1, ARGV[i]) == 1 then done = done + 1 end
-end
-if done > 0 and redis.call('DECRBY', KEYS[3], done) <= 0 then
-  redis.call('PUBLISH', ARGV[1], 'done')
-end
-local moved = 0
-while redis.call('LMOVE', KEYS[2], KEYS[1], 'RIGHT', 'LEFT') do moved = moved + 1 end
-redis.call('SREM', KEYS[4], ARGV[2])
-if moved > 0 then redis.call('PUBLISH', ARGV[1], 'put') end
-return moved
-",
-    )
-});
-
-/// A consumer of an at-most-once queue ends. KEYS: unfinished, lost.
-/// ARGV: channel, dones, lost.
-static SETTLE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local lost = tonumber(ARGV[3])
-if lost > 0 then redis.call('INCRBY', KEYS[2], lost) end
-local n = tonumber(ARGV[2]) + lost
-if n > 0 and redis.call('DECRBY', KEYS[1], n) <= 0 then
-  redis.call('PUBLISH', ARGV[1], 'done')
-end
-return n
-",
-    )
-});
-
-/// Puts back what consumers of dead hosts held. KEYS: consumers, list.
-/// ARGV: in-flight key prefix, host lease key prefix, channel. Returns how
-/// many messages went back.
-static REAP: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local moved = 0
-for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local host = string.match(member, '^([^/]+)/')
-  if host and redis.call('EXISTS', ARGV[2] .. host) == 0 then
-    local inflight = ARGV[1] .. member
-    while redis.call('LMOVE', inflight, KEYS[2], 'RIGHT', 'LEFT') do moved = moved + 1 end
-    redis.call('SREM', KEYS[1], member)
-  end
-end
-if moved > 0 then redis.call('PUBLISH', ARGV[3], 'reaped') end
-return moved
-",
-    )
-});
-
-/// KEYS: list, closed, waiting marker. ARGV: capacity (0: ready to get).
-/// Returns 1 when the operation would not wait, else leaves the marker.
-static READY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local len = redis.call('LLEN', KEYS[1])
-local cap = tonumber(ARGV[1])
-if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
-if (cap == 0 and len > 0) or (cap > 0 and len < cap) then return 1 end
-redis.call('SET', KEYS[3], 1)
-return 0
-",
-    )
-});
+use super::redis_scripts::{GET, PUT, READY, REAP, REQUEUE, SETTLE};
+use super::{QueueConfig, check_max, nothing_taken};
+use crate::ipc::IpcError;
+use crate::ipc::backend::redis::{Attempt, RedisBackend, check_name, int, unique};
+use crate::ipc::fifo::check_batch;
 
 /// A named queue in Redis. Hosts that declare the same name in the same
 /// namespace share it.
@@ -205,19 +64,16 @@ impl RedisQueue {
         Ok(Arc::new_cyclic(|me: &Weak<RedisQueue>| {
             let reaper = config.acknowledged.then(|| {
                 let me = me.clone();
-                let every = (backend.config.lease / 2).max(Duration::from_millis(50));
-                backend
-                    .runtime
-                    .spawn(async move {
-                        loop {
-                            tokio::time::sleep(every).await;
-                            let Some(queue) = me.upgrade() else { return };
-                            if let Err(e) = queue.reap().await {
-                                tracing::debug!("reaping queue `{}`: {e}", queue.name);
-                            }
+                let every = (backend.config().lease / 2).max(Duration::from_millis(50));
+                backend.spawn(async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        let Some(queue) = me.upgrade() else { return };
+                        if let Err(e) = queue.reap().await {
+                            tracing::debug!("reaping queue `{}`: {e}", queue.name);
                         }
-                    })
-                    .abort_handle()
+                    }
+                })
             });
             RedisQueue {
                 notify: backend.channel(&channel),
@@ -331,37 +187,29 @@ impl RedisQueue {
         } else {
             &self.putters
         };
-        // Without Redis there is nothing to be ready for; pollables have no
-        // error channel, so keep waiting (the guest's poll may time out).
-        loop {
-            let ready = self
-                .backend
-                .wait_until(&self.notify, None, || async {
-                    let answer = READY
-                        .key(&self.list)
-                        .key(&self.closed)
-                        .key(marker)
-                        .arg(capacity)
-                        .invoke_async::<i64>(&mut self.backend.conn())
-                        .await;
-                    match answer {
-                        Ok(1) => Attempt::Done(()),
-                        Ok(_) => Attempt::Wait,
-                        Err(e) => self.backend.failed(e, true),
-                    }
-                })
-                .await;
-            if ready.is_ok() {
-                return;
-            }
-        }
+        self.backend
+            .wait_forever(&self.notify, || async {
+                let answer = READY
+                    .key(&self.list)
+                    .key(&self.closed)
+                    .key(marker)
+                    .arg(capacity)
+                    .invoke_async::<i64>(&mut self.backend.conn())
+                    .await;
+                match answer {
+                    Ok(1) => Attempt::Done(()),
+                    Ok(_) => Attempt::Wait,
+                    Err(e) => self.backend.failed(e, true),
+                }
+            })
+            .await
     }
 
     async fn reap(&self) -> Result<u64, IpcError> {
         REAP.key(&self.consumers)
             .key(&self.list)
             .arg(&self.inflight_prefix)
-            .arg(format!("{}host:", self.backend.prefix))
+            .arg(self.backend.lease_key_prefix())
             .arg(&self.channel)
             .invoke_async::<u64>(&mut self.backend.conn())
             .await
@@ -371,7 +219,7 @@ impl RedisQueue {
     /// Opens a handle for one worker: one consumer, with its own in-flight
     /// list in acknowledged mode.
     pub fn handle(self: &Arc<Self>) -> RedisQueueHandle {
-        let member = format!("{}/{:016x}", self.backend.host_id, unique());
+        let member = format!("{}/{:016x}", self.backend.host_id(), unique());
         RedisQueueHandle(Arc::new(Consumer {
             inflight: format!("{}{member}", self.inflight_prefix),
             member,
@@ -541,18 +389,12 @@ impl RedisQueueHandle {
     }
 
     fn check(&self, messages: &[Vec<u8>]) -> Result<(), IpcError> {
-        let config = &self.0.queue.config;
-        if messages.iter().any(|m| m.len() > config.max_message) {
-            return Err(IpcError::TooLarge(config.max_message as u64));
-        }
-        if messages.len() > self.0.queue.capacity() {
-            return Err(IpcError::Invalid(format!(
-                "a batch of {} messages can never fit a capacity of {}",
-                messages.len(),
-                self.0.queue.capacity()
-            )));
-        }
-        Ok(())
+        let queue = &self.0.queue;
+        check_batch(
+            messages.iter().map(Vec::len),
+            queue.config.max_message,
+            queue.capacity(),
+        )
     }
 
     async fn put_once(&self, messages: &[Vec<u8>]) -> Attempt<()> {
@@ -595,14 +437,12 @@ impl RedisQueueHandle {
     pub fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
         let messages = [message];
         self.check(&messages)?;
-        self.0.queue.backend.block(async {
-            match self.put_once(&messages).await {
-                Attempt::Done(()) => Ok(true),
-                Attempt::Wait => Ok(false),
-                Attempt::Retry(why) => Err(IpcError::Unavailable(why)),
-                Attempt::Fail(e) => Err(e),
-            }
-        })
+        let put = self
+            .0
+            .queue
+            .backend
+            .block(async { self.put_once(&messages).await.now() })?;
+        Ok(put.is_some())
     }
 
     fn record(&self, items: &[Bytes]) {
@@ -618,9 +458,7 @@ impl RedisQueueHandle {
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<Bytes>, IpcError> {
-        if max == 0 {
-            return Err(IpcError::Invalid("get-many needs max >= 1".into()));
-        }
+        check_max(max)?;
         let q = &self.0.queue;
         let items = q
             .backend
@@ -632,14 +470,12 @@ impl RedisQueueHandle {
 
     /// Takes one message if one is there now.
     pub fn try_get(&self) -> Result<Option<Bytes>, IpcError> {
-        let taken = self.0.queue.backend.block(async {
-            match self.0.take(1).await {
-                Attempt::Done(items) => Ok(items),
-                Attempt::Wait => Ok(Vec::new()),
-                Attempt::Retry(why) => Err(IpcError::Unavailable(why)),
-                Attempt::Fail(e) => Err(e),
-            }
-        })?;
+        let taken = self
+            .0
+            .queue
+            .backend
+            .block(async { self.0.take(1).await.now() })?
+            .unwrap_or_default();
         self.record(&taken);
         Ok(taken.into_iter().next())
     }
@@ -649,10 +485,7 @@ impl RedisQueueHandle {
     /// the background right after this call, whichever is first.
     pub fn task_done(&self) -> Result<(), IpcError> {
         let Some(message) = self.0.lock_taken().pop_front() else {
-            return Err(IpcError::Invalid(format!(
-                "task-done on queue `{}` without a message taken and not yet done",
-                self.0.queue.name
-            )));
+            return Err(nothing_taken(&self.0.queue.name));
         };
         {
             let mut pending = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());

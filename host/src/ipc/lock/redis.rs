@@ -14,7 +14,8 @@ use ::redis::Script;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::{Attempt, RedisBackend, check_name, unique};
+use super::relock;
+use crate::ipc::backend::redis::{Attempt, RedisBackend, check_name, unique};
 use crate::ipc::{IpcError, WorkerId};
 
 /// KEYS: lock, fence counter, held marker, waiting marker. ARGV: token,
@@ -145,7 +146,7 @@ impl RedisLock {
     }
 
     fn lease_ms(&self) -> u64 {
-        self.backend.config.lease.as_millis() as u64
+        self.backend.config().lease.as_millis() as u64
     }
 
     /// The holder taking it again (re-entrant) needs no round trip.
@@ -154,11 +155,7 @@ impl RedisLock {
         match holder.as_mut() {
             Some(h) if h.worker == worker => {
                 if !self.reentrant {
-                    return Err(IpcError::Invalid(format!(
-                        "this worker already holds lock `{}`, which is not re-entrant \
-                         (acquiring it again would deadlock)",
-                        self.name
-                    )));
+                    return Err(relock(&self.name));
                 }
                 h.depth += 1;
                 Ok(Some(self.guard(worker, h.fence, false)))
@@ -193,35 +190,31 @@ impl RedisLock {
     fn hold(self: &Arc<Self>, worker: WorkerId, token: &str, fence: u64, died: bool) -> RedisGuard {
         let lock = Arc::downgrade(self);
         let token_owned = token.to_string();
-        let every = self.backend.config.lease / 3;
-        let renewal = self
-            .backend
-            .runtime
-            .spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    let Some(lock) = lock.upgrade() else { return };
-                    let renewed = RENEW
-                        .key(&lock.key)
-                        .arg(&token_owned)
-                        .arg(lock.lease_ms())
-                        .invoke_async::<u8>(&mut lock.backend.conn())
-                        .await;
-                    match renewed {
-                        Ok(1) => {}
-                        Ok(_) => {
-                            tracing::warn!(
-                                "corral: lost the lease of lock `{}`: another holder may have it \
-                                 (fencing tokens tell stale writers apart)",
-                                lock.name
-                            );
-                            return;
-                        }
-                        Err(e) => tracing::debug!("renewing lock `{}`: {e}", lock.name),
+        let every = self.backend.config().lease / 3;
+        let renewal = self.backend.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(lock) = lock.upgrade() else { return };
+                let renewed = RENEW
+                    .key(&lock.key)
+                    .arg(&token_owned)
+                    .arg(lock.lease_ms())
+                    .invoke_async::<u8>(&mut lock.backend.conn())
+                    .await;
+                match renewed {
+                    Ok(1) => {}
+                    Ok(_) => {
+                        tracing::warn!(
+                            "corral: lost the lease of lock `{}`: another holder may have it \
+                             (fencing tokens tell stale writers apart)",
+                            lock.name
+                        );
+                        return;
                     }
+                    Err(e) => tracing::debug!("renewing lock `{}`: {e}", lock.name),
                 }
-            })
-            .abort_handle();
+            }
+        });
         *self.lock_holder() = Some(Holder {
             worker,
             token: token.to_string(),
@@ -233,20 +226,14 @@ impl RedisLock {
     }
 
     fn token(&self, worker: WorkerId) -> String {
-        format!("{}:{worker}:{:016x}", self.backend.host_id, unique())
+        format!("{}:{worker}:{:016x}", self.backend.host_id(), unique())
     }
 
     /// Takes the lock for `worker` if it is free now.
     pub fn try_acquire(self: &Arc<Self>, worker: WorkerId) -> Result<Option<RedisGuard>, IpcError> {
         let token = self.token(worker);
-        self.backend.block(async {
-            match self.attempt(worker, &token).await {
-                Attempt::Done(guard) => Ok(Some(guard)),
-                Attempt::Wait => Ok(None),
-                Attempt::Retry(why) => Err(IpcError::Unavailable(why)),
-                Attempt::Fail(e) => Err(e),
-            }
-        })
+        self.backend
+            .block(async { self.attempt(worker, &token).await.now() })
     }
 
     /// Takes the lock for `worker`, waiting while anyone (on any host)
@@ -270,26 +257,20 @@ impl RedisLock {
 
     /// Resolves when the lock is free. For pollables.
     pub async fn ready(&self) {
-        loop {
-            let free = self
-                .backend
-                .wait_until(&self.notify, None, || async {
-                    let answer = FREE
-                        .key(&self.key)
-                        .key(&self.waiting)
-                        .invoke_async::<u8>(&mut self.backend.conn())
-                        .await;
-                    match answer {
-                        Ok(1) => Attempt::Done(()),
-                        Ok(_) => Attempt::Wait,
-                        Err(e) => self.backend.failed(e, true),
-                    }
-                })
-                .await;
-            if free.is_ok() {
-                return;
-            }
-        }
+        self.backend
+            .wait_forever(&self.notify, || async {
+                let answer = FREE
+                    .key(&self.key)
+                    .key(&self.waiting)
+                    .invoke_async::<u8>(&mut self.backend.conn())
+                    .await;
+                match answer {
+                    Ok(1) => Attempt::Done(()),
+                    Ok(_) => Attempt::Wait,
+                    Err(e) => self.backend.failed(e, true),
+                }
+            })
+            .await
     }
 
     fn guard(self: &Arc<Self>, owner: WorkerId, fence: u64, died: bool) -> RedisGuard {

@@ -9,8 +9,9 @@ use std::time::Duration;
 use ::redis::Script;
 use tokio::sync::Notify;
 
-use super::{Attempt, RedisBackend, check_name};
+use super::over_released;
 use crate::ipc::IpcError;
+use crate::ipc::backend::redis::{Attempt, RedisBackend, check_name};
 
 /// KEYS: counter, waiting marker. ARGV: initial. 1 if a permit was taken,
 /// else 0 and the marker is left.
@@ -111,14 +112,8 @@ impl RedisSemaphore {
 
     /// Takes a permit if one is free now.
     pub fn try_acquire(&self) -> Result<bool, IpcError> {
-        self.backend.block(async {
-            match self.attempt().await {
-                Attempt::Done(()) => Ok(true),
-                Attempt::Wait => Ok(false),
-                Attempt::Retry(why) => Err(IpcError::Unavailable(why)),
-                Attempt::Fail(e) => Err(e),
-            }
-        })
+        let taken = self.backend.block(async { self.attempt().await.now() })?;
+        Ok(taken.is_some())
     }
 
     /// Takes a permit, waiting for one.
@@ -143,35 +138,26 @@ impl RedisSemaphore {
         })?;
         match answer {
             1 => Ok(()),
-            _ => Err(IpcError::Invalid(format!(
-                "semaphore `{}` released more times than acquired (bound {})",
-                self.name, self.max
-            ))),
+            _ => Err(over_released(&self.name, self.max)),
         }
     }
 
     /// Resolves when a permit is free. For pollables.
     pub async fn ready(&self) {
-        loop {
-            let free = self
-                .backend
-                .wait_until(&self.notify, None, || async {
-                    let value = ::redis::pipe()
-                        .get(&self.key)
-                        .set(&self.waiting, 1)
-                        .ignore()
-                        .query_async::<(Option<u32>,)>(&mut self.backend.conn())
-                        .await;
-                    match value {
-                        Ok((v,)) if v.unwrap_or(self.initial) > 0 => Attempt::Done(()),
-                        Ok(_) => Attempt::Wait,
-                        Err(e) => self.backend.failed(e, true),
-                    }
-                })
-                .await;
-            if free.is_ok() {
-                return;
-            }
-        }
+        self.backend
+            .wait_forever(&self.notify, || async {
+                let value = ::redis::pipe()
+                    .get(&self.key)
+                    .set(&self.waiting, 1)
+                    .ignore()
+                    .query_async::<(Option<u32>,)>(&mut self.backend.conn())
+                    .await;
+                match value {
+                    Ok((v,)) if v.unwrap_or(self.initial) > 0 => Attempt::Done(()),
+                    Ok(_) => Attempt::Wait,
+                    Err(e) => self.backend.failed(e, true),
+                }
+            })
+            .await
     }
 }

@@ -1,7 +1,9 @@
-//! The Redis backend: named queues, locks, semaphores, events and barriers
-//! that live in a Redis server, so that the workers of several Corral hosts
-//! (processes, machines) share them. `docs/scale-out.md` has the model and
-//! the guarantees; this module is the mechanism.
+//! The Redis backend's plumbing. Named queues, locks, semaphores, events
+//! and barriers can live in a Redis server (each in its `<object>/redis.rs`)
+//! so that the workers of several Corral hosts (processes, machines) share
+//! them; this file is what they all use. `docs/scale-out.md` has the model
+//! and the guarantees. Plain async Rust and the `redis` crate: nothing from
+//! wasmtime, the WIT bindings or the worker runtime.
 //!
 //! - One [`RedisBackend`] per run: a multiplexed, self-reconnecting command
 //!   connection, and a second connection subscribed to the namespace's
@@ -17,12 +19,6 @@
 //! - Keys are `corral:<namespace>:<kind>:{<name>}...`: a namespace keeps
 //!   deployments apart, and the braces keep an object's keys together.
 
-mod barrier;
-mod event;
-mod lock;
-mod queue;
-mod semaphore;
-
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
@@ -34,13 +30,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::IpcError;
-
-pub use barrier::{RedisBarrier, RedisBarrierHandle};
-pub use event::RedisEvent;
-pub use lock::{RedisGuard, RedisLock};
-pub use queue::{RedisQueue, RedisQueueHandle};
-pub use semaphore::RedisSemaphore;
+use crate::ipc::IpcError;
 
 /// How to reach Redis, which namespace to use and how long leases last.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,7 +242,7 @@ impl RedisBackend {
     }
 
     async fn renew_lease(&self) -> Result<(), IpcError> {
-        let key = format!("{}host:{}", self.prefix, self.host_id);
+        let key = format!("{}{}", self.lease_key_prefix(), self.host_id);
         let ms = self.config.lease.as_millis() as u64;
         ::redis::cmd("SET")
             .arg(&key)
@@ -262,6 +252,12 @@ impl RedisBackend {
             .query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(|e| self.error(e))
+    }
+
+    /// The prefix of every host's lease key: `<prefix>host:`, followed by
+    /// the host's id. Reapers check other hosts' leases with it.
+    pub(crate) fn lease_key_prefix(&self) -> String {
+        format!("{}host:", self.prefix)
     }
 
     /// The key of an object: `corral:<ns>:<kind>:{<name>}<suffix>`.
@@ -390,6 +386,17 @@ impl RedisBackend {
         }
     }
 
+    /// Waits until `attempt` succeeds, however long it takes and whatever
+    /// fails meanwhile: readiness for pollables, which have no error
+    /// channel (without Redis there is nothing to be ready for, so the
+    /// guest's poll may time out instead).
+    pub(crate) async fn wait_forever<F>(&self, notify: &Notify, mut attempt: impl FnMut() -> F)
+    where
+        F: Future<Output = Attempt<()>>,
+    {
+        while self.wait_until(notify, None, &mut attempt).await.is_err() {}
+    }
+
     /// Runs `fut` to completion from synchronous code (a WIT function that
     /// does not block, such as `try-get` or `len`): on a multi-thread Tokio
     /// runtime the thread steps out of the scheduler for the round trip, so
@@ -410,10 +417,11 @@ impl RedisBackend {
         }
     }
 
-    /// Runs `fut` in the background: cleanup from `Drop`, where nobody
-    /// waits for the answer.
-    pub(crate) fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
-        self.runtime.spawn(fut);
+    /// Runs `fut` in the background on the backend's runtime: cleanup from
+    /// `Drop`, where nobody waits for the answer, and renewal loops, which
+    /// their owner aborts.
+    pub(crate) fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) -> AbortHandle {
+        self.runtime.spawn(fut).abort_handle()
     }
 }
 
@@ -450,6 +458,19 @@ pub(crate) enum Attempt<T> {
     Retry(String),
     /// It failed for good.
     Fail(IpcError),
+}
+
+impl<T> Attempt<T> {
+    /// The outcome of a call that does not wait: `Some` if it happened,
+    /// `None` if it would have to wait.
+    pub(crate) fn now(self) -> Result<Option<T>, IpcError> {
+        match self {
+            Attempt::Done(value) => Ok(Some(value)),
+            Attempt::Wait => Ok(None),
+            Attempt::Retry(why) => Err(IpcError::Unavailable(why)),
+            Attempt::Fail(e) => Err(e),
+        }
+    }
 }
 
 fn is_connection_error(e: &RedisError) -> bool {

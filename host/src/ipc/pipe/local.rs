@@ -1,36 +1,14 @@
-//! Pipe: a named duplex channel of byte messages between exactly two
-//! workers, like `multiprocessing.Pipe()`. When one end closes (or its worker
-//! ends), the other end drains what was sent, then sees `Closed`.
+//! The pipe, in this process: a [`Fifo`] per direction and who holds each
+//! end. The semantics are in [`super`](super).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::fifo::Fifo;
-use super::{IpcError, WorkerId, with_timeout};
-
-/// How a pipe is declared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PipeConfig {
-    /// Messages buffered per direction before `send` waits.
-    pub capacity: usize,
-    /// The largest message accepted, in bytes.
-    pub max_message: usize,
-    /// The names of the two workers granted the ends, in end order. `None`:
-    /// the first two workers that open the pipe get the ends.
-    pub ends: Option<[String; 2]>,
-}
-
-impl Default for PipeConfig {
-    fn default() -> Self {
-        PipeConfig {
-            capacity: 64,
-            max_message: 16 << 20,
-            ends: None,
-        }
-    }
-}
+use super::PipeConfig;
+use crate::ipc::fifo::Fifo;
+use crate::ipc::{IpcError, WorkerId, with_timeout};
 
 /// A named duplex pipe.
 pub struct Pipe {

@@ -1,4 +1,5 @@
-//! Condition variable bound to a lock, like `multiprocessing.Condition`.
+//! The condition, in this process, over a local lock. The semantics are
+//! in [`super`](super).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -6,8 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::IpcError;
-use super::lock::Lock;
+use crate::ipc::lock::local::Lock;
+use crate::ipc::{Guard, IpcError};
 
 /// A named condition over a named lock.
 pub struct Condition {
@@ -44,10 +45,10 @@ impl Condition {
     /// does). `Ok(false)`: the timeout elapsed before any notification.
     pub async fn wait(
         &self,
-        guard: &mut super::Guard,
+        guard: &mut Guard,
         timeout: Option<Duration>,
     ) -> Result<bool, IpcError> {
-        let super::Guard::Local(guard, _) = guard else {
+        let Guard::Local(guard, _) = guard else {
             return Err(IpcError::Invalid(format!(
                 "condition `{}` waits with lock `{}`, not with a Redis lock",
                 self.name,
@@ -120,7 +121,7 @@ mod tests {
         let cond = Condition::new("c", lock.clone());
         let (l2, c2) = (lock.clone(), cond.clone());
         let waiter = tokio::spawn(async move {
-            let mut g = super::super::Guard::Local(l2.acquire(1, None).await.unwrap(), 1);
+            let mut g = Guard::Local(l2.acquire(1, None).await.unwrap(), 1);
             let notified = c2.wait(&mut g, None).await.unwrap();
             let owner = l2.owner();
             g.release();
@@ -146,7 +147,7 @@ mod tests {
     async fn timeout_returns_false_with_the_lock_held() {
         let lock = Lock::new("l", false);
         let cond = Condition::new("c", lock.clone());
-        let mut g = super::super::Guard::Local(lock.acquire(1, None).await.unwrap(), 1);
+        let mut g = Guard::Local(lock.acquire(1, None).await.unwrap(), 1);
         assert_eq!(
             cond.wait(&mut g, Some(Duration::from_millis(10))).await,
             Ok(false)
@@ -161,7 +162,7 @@ mod tests {
     async fn wrong_lock_is_refused() {
         let cond = Condition::new("c", Lock::new("l", false));
         let other = Lock::new("other", false);
-        let mut g = super::super::Guard::Local(other.acquire(1, None).await.unwrap(), 1);
+        let mut g = Guard::Local(other.acquire(1, None).await.unwrap(), 1);
         assert!(matches!(
             cond.wait(&mut g, None).await,
             Err(IpcError::Invalid(_))

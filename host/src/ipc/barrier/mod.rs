@@ -1,0 +1,155 @@
+//! Barrier, like `multiprocessing.Barrier`: `parties` workers wait until all
+//! have arrived, then all go on. A waiter that times out, a party that ends
+//! (dies or exits) while others wait or after taking part, or `abort` breaks
+//! it: every waiter, present and future, gets `Broken` until `reset`.
+//!
+//! In this process (`local.rs`) or in Redis (`redis.rs`, parties on any
+//! hosts; see `docs/scale-out.md` for what a dead host breaks).
+//!
+//! Like all of `ipc/`, nothing here uses wasmtime, the WIT bindings or
+//! the worker runtime; the two backends do not use each other.
+
+pub(super) mod local;
+pub(super) mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use self::redis::{RedisBarrier, RedisBarrierHandle};
+use super::{Backend, IpcError, NamedObject};
+
+/// A named barrier for a fixed number of parties.
+pub enum Barrier {
+    /// In this process.
+    Local(Arc<local::Barrier>),
+    /// In Redis.
+    Redis(Arc<RedisBarrier>),
+}
+
+impl Barrier {
+    /// A barrier on `backend` for `parties` workers.
+    pub fn new(backend: &Backend, name: &str, parties: u32) -> Result<Arc<Barrier>, IpcError> {
+        Ok(Arc::new(match backend {
+            Backend::Local => Barrier::Local(local::Barrier::new(name, parties)),
+            Backend::Redis(r) => Barrier::Redis(RedisBarrier::new(r, name, parties)?),
+        }))
+    }
+
+    /// The barrier's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Barrier::Local(b) => b.name(),
+            Barrier::Redis(b) => b.name(),
+        }
+    }
+
+    /// How many workers must arrive.
+    pub fn parties(&self) -> u32 {
+        match self {
+            Barrier::Local(b) => b.parties(),
+            Barrier::Redis(b) => b.parties(),
+        }
+    }
+
+    /// How many are waiting now.
+    pub fn waiting(&self) -> u32 {
+        match self {
+            Barrier::Local(b) => b.waiting(),
+            Barrier::Redis(b) => b.waiting(),
+        }
+    }
+
+    /// Whether the barrier is broken.
+    pub fn is_broken(&self) -> bool {
+        match self {
+            Barrier::Local(b) => b.is_broken(),
+            Barrier::Redis(b) => b.is_broken(),
+        }
+    }
+
+    /// Breaks the barrier: every waiter gets `broken`.
+    pub fn abort(&self) -> Result<(), IpcError> {
+        match self {
+            Barrier::Local(b) => {
+                b.abort();
+                Ok(())
+            }
+            Barrier::Redis(b) => b.abort(),
+        }
+    }
+
+    /// Mends a broken barrier for a new round.
+    pub fn reset(&self) -> Result<(), IpcError> {
+        match self {
+            Barrier::Local(b) => {
+                b.reset();
+                Ok(())
+            }
+            Barrier::Redis(b) => b.reset(),
+        }
+    }
+
+    /// The round in progress.
+    pub fn round(&self) -> u64 {
+        match self {
+            Barrier::Local(b) => b.round(),
+            Barrier::Redis(b) => b.round(),
+        }
+    }
+
+    /// Resolves when the barrier is broken or round `round` is over.
+    pub async fn ready_after(&self, round: u64) {
+        match self {
+            Barrier::Local(b) => b.ready_after(round).await,
+            Barrier::Redis(b) => Box::pin(b.ready_after(round)).await,
+        }
+    }
+
+    /// Opens a handle for one worker.
+    pub fn handle(self: &Arc<Self>) -> BarrierHandle {
+        BarrierHandle {
+            inner: match &**self {
+                Barrier::Local(b) => BarrierOn::Local(b.handle()),
+                Barrier::Redis(b) => BarrierOn::Redis(b.handle()),
+            },
+            barrier: self.clone(),
+        }
+    }
+}
+
+/// One worker's use of a barrier; dropping it (the worker ended) breaks the
+/// barrier if the worker took part in it or others are waiting.
+pub struct BarrierHandle {
+    barrier: Arc<Barrier>,
+    inner: BarrierOn,
+}
+
+enum BarrierOn {
+    Local(local::BarrierHandle),
+    Redis(RedisBarrierHandle),
+}
+
+impl BarrierHandle {
+    /// The barrier.
+    pub fn barrier(&self) -> &Arc<Barrier> {
+        &self.barrier
+    }
+
+    /// Arrives and waits for the other parties: this worker's arrival index.
+    pub async fn wait(&mut self, timeout: Option<Duration>) -> Result<u32, IpcError> {
+        match &mut self.inner {
+            BarrierOn::Local(h) => h.wait(timeout).await,
+            BarrierOn::Redis(h) => Box::pin(h.wait(timeout)).await,
+        }
+    }
+}
+
+impl NamedObject for Barrier {
+    const KIND: &'static str = "barrier";
+    /// How many parties must arrive.
+    type Config = u32;
+
+    fn create(backend: &Backend, name: &str, parties: u32) -> Result<Arc<Barrier>, IpcError> {
+        Barrier::new(backend, name, parties)
+    }
+}

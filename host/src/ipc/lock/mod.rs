@@ -1,0 +1,173 @@
+//! Lock and re-entrant lock, robust like a POSIX robust mutex: a holder that
+//! ends without releasing frees the lock, and the next holder is told that
+//! the previous owner died inside the critical section (EOWNERDEAD), so it
+//! can repair the state the lock protects.
+//!
+//! Plain or re-entrant, in this process (`local.rs`) or in Redis
+//! (`redis.rs`, with a lease its host renews; see `docs/scale-out.md`).
+//! Every acquisition carries a fencing token larger than any earlier
+//! holder's.
+//!
+//! Like all of `ipc/`, nothing here uses wasmtime, the WIT bindings or
+//! the worker runtime; the two backends do not use each other.
+
+pub(super) mod local;
+pub(super) mod redis;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use self::redis::{RedisGuard, RedisLock};
+use super::{Backend, IpcError, NamedObject, WorkerId};
+
+/// A worker acquiring a plain lock it already holds would wait for itself.
+fn relock(lock: &str) -> IpcError {
+    IpcError::Invalid(format!(
+        "this worker already holds lock `{lock}`, which is not re-entrant \
+         (acquiring it again would deadlock)"
+    ))
+}
+
+/// A named lock, plain or re-entrant, robust against its holder's death.
+pub enum Lock {
+    /// In this process, with the counter behind its fencing tokens.
+    Local(Arc<local::Lock>, AtomicU64),
+    /// In Redis.
+    Redis(Arc<RedisLock>),
+}
+
+impl Lock {
+    /// A lock on `backend`.
+    pub fn new(backend: &Backend, name: &str, reentrant: bool) -> Result<Arc<Lock>, IpcError> {
+        Ok(Arc::new(match backend {
+            Backend::Local => Lock::Local(local::Lock::new(name, reentrant), AtomicU64::new(0)),
+            Backend::Redis(r) => Lock::Redis(RedisLock::new(r, name, reentrant)?),
+        }))
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Lock::Local(l, _) => l.name(),
+            Lock::Redis(l) => l.name(),
+        }
+    }
+
+    /// Whether the holder may acquire it again.
+    pub fn is_reentrant(&self) -> bool {
+        match self {
+            Lock::Local(l, _) => l.is_reentrant(),
+            Lock::Redis(l) => l.is_reentrant(),
+        }
+    }
+
+    /// The worker holding it, if any (for Redis: a worker of this host).
+    pub fn owner(&self) -> Option<WorkerId> {
+        match self {
+            Lock::Local(l, _) => l.owner(),
+            Lock::Redis(l) => l.owner(),
+        }
+    }
+
+    /// The fencing token of a fresh local acquisition by `worker`, which
+    /// `again` says already held the lock (a re-entrant acquire keeps it).
+    fn local_guard(fences: &AtomicU64, guard: local::Guard, again: bool) -> Guard {
+        // Only the holder bumps the counter, so tokens grow holder by holder.
+        let token = match again {
+            true => fences.load(Ordering::Relaxed),
+            false => fences.fetch_add(1, Ordering::Relaxed) + 1,
+        };
+        Guard::Local(guard, token)
+    }
+
+    /// Takes the lock for `worker` if that is possible now.
+    pub fn try_acquire(self: &Arc<Self>, worker: WorkerId) -> Result<Option<Guard>, IpcError> {
+        match &**self {
+            Lock::Local(l, fences) => {
+                let again = l.owner() == Some(worker);
+                Ok(l.try_acquire(worker)?
+                    .map(|g| Self::local_guard(fences, g, again)))
+            }
+            Lock::Redis(l) => Ok(l.try_acquire(worker)?.map(Guard::Redis)),
+        }
+    }
+
+    /// Takes the lock for `worker`, waiting while another worker holds it.
+    pub async fn acquire(
+        self: &Arc<Self>,
+        worker: WorkerId,
+        timeout: Option<Duration>,
+    ) -> Result<Guard, IpcError> {
+        match &**self {
+            Lock::Local(l, fences) => {
+                let again = l.owner() == Some(worker);
+                let guard = l.acquire(worker, timeout).await?;
+                Ok(Self::local_guard(fences, guard, again))
+            }
+            Lock::Redis(l) => Ok(Guard::Redis(Box::pin(l.acquire(worker, timeout)).await?)),
+        }
+    }
+
+    /// Resolves when the lock is free. For pollables.
+    pub async fn ready(&self) {
+        match self {
+            Lock::Local(l, _) => l.ready().await,
+            Lock::Redis(l) => Box::pin(l.ready()).await,
+        }
+    }
+}
+
+/// Proof of holding a lock: release it, or dropping it means the worker
+/// ended inside the critical section (the next holder is told).
+pub enum Guard {
+    /// Of a local lock, with its fencing token.
+    Local(local::Guard, u64),
+    /// Of a Redis lock.
+    Redis(RedisGuard),
+}
+
+impl Guard {
+    /// Whether the previous holder ended while holding the lock.
+    pub fn previous_owner_died(&self) -> bool {
+        match self {
+            Guard::Local(g, _) => g.previous_owner_died(),
+            Guard::Redis(g) => g.previous_owner_died(),
+        }
+    }
+
+    /// A number larger than any earlier holder's: a store that remembers
+    /// the largest token it saw can refuse a stale holder's late writes.
+    pub fn fencing_token(&self) -> u64 {
+        match self {
+            Guard::Local(_, token) => *token,
+            Guard::Redis(g) => g.fencing_token(),
+        }
+    }
+
+    /// The worker holding it.
+    pub fn owner(&self) -> WorkerId {
+        match self {
+            Guard::Local(g, _) => g.owner(),
+            Guard::Redis(g) => g.owner(),
+        }
+    }
+
+    /// Releases the lock normally.
+    pub fn release(self) {
+        match self {
+            Guard::Local(g, _) => g.release(),
+            Guard::Redis(g) => g.release(),
+        }
+    }
+}
+
+impl NamedObject for Lock {
+    const KIND: &'static str = "lock";
+    /// Whether the lock is re-entrant.
+    type Config = bool;
+
+    fn create(backend: &Backend, name: &str, reentrant: bool) -> Result<Arc<Lock>, IpcError> {
+        Lock::new(backend, name, reentrant)
+    }
+}

@@ -1,0 +1,47 @@
+//! Pipe: a named duplex channel of byte messages between exactly two
+//! workers, like `multiprocessing.Pipe()`. When one end closes (or its worker
+//! ends), the other end drains what was sent, then sees `Closed`.
+//!
+//! Local only (`local.rs`): a pipe joins two workers of one host.
+//!
+//! Like all of `ipc/`, nothing here uses wasmtime, the WIT bindings or
+//! the worker runtime.
+
+pub(super) mod local;
+
+use std::sync::Arc;
+
+pub use self::local::{Pipe, PipeEnd, PipeInbound};
+use super::{Backend, IpcError, NamedObject};
+
+/// How a pipe is declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipeConfig {
+    /// Messages buffered per direction before `send` waits.
+    pub capacity: usize,
+    /// The largest message accepted, in bytes.
+    pub max_message: usize,
+    /// The names of the two workers granted the ends, in end order. `None`:
+    /// the first two workers that open the pipe get the ends.
+    pub ends: Option<[String; 2]>,
+}
+
+impl Default for PipeConfig {
+    fn default() -> Self {
+        PipeConfig {
+            capacity: 64,
+            max_message: 16 << 20,
+            ends: None,
+        }
+    }
+}
+
+impl NamedObject for Pipe {
+    const KIND: &'static str = "pipe";
+    type Config = PipeConfig;
+
+    /// Always local, whatever `backend` says.
+    fn create(_backend: &Backend, name: &str, config: PipeConfig) -> Result<Arc<Pipe>, IpcError> {
+        Ok(Pipe::new(name, config))
+    }
+}

@@ -1,0 +1,282 @@
+//! Queue: a named, bounded, many-producer many-consumer FIFO of byte
+//! messages with `multiprocessing.JoinableQueue` semantics, in this process
+//! (`local.rs`) or in Redis (`redis.rs`, shared by several hosts; see
+//! `docs/scale-out.md`).
+//!
+//! Delivery when a consumer ends between `get` and `task_done`:
+//! - default (at-most-once): the item counts as done and is lost; `join`
+//!   does not wait for it. [`Queue::lost`] counts such items.
+//! - acknowledged (at-least-once): the item goes back to the head of the
+//!   queue and is delivered again to another consumer.
+//!
+//! Each operation costs the local path one `match` more than calling the
+//! local queue directly.
+//!
+//! Like all of `ipc/`, nothing here uses wasmtime, the WIT bindings or
+//! the worker runtime; the two backends do not use each other.
+
+pub(super) mod local;
+pub(super) mod redis;
+mod redis_scripts;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use self::redis::{RedisQueue, RedisQueueHandle};
+use super::{Backend, IpcError, NamedObject};
+
+/// How a queue is declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// How many messages it holds before `put` waits.
+    pub capacity: usize,
+    /// The largest message accepted, in bytes; larger ones get `TooLarge`.
+    pub max_message: usize,
+    /// Redeliver items whose consumer ended before `task_done`.
+    pub acknowledged: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            capacity: 1024,
+            max_message: 1 << 20,
+            acknowledged: false,
+        }
+    }
+}
+
+/// A message taken and not yet marked done is what `task-done` needs.
+fn nothing_taken(queue: &str) -> IpcError {
+    IpcError::Invalid(format!(
+        "task-done on queue `{queue}` without a message taken and not yet done"
+    ))
+}
+
+/// A `get-many` takes at least one message.
+fn check_max(max: usize) -> Result<(), IpcError> {
+    match max {
+        0 => Err(IpcError::Invalid("get-many needs max >= 1".into())),
+        _ => Ok(()),
+    }
+}
+
+/// A named queue, local or in Redis (see the module docs).
+pub enum Queue {
+    /// In this process.
+    Local(Arc<local::Queue>),
+    /// In Redis.
+    Redis(Arc<RedisQueue>),
+}
+
+impl Queue {
+    /// A queue on `backend`.
+    pub fn new(backend: &Backend, name: &str, config: QueueConfig) -> Result<Arc<Queue>, IpcError> {
+        Ok(Arc::new(match backend {
+            Backend::Local => Queue::Local(local::Queue::new(name, config)),
+            Backend::Redis(r) => Queue::Redis(RedisQueue::new(r, name, config)?),
+        }))
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Queue::Local(q) => q.name(),
+            Queue::Redis(q) => q.name(),
+        }
+    }
+
+    /// Messages waiting to be taken. Never waits (Redis: one round trip).
+    pub fn len(&self) -> usize {
+        match self {
+            Queue::Local(q) => q.len(),
+            Queue::Redis(q) => q.len(),
+        }
+    }
+
+    /// Whether no message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many messages fit before `put` waits.
+    pub fn capacity(&self) -> usize {
+        match self {
+            Queue::Local(q) => q.capacity(),
+            Queue::Redis(q) => q.capacity(),
+        }
+    }
+
+    /// Whether messages of dead consumers are delivered again.
+    pub fn is_acknowledged(&self) -> bool {
+        match self {
+            Queue::Local(q) => q.is_acknowledged(),
+            Queue::Redis(q) => q.is_acknowledged(),
+        }
+    }
+
+    /// Messages whose consumer ended before marking them done (at-most-once
+    /// mode).
+    pub fn lost(&self) -> u64 {
+        match self {
+            Queue::Local(q) => q.lost(),
+            Queue::Redis(q) => q.lost(),
+        }
+    }
+
+    /// Closes the queue: puts fail, gets drain what is left and then fail
+    /// with `closed`. A Redis queue that cannot be reached stays open (see
+    /// [`Queue::try_close`]).
+    pub fn close(&self) {
+        if let Err(e) = self.try_close() {
+            tracing::warn!("corral: cannot close queue `{}`: {e}", self.name());
+        }
+    }
+
+    /// Closes the queue, saying whether its backend could be reached.
+    pub fn try_close(&self) -> Result<(), IpcError> {
+        match self {
+            Queue::Local(q) => {
+                q.close();
+                Ok(())
+            }
+            Queue::Redis(q) => q.close(),
+        }
+    }
+
+    /// Waits until every message ever put has been marked done (or lost).
+    pub async fn join(&self, timeout: Option<Duration>) -> Result<(), IpcError> {
+        match self {
+            Queue::Local(q) => q.join(timeout).await,
+            Queue::Redis(q) => Box::pin(q.join(timeout)).await,
+        }
+    }
+
+    /// Resolves when a `get` would not wait. For pollables.
+    pub async fn ready_to_get(&self) {
+        match self {
+            Queue::Local(q) => q.ready_to_get().await,
+            Queue::Redis(q) => Box::pin(q.ready_to_get()).await,
+        }
+    }
+
+    /// Resolves when a `put` of one message would not wait. For pollables.
+    pub async fn ready_to_put(&self) {
+        match self {
+            Queue::Local(q) => q.ready_to_put().await,
+            Queue::Redis(q) => Box::pin(q.ready_to_put()).await,
+        }
+    }
+
+    /// Opens a handle for one worker.
+    pub fn handle(self: &Arc<Self>) -> QueueHandle {
+        QueueHandle {
+            inner: match &**self {
+                Queue::Local(q) => HandleOn::Local(q.handle()),
+                Queue::Redis(q) => HandleOn::Redis(q.handle()),
+            },
+            queue: self.clone(),
+        }
+    }
+}
+
+/// One worker's use of a queue; dropping it settles what the worker took
+/// and did not mark done.
+pub struct QueueHandle {
+    queue: Arc<Queue>,
+    inner: HandleOn,
+}
+
+enum HandleOn {
+    Local(local::QueueHandle),
+    Redis(RedisQueueHandle),
+}
+
+impl QueueHandle {
+    /// The queue this handle uses.
+    pub fn queue(&self) -> &Arc<Queue> {
+        &self.queue
+    }
+
+    /// Puts one message, waiting while the queue is full.
+    pub async fn put(&self, message: Vec<u8>, timeout: Option<Duration>) -> Result<(), IpcError> {
+        match &self.inner {
+            HandleOn::Local(h) => h.put(message, timeout).await,
+            HandleOn::Redis(h) => Box::pin(h.put_many(vec![message], timeout)).await,
+        }
+    }
+
+    /// Puts a batch, all or nothing, waiting until all of it fits.
+    pub async fn put_many(
+        &self,
+        messages: Vec<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<(), IpcError> {
+        match &self.inner {
+            HandleOn::Local(h) => h.put_many(messages, timeout).await,
+            HandleOn::Redis(h) => Box::pin(h.put_many(messages, timeout)).await,
+        }
+    }
+
+    /// Puts one message if there is room now: `Ok(false)` when full.
+    pub fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
+        match &self.inner {
+            HandleOn::Local(h) => h.try_put(message),
+            HandleOn::Redis(h) => h.try_put(message),
+        }
+    }
+
+    /// Takes one message, waiting while the queue is empty.
+    pub async fn get(&self, timeout: Option<Duration>) -> Result<Bytes, IpcError> {
+        match &self.inner {
+            HandleOn::Local(h) => h.get(timeout).await,
+            HandleOn::Redis(h) => {
+                let mut items = Box::pin(h.get_many(1, timeout)).await?;
+                items
+                    .pop()
+                    .ok_or_else(|| IpcError::Invalid("an empty take".into()))
+            }
+        }
+    }
+
+    /// Takes between 1 and `max` messages, waiting for the first.
+    pub async fn get_many(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Bytes>, IpcError> {
+        match &self.inner {
+            HandleOn::Local(h) => h.get_many(max, timeout).await,
+            HandleOn::Redis(h) => Box::pin(h.get_many(max, timeout)).await,
+        }
+    }
+
+    /// Takes one message if one is there now.
+    pub fn try_get(&self) -> Result<Option<Bytes>, IpcError> {
+        match &self.inner {
+            HandleOn::Local(h) => h.try_get(),
+            HandleOn::Redis(h) => h.try_get(),
+        }
+    }
+
+    /// Marks the oldest message this worker took as done.
+    pub fn task_done(&self) -> Result<(), IpcError> {
+        match &self.inner {
+            HandleOn::Local(h) => h.task_done(),
+            HandleOn::Redis(h) => h.task_done(),
+        }
+    }
+}
+
+impl NamedObject for Queue {
+    const KIND: &'static str = "queue";
+    type Config = QueueConfig;
+
+    fn create(backend: &Backend, name: &str, config: QueueConfig) -> Result<Arc<Queue>, IpcError> {
+        Queue::new(backend, name, config)
+    }
+}
