@@ -4,20 +4,29 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
+use common::child::{Bounded, output_within};
 use common::{guest, shared_cache_dir};
 
-fn corral(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_corral"))
+/// How long one `corral` command may run before it counts as a hang.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn corral_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_corral"));
+    command
         .arg("--cache-dir")
         .arg(shared_cache_dir())
         .arg("--max-workers")
         .arg("64")
         .args(args)
         // Users never see the host's Rust backtrace, even with this set.
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .expect("running corral")
+        .env("RUST_BACKTRACE", "1");
+    command
+}
+
+fn corral(args: &[&str]) -> Output {
+    output_within(&mut corral_command(args), b"", PATIENCE)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -311,23 +320,12 @@ fn inspect_lists_imports_with_verdicts() {
 }
 
 fn corral_stdin(args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_corral"));
+    command
         .arg("--cache-dir")
         .arg(shared_cache_dir())
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .args(args);
+    output_within(&mut command, stdin.as_bytes(), PATIENCE)
 }
 
 #[test]
@@ -424,43 +422,102 @@ fn shared_tree_is_seeded_and_saved_even_when_a_worker_fails() {
     assert!(log.starts_with("writer:000000:"), "{log}");
 }
 
+/// Starts three `sleepy` workers (each sleeps an hour) on a shared tree
+/// saved to `out`, and returns once `awake` of them have said they sleep.
+/// With `sigint_ignored`, the child starts with SIGINT ignored, as a job
+/// started in the background by a non-interactive shell does: a SIGINT that
+/// reaches no listener of corral's is then lost instead of killing it.
+fn sleepers(out: &Path, awake: usize, sigint_ignored: bool) -> Bounded {
+    use std::os::unix::process::CommandExt;
+    let mut command = corral_command(&[
+        "run",
+        &g("sleepy"),
+        "-n",
+        "3",
+        "--mount",
+        "@shared:/",
+        "--vfs-save",
+    ]);
+    command.arg(out);
+    if sigint_ignored {
+        // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    }
+    let mut child = Bounded::spawn(&mut command, b"", PATIENCE);
+    for _ in 0..awake {
+        child.wait_for_line(|line| line.contains("sleeping"));
+    }
+    child
+}
+
 #[test]
 fn ctrl_c_terminates_the_workers_and_still_saves_the_tree() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
-        .arg("--cache-dir")
-        .arg(shared_cache_dir())
-        .args([
-            "run",
-            &g("sleepy"),
-            "-n",
-            "3",
-            "--mount",
-            "@shared:/",
-            "--vfs-save",
-        ])
-        .arg(&out)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the workers are asleep (each printed its line).
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    for _ in 0..3 {
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-        assert!(line.contains("sleeping"), "{line}");
-    }
-    // SAFETY: sending SIGINT to a child process we spawned and still own.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let output = child.wait_with_output().unwrap();
+    // As soon as one worker runs: corral must listen from before the first
+    // worker starts, or this SIGINT is lost and the run sleeps an hour.
+    let mut child = sleepers(&out, 1, true);
+    child.signal(libc::SIGINT);
+    let output = child.finish();
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(
-        stderr.contains("interrupted; terminating 3 workers"),
+        stderr.contains("corral: interrupted; terminating 3 workers"),
         "{stderr}"
     );
-    assert!(stderr.contains("killed: terminated"), "{stderr}");
+    assert_eq!(stderr.matches("killed: terminated").count(), 3, "{stderr}");
     assert!(out.is_dir(), "the tree was saved: {stderr}");
+}
+
+#[test]
+fn sigterm_terminates_the_workers_and_still_saves_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut child = sleepers(&out, 3, false);
+    child.signal(libc::SIGTERM);
+    let output = child.finish();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("corral: terminated (SIGTERM); terminating 3 workers"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("killed: terminated").count(), 3, "{stderr}");
+    assert!(out.is_dir(), "the tree was saved: {stderr}");
+}
+
+#[test]
+fn a_stack_the_engine_cannot_give_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    for (stack, limit) in [("16EiB", "(1.0 GiB)"), ("0", "(4.0 KiB)")] {
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, format!("[profiles.p]\nstack = \"{stack}\"\n")).unwrap();
+        let out = corral(&["run", &g("hello"), "--policy", policy.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stack}: {stderr}");
+        assert!(stderr.starts_with("corral: --policy "), "{stack}: {stderr}");
+        assert!(stderr.contains(limit), "{stack}: {stderr}");
+        assert!(!stderr.contains("internal error"), "{stack}: {stderr}");
+        assert_eq!(text(&out.stdout), "", "{stack}: nothing ran");
+
+        let manifest = dir.path().join("corral.toml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "[[worker]]\nname = \"deep\"\ncomponent = {:?}\npolicy = \"policy.toml\"\n",
+                g("hello")
+            ),
+        )
+        .unwrap();
+        let out = corral(&["up", manifest.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stack}: {stderr}");
+        assert!(stderr.contains("worker `deep`"), "{stack}: {stderr}");
+        assert!(stderr.contains(limit), "{stack}: {stderr}");
+    }
 }

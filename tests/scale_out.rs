@@ -1,6 +1,8 @@
 //! Several hosts sharing queues and locks through Redis (issue 10): two
 //! `corral up` processes and this test (through the library) on one Redis
-//! server that the test starts on a free loopback port and stops.
+//! server that the test starts and stops. Each server listens on a unix
+//! socket in its test's own directory, never a TCP port: a port picked free
+//! can be taken by another test's server before this one binds it.
 //!
 //! Needs `redis-server` (Debian's package; `.ci/run` installs it): without
 //! it these tests fail, saying so.
@@ -8,22 +10,21 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::child::{Bounded, output_within};
 use corral::Run;
 use corral::ipc::redis::{RedisBackend, RedisConfig};
 use corral::ipc::{Backend, IpcError, QueueConfig};
 
-/// A `redis-server` of this test's own on a free loopback port, stopped
-/// when dropped.
+/// A `redis-server` of this test's own on a unix socket in its own
+/// directory, stopped when dropped.
 struct Redis {
     child: Option<Child>,
-    port: u16,
     dir: tempfile::TempDir,
     persistent: bool,
 }
@@ -41,13 +42,8 @@ impl Redis {
     }
 
     fn launch(persistent: bool) -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
         let mut redis = Redis {
             child: None,
-            port,
             dir: tempfile::tempdir().expect("tempdir"),
             persistent,
         };
@@ -58,8 +54,9 @@ impl Redis {
     fn spawn(&mut self) {
         let mut command = Command::new("redis-server");
         command
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", ""])
+            .args(["--port", "0", "--unixsocket"])
+            .arg(self.socket())
+            .args(["--unixsocketperm", "700", "--save", ""])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -76,15 +73,24 @@ impl Redis {
             )
         });
         self.child = Some(child);
+        // A socket left by a killed server refuses connections until the
+        // new one replaces it.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while UnixStream::connect(self.socket()).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("redis-server exited at start: {status}");
+            }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        format!("redis+unix://{}", self.socket().display())
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
@@ -95,7 +101,7 @@ impl Redis {
         }
     }
 
-    /// Starts it again on the same port and directory.
+    /// Starts it again on the same socket and directory.
     fn restart(&mut self) {
         self.kill();
         self.spawn();
@@ -123,9 +129,10 @@ fn guest(name: &str) -> String {
     common::guest(name).display().to_string()
 }
 
-/// A `corral up` of `manifest` (written to `dir`) on the test's Redis.
+/// A `corral up` of `manifest` (written to `dir`) on the test's Redis,
+/// killed if dropped still running (a failed test).
 struct Host {
-    child: Child,
+    child: Bounded,
     name: String,
 }
 
@@ -133,47 +140,29 @@ impl Host {
     fn start(dir: &Path, name: &str, manifest: &str, redis: &Redis, ns: &str) -> Host {
         let path: PathBuf = dir.join(format!("{name}.toml"));
         std::fs::write(&path, manifest).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_corral"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_corral"));
+        command
             .arg("--cache-dir")
             .arg(common::shared_cache_dir())
             .args(["--color", "never", "up"])
             .arg(&path)
-            .args(["--backend", &redis.url(), "--namespace", ns])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start corral");
+            .args(["--backend", &redis.url(), "--namespace", ns]);
         Host {
-            child,
+            child: Bounded::spawn(&mut command, b"", Duration::from_secs(300)),
             name: name.into(),
         }
     }
 
     /// Waits (bounded) for the host to exit; returns its exit code and output.
     fn finish(mut self, limit: Duration) -> (Option<i32>, String) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let output = self.child.wait_with_output().unwrap();
-                let text = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                );
-                return (status.code(), text);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let output = self.child.wait_with_output().unwrap();
-                panic!(
-                    "host {} did not finish in {limit:?}: {}{}",
-                    self.name,
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.child.set_deadline(limit);
+        let output = self.child.finish();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), text)
     }
 
     fn assert_ok(self, limit: Duration) -> String {
@@ -184,9 +173,8 @@ impl Host {
     }
 
     /// SIGKILL: the host ends without any cleanup.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+    fn kill(self) {
+        self.child.kill();
     }
 }
 
@@ -438,7 +426,7 @@ async fn a_lock_contended_from_two_hosts_protects_a_counter_exactly() {
     run.objects().declare_queue("fences", BIG).unwrap();
     counter
         .handle()
-        .put(0u64.to_le_bytes().to_vec(), None)
+        .put(0u64.to_le_bytes().to_vec(), Some(Duration::from_secs(10)))
         .await
         .unwrap();
     let n = 150;
@@ -490,16 +478,8 @@ async fn a_dead_hosts_lock_lease_expires_and_the_next_holder_is_told() {
         &ns,
     );
     // One of the two holders gets it; the other waits (and is killed too).
-    let stdout = host.child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find(|l| l.contains("holding"))
-    })
-    .await
-    .unwrap()
-    .expect("the holder says so");
+    host.child.set_deadline(Duration::from_secs(60));
+    let line = host.child.wait_for_line(|l| l.contains("holding"));
     let held_fence: u64 = line.rsplit(' ').next().unwrap().trim().parse().unwrap();
     assert!(
         lock.try_acquire(99).unwrap().is_none(),
@@ -538,7 +518,10 @@ async fn namespaces_keep_deployments_apart() {
     let q1 = one.objects().declare_queue("jobs", config.clone()).unwrap();
     let q2 = two.objects().declare_queue("jobs", config.clone()).unwrap();
     let q1_again = also_one.objects().declare_queue("jobs", config).unwrap();
-    q1.handle().put(b"for one".to_vec(), None).await.unwrap();
+    q1.handle()
+        .put(b"for one".to_vec(), Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
     assert_eq!(q2.handle().try_get().unwrap(), None);
     assert_eq!(q2.len(), 0);
     assert_eq!(
@@ -551,7 +534,7 @@ async fn namespaces_keep_deployments_apart() {
     );
     let l1 = one.objects().declare_lock("l", false).unwrap();
     let l2 = two.objects().declare_lock("l", false).unwrap();
-    let g1 = l1.acquire(1, None).await.unwrap();
+    let g1 = l1.acquire(1, Some(Duration::from_secs(10))).await.unwrap();
     let g2 = l2
         .try_acquire(2)
         .unwrap()
@@ -564,27 +547,27 @@ async fn namespaces_keep_deployments_apart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_down_at_start_and_restarted_mid_run() {
     // Unreachable at start: a clear error naming the address, at once.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("redis://127.0.0.1:{}/0", dead.local_addr().unwrap().port());
-    drop(dead);
+    // Nothing listens on a socket path in a fresh directory.
+    let dir = tempfile::tempdir().unwrap();
+    let nobody = dir.path().join("nobody.sock");
+    let url = format!("redis+unix://{}", nobody.display());
     let started = Instant::now();
     let err = RedisBackend::connect(RedisConfig::new(&url))
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, IpcError::Unavailable(m) if m.contains(&url[8..])),
+        matches!(&err, IpcError::Unavailable(m) if m.contains(&*nobody.to_string_lossy())),
         "{err}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
-    let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("m.toml");
     std::fs::write(&manifest, relay_manifest("a", 1, 10, false, "1s", 0)).unwrap();
-    let cli = Command::new(env!("CARGO_BIN_EXE_corral"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_corral"));
+    command
         .args(["up"])
         .arg(&manifest)
-        .args(["--backend", &url])
-        .output()
-        .unwrap();
+        .args(["--backend", &url]);
+    let cli = output_within(&mut command, b"", Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&cli.stderr);
     assert_eq!(cli.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cannot reach Redis at"), "{stderr}");
@@ -603,7 +586,7 @@ async fn redis_down_at_start_and_restarted_mid_run() {
     let q = run.objects().declare_queue("q", acked).unwrap();
     let h = q.handle();
     for i in 0..10u8 {
-        h.put(vec![i], None).await.unwrap();
+        h.put(vec![i], Some(Duration::from_secs(10))).await.unwrap();
     }
     redis.kill();
     let t = Instant::now();

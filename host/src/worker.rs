@@ -247,6 +247,43 @@ impl<F: Future> Future for Metered<F> {
     }
 }
 
+/// Runs a worker's task to its end. A panic in the host while it runs
+/// (a bug) becomes that worker's failure, reported like any other ending,
+/// so whoever joins it is answered and its peers and the run carry on.
+pub(crate) async fn supervise(shared: Arc<WorkerShared>, task: impl Future<Output = ()>) {
+    use futures::FutureExt;
+    let started = Instant::now();
+    // Unwind safety: the task owns the worker's store; what it shares with
+    // other workers (named objects, the tree) stays consistent at each of
+    // their own awaits, and the worker never runs again.
+    let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await else {
+        return;
+    };
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    shared.stdout.finish();
+    shared.stderr.finish();
+    let report = WorkerReport {
+        status: ExitStatus::Trapped {
+            message: format!("internal error in the host: {message} (a bug in corral)"),
+            backtrace: Vec::new(),
+        },
+        duration: started.elapsed(),
+        cpu_time: Duration::ZERO,
+        peak_memory: 0,
+    };
+    shared.report.send_if_modified(|published| {
+        let first = published.is_none();
+        if first {
+            *published = Some(report);
+        }
+        first
+    });
+}
+
 /// Converts a wall-clock instant difference into whole microseconds.
 pub(crate) fn micros(since: Instant) -> u64 {
     since.elapsed().as_micros() as u64
@@ -257,6 +294,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::output::{ConsoleStyle, StreamKind};
     use crate::policy::PolicyFile;
 
     #[test]
@@ -273,5 +311,82 @@ mod tests {
         assert_eq!(spec.limits.cpu_time, Some(Duration::from_secs(2)));
         assert_eq!(spec.env, [("LANG".to_string(), "fr_FR".to_string())]);
         assert_eq!(spec.policy.name, "base");
+    }
+
+    fn worker(id: u64, name: &str) -> Worker {
+        let pipe = |kind| {
+            OutputPipe::new(
+                kind,
+                Stdio::Capture,
+                ConsoleStyle { color: false },
+                (id, name),
+            )
+        };
+        Worker {
+            shared: Arc::new(WorkerShared {
+                id,
+                name: Arc::from(name),
+                report: watch::channel(None).0,
+                kill: Notify::new(),
+                terminated: AtomicBool::new(false),
+                stdout: pipe(StreamKind::Stdout),
+                stderr: pipe(StreamKind::Stderr),
+            }),
+        }
+    }
+
+    fn exited(shared: &WorkerShared, code: i32) {
+        shared.report.send_replace(Some(WorkerReport {
+            status: ExitStatus::Exited { code },
+            duration: Duration::ZERO,
+            cpu_time: Duration::ZERO,
+            peak_memory: 0,
+        }));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_task_is_its_workers_failure_and_its_peer_carries_on() {
+        let (broken, peer) = (worker(1, "broken"), worker(2, "peer"));
+        let shared = broken.shared.clone();
+        let broken_task = tokio::spawn(supervise(broken.shared.clone(), async move {
+            tokio::task::yield_now().await;
+            if std::hint::black_box(true) {
+                panic!("the host broke at step {}", 2);
+            }
+            exited(&shared, 0);
+        }));
+        let shared = peer.shared.clone();
+        let peer_task = tokio::spawn(supervise(peer.shared.clone(), async move {
+            tokio::task::yield_now().await;
+            exited(&shared, 7);
+        }));
+        let within = Duration::from_secs(10);
+        let status = tokio::time::timeout(within, broken.join()).await.unwrap();
+        let ExitStatus::Trapped { message, .. } = &status else {
+            panic!("{status:?}");
+        };
+        assert!(
+            message.starts_with("internal error in the host: the host broke at step 2"),
+            "{message}"
+        );
+        assert!(!broken.is_alive());
+        let status = tokio::time::timeout(within, peer.join()).await.unwrap();
+        assert_eq!(status, ExitStatus::Exited { code: 7 });
+        broken_task
+            .await
+            .expect("the supervisor itself never panics");
+        peer_task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_report_published_before_a_panic_stands() {
+        let w = worker(1, "w");
+        let shared = w.shared.clone();
+        supervise(w.shared.clone(), async move {
+            exited(&shared, 3);
+            panic!("after the report");
+        })
+        .await;
+        assert_eq!(w.try_status(), Some(ExitStatus::Exited { code: 3 }));
     }
 }

@@ -1,6 +1,8 @@
-//! Shared helpers for the end-to-end tests: where the guests are, and a
-//! runtime configured for tests.
+//! Shared helpers for the end-to-end tests: where the guests are, a
+//! runtime configured for tests, and child processes with deadlines.
 #![allow(dead_code)] // each test binary uses a different subset
+
+pub mod child;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -9,6 +9,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::signals::{Signals, Stop};
 use crate::feed::{FeedOptions, FeedReport, feed_pool};
 use crate::manifest::{Manifest, PoolEntry};
 use crate::policy::Limits;
@@ -147,14 +148,21 @@ fn pool_options(entry: &PoolEntry, manifest: &Manifest, run: &Run) -> PoolOption
 }
 
 /// Waits for every stage to finish (all workers have ended by now, so each
-/// stage's producers have too), or stops them all at once when `interrupted`
-/// or on Ctrl-C. Prints one line per stage unless `quiet`; returns whether
-/// every task of every stage succeeded.
-pub(super) async fn finish(stages: Vec<Stage>, interrupted: bool, quiet: bool) -> bool {
+/// stage's producers have too), or stops them all at once when the run was
+/// `stopped` by a signal or one arrives now. Prints one line per stage
+/// unless `quiet`; returns whether every task of every stage succeeded, and
+/// the signal that stopped the stages here, if one did.
+pub(super) async fn finish(
+    stages: Vec<Stage>,
+    stopped: Option<Stop>,
+    quiet: bool,
+    signals: &mut Signals,
+) -> (bool, Option<Stop>) {
     let mut all_ok = true;
+    let mut stopped_here = None;
     let width = stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for stage in stages {
-        if interrupted {
+        if stopped.or(stopped_here).is_some() {
             // Dropping the pool terminates its instances.
             stage.task.abort();
             all_ok = false;
@@ -163,9 +171,10 @@ pub(super) async fn finish(stages: Vec<Stage>, interrupted: bool, quiet: bool) -
         let abort = stage.task.abort_handle();
         let report = tokio::select! {
             joined = stage.task => joined.ok(),
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("corral: interrupted; terminating pool {}", stage.name);
+            stop = signals.recv() => {
+                eprintln!("corral: {}; terminating pool {}", stop.describe(), stage.name);
                 abort.abort();
+                stopped_here = Some(stop);
                 None
             }
         };
@@ -190,5 +199,5 @@ pub(super) async fn finish(stages: Vec<Stage>, interrupted: bool, quiet: bool) -
             );
         }
     }
-    all_ok
+    (all_ok, stopped_here)
 }

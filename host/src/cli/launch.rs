@@ -5,15 +5,18 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 
 use super::feeds::{self, Finished};
+use super::signals::{Signals, Stop};
 use super::{BackendArgs, FsArgs, RunArgs};
 use crate::ipc::Backend;
 use crate::ipc::redis::{RedisBackend, RedisConfig};
 use crate::manifest::{FilesystemEntry, Manifest, Placement};
 use crate::policy::{Limits, Profile};
 use crate::run::Run;
-use crate::runtime::{Program, Runtime, RuntimeConfig};
+use crate::runtime::{EngineOptions, Program, Runtime, RuntimeConfig};
 use crate::status::ExitStatus;
 use crate::vfs::Limits as FsLimits;
 use crate::worker::{Worker, WorkerReport, WorkerSpec};
@@ -26,7 +29,6 @@ pub(super) struct Ui {
 }
 
 const EXIT_FAILED_TO_START: u8 = 3;
-const EXIT_INTERRUPTED: u8 = 130;
 const EXIT_TRAPPED: u8 = 134;
 const EXIT_KILLED: u8 = 137;
 
@@ -84,8 +86,12 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
                 after: Vec::new(),
             }
         })
-        .collect();
-    let (code, _) = launch(&runtime, ui, specs, None).await;
+        .collect::<Vec<_>>();
+    if let (Some(reference), Some(first)) = (&args.policy, specs.first()) {
+        check_policy(&first.spec).with_context(|| format!("--policy {reference}"))?;
+    }
+    let mut signals = Signals::install()?;
+    let (code, _) = launch(&runtime, ui, specs, None, &mut signals).await;
     fs.save(&run, ui)?;
     Ok(code)
 }
@@ -151,6 +157,9 @@ pub(super) async fn up(
             };
             if let Some(profile) = profiles.get(&entry.name) {
                 profile.apply_to(&mut spec);
+                check_policy(&spec).with_context(|| {
+                    format!("{}: worker `{}`: its policy", path.display(), entry.name)
+                })?;
             }
             let after = entry
                 .after
@@ -167,6 +176,7 @@ pub(super) async fn up(
         started_at.insert(&entry.name, specs.len() - count..specs.len());
     }
     let finished: Finished = tokio::sync::watch::channel(vec![false; specs.len()]).0;
+    let mut signals = Signals::install()?;
     let stages = feeds::start(
         &runtime,
         &manifest,
@@ -176,13 +186,25 @@ pub(super) async fn up(
         &started_at,
         &finished,
     )?;
-    let (mut code, interrupted) = launch(&runtime, ui, specs, Some(&finished)).await;
-    let pools_ok = feeds::finish(stages, interrupted, ui.quiet || ui.json_events).await;
-    if code == 0 && !pools_ok {
+    let (mut code, stopped) = launch(&runtime, ui, specs, Some(&finished), &mut signals).await;
+    let quiet = ui.quiet || ui.json_events;
+    let (pools_ok, stopped_late) = feeds::finish(stages, stopped, quiet, &mut signals).await;
+    if let Some(stop) = stopped_late {
+        code = stop.exit_code();
+    } else if code == 0 && !pools_ok {
         code = 1;
     }
     fs.save(&run, ui)?;
     Ok(code)
+}
+
+/// Refuses, before anything starts, a policy the engine cannot run: the
+/// worker would only fail to start.
+fn check_policy(spec: &WorkerSpec) -> anyhow::Result<()> {
+    if let Some(stack) = spec.policy.stack {
+        EngineOptions::wasm_stack(stack).map_err(|e| anyhow::anyhow!("stack: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Connects to the Redis server named by `--backend` or the manifest's
@@ -283,23 +305,25 @@ struct Planned {
 }
 
 /// Spawns every worker (each as soon as the workers it comes `after` have
-/// ended), waits for all of them (terminating them on Ctrl-C), prints the
-/// summary and returns the process exit code and whether the run was
-/// interrupted. Marks each worker in `finished` as it ends.
+/// ended), waits for all of them (terminating them on SIGINT or SIGTERM),
+/// prints the summary and returns the process exit code and the signal
+/// that stopped the run, if one did. Marks each worker in `finished` as it
+/// ends.
 async fn launch(
     runtime: &Runtime,
     ui: Ui,
     plan: Vec<Planned>,
     finished: Option<&Finished>,
-) -> (u8, bool) {
+    signals: &mut Signals,
+) -> (u8, Option<Stop>) {
     let names: Vec<String> = plan.iter().map(|p| p.spec.name.clone()).collect();
     let mut waiting: Vec<Option<Planned>> = plan.into_iter().map(Some).collect();
     let mut workers: Vec<Option<Worker>> = vec![None; waiting.len()];
     let mut reports: Vec<Option<WorkerReport>> = vec![None; waiting.len()];
-    let mut joins = tokio::task::JoinSet::new();
-    let mut interrupted = false;
+    let mut joins = FuturesUnordered::new();
+    let mut stopped: Option<Stop> = None;
     loop {
-        if !interrupted {
+        if stopped.is_none() {
             for i in 0..waiting.len() {
                 let ready = waiting[i]
                     .as_ref()
@@ -307,25 +331,24 @@ async fn launch(
                 if ready && let Some(p) = waiting[i].take() {
                     let worker = runtime.spawn(&p.program, p.spec);
                     workers[i] = Some(worker.clone());
-                    joins.spawn(async move { (i, worker.wait_report().await) });
+                    joins.push(async move { (i, worker.wait_report().await) });
                 }
             }
         }
         tokio::select! {
-            joined = joins.join_next() => match joined {
-                Some(Ok((i, report))) => {
+            joined = joins.next() => match joined {
+                Some((i, report)) => {
                     reports[i] = Some(report);
                     if let Some(finished) = finished {
                         finished.send_modify(|ended| ended[i] = true);
                     }
                 }
-                Some(Err(e)) => unreachable!("a join task cannot fail: {e}"),
                 None => break,
             },
-            _ = tokio::signal::ctrl_c(), if !interrupted => {
-                interrupted = true;
+            stop = signals.recv(), if stopped.is_none() => {
+                stopped = Some(stop);
                 let alive: Vec<&Worker> = workers.iter().flatten().filter(|w| w.is_alive()).collect();
-                eprintln!("corral: interrupted; terminating {} workers", alive.len());
+                eprintln!("corral: {}; terminating {} workers", stop.describe(), alive.len());
                 alive.iter().for_each(|w| w.terminate());
             }
         }
@@ -346,14 +369,14 @@ async fn launch(
     if !ui.json_events {
         print_summary(ui, &names, &reports);
     }
-    if interrupted {
-        return (EXIT_INTERRUPTED, true);
+    if let Some(stop) = stopped {
+        return (stop.exit_code(), Some(stop));
     }
     let code = reports
         .iter()
         .find(|r| !r.status.success())
         .map_or(0, |r| exit_code(&r.status));
-    (code, false)
+    (code, None)
 }
 
 fn exit_code(status: &ExitStatus) -> u8 {

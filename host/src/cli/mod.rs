@@ -3,7 +3,7 @@
 //! Exit codes (also in `corral --help`):
 //! 0 every worker exited 0 · 1-255 the first failing worker's own exit code ·
 //! 2 bad input or usage · 3 a worker failed to start · 130 interrupted ·
-//! 134 a worker trapped · 137 a worker was killed by a limit.
+//! 134 a worker trapped · 137 a worker was killed by a limit · 143 terminated.
 
 mod compile;
 mod feeds;
@@ -13,6 +13,7 @@ mod new;
 mod policy;
 mod pool;
 mod probe;
+mod signals;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -32,9 +33,10 @@ Exit status:
   1-255    the exit code of the first worker (in start order) that failed
   2        bad input: unreadable or invalid file, bad manifest, bad option
   3        a worker failed to start (e.g. the host is at capacity)
-  130      interrupted (Ctrl-C): workers were terminated
+  130      interrupted (Ctrl-C, SIGINT): workers were terminated
   134      a worker trapped
-  137      a worker was killed by a limit (memory, CPU time, timeout)";
+  137      a worker was killed by a limit (memory, CPU time, timeout)
+  143      terminated (SIGTERM): workers were terminated";
 
 /// Run WebAssembly components as sandboxed workers.
 #[derive(Debug, Parser)]
@@ -398,8 +400,11 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_BAD_INPUT)
         }
         Err(panicked) => {
-            // The panic hook has already said what happened.
+            // The panic hook has already said what happened. Whatever the
+            // broken run left behind (workers, blocking calls) is not
+            // waited for: dropping the runtime would wait on it.
             drop(panicked);
+            runtime.shutdown_background();
             ExitCode::FAILURE
         }
     }

@@ -37,6 +37,41 @@ impl Default for EngineOptions {
     }
 }
 
+impl EngineOptions {
+    /// The smallest wasm stack an engine accepts: one page. Zero would fail
+    /// every call, and is more likely a mistake than a wish.
+    pub const MIN_WASM_STACK: u64 = 4 << 10;
+    /// The largest wasm stack an engine accepts. Each worker's async stack
+    /// is mapped at this size plus the host's frames; far beyond any real
+    /// recursion depth, and it keeps that sum from overflowing.
+    pub const MAX_WASM_STACK: u64 = 1 << 30;
+
+    /// `bytes` as a wasm stack size, or an error naming the limit it is
+    /// outside of. Policies give stack sizes in bytes, from user input.
+    pub fn wasm_stack(bytes: u64) -> Result<usize, String> {
+        let size = |b: u64| bytesize::ByteSize(b).display().iec().to_string();
+        if bytes < Self::MIN_WASM_STACK {
+            return Err(format!(
+                "a wasm stack of {} is below the smallest the engine accepts ({})",
+                size(bytes),
+                size(Self::MIN_WASM_STACK)
+            ));
+        }
+        if bytes > Self::MAX_WASM_STACK {
+            return Err(format!(
+                "a wasm stack of {} is above the largest the engine accepts ({})",
+                size(bytes),
+                size(Self::MAX_WASM_STACK)
+            ));
+        }
+        usize::try_from(bytes).map_err(|_| format!("a wasm stack of {} does not fit", size(bytes)))
+    }
+}
+
+/// Host frames that run on a worker's async stack beside its wasm frames
+/// (host calls, the epoch callback).
+const HOST_STACK: usize = 256 << 10;
+
 /// Pool slots per worker, on average across a host's workers. A Rust or C
 /// component holds its program plus a few shim instances of the component
 /// model; the per-component maxima leave room for larger ones.
@@ -95,7 +130,7 @@ pub fn build_engine(opts: &EngineOptions) -> wasmtime::Result<Engine> {
             .table_keep_resident(KEEP_RESIDENT);
     }
 
-    let mut config = base_config(opts, opts.max_wasm_stack);
+    let mut config = base_config(opts, opts.max_wasm_stack)?;
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }
@@ -109,22 +144,24 @@ pub fn build_variant_engine(
     fuel: bool,
     max_wasm_stack: usize,
 ) -> wasmtime::Result<Engine> {
-    let mut config = base_config(opts, max_wasm_stack);
+    let mut config = base_config(opts, max_wasm_stack)?;
     config
         .consume_fuel(fuel)
         .allocation_strategy(InstanceAllocationStrategy::OnDemand);
     Engine::new(&config)
 }
 
-fn base_config(opts: &EngineOptions, max_wasm_stack: usize) -> Config {
+fn base_config(opts: &EngineOptions, max_wasm_stack: usize) -> wasmtime::Result<Config> {
+    let max_wasm_stack =
+        EngineOptions::wasm_stack(max_wasm_stack as u64).map_err(wasmtime::Error::msg)?;
     let mut config = Config::new();
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
         .max_wasm_stack(max_wasm_stack)
-        // The async stack must hold the wasm stack plus the host frames that
-        // run on it (host calls, the epoch callback).
-        .async_stack_size(max_wasm_stack + (256 << 10))
+        // The async stack must hold the wasm stack plus the host's frames;
+        // the sum cannot overflow, as `wasm_stack` bounds the first term.
+        .async_stack_size(max_wasm_stack + HOST_STACK)
         .memory_reservation(opts.memory_reservation)
         .memory_guard_size(opts.memory_guard)
         .memory_reservation_for_growth(0)
@@ -136,5 +173,32 @@ fn base_config(opts: &EngineOptions, max_wasm_stack: usize) -> Config {
         // here, spawn+join got faster (16 µs/worker at once instead of 25).
         .memory_init_cow(false)
         .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(32));
-    config
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wasm_stack_sizes_outside_the_limits_are_refused_naming_the_limit() {
+        // What `stack = "16EiB"` parses to.
+        let huge = EngineOptions::wasm_stack(u64::MAX).unwrap_err();
+        assert!(
+            huge.contains("16.0 EiB") && huge.contains("(1.0 GiB)"),
+            "{huge}"
+        );
+        let zero = EngineOptions::wasm_stack(0).unwrap_err();
+        assert!(zero.contains("0 B") && zero.contains("(4.0 KiB)"), "{zero}");
+        assert_eq!(EngineOptions::wasm_stack(512 << 10), Ok(512 << 10));
+    }
+
+    #[test]
+    fn an_engine_with_a_stack_past_the_limit_is_an_error_not_an_overflow() {
+        let opts = EngineOptions::default();
+        let err = build_variant_engine(&opts, false, usize::MAX).unwrap_err();
+        assert!(err.to_string().contains("above the largest"), "{err:#}");
+        let err = build_variant_engine(&opts, true, 0).unwrap_err();
+        assert!(err.to_string().contains("below the smallest"), "{err:#}");
+    }
 }

@@ -405,10 +405,11 @@ impl Runtime {
             id,
             name: spec.name.clone(),
         });
-        tokio::spawn(
+        tokio::spawn(crate::worker::supervise(
+            shared.clone(),
             self.clone()
                 .run_worker(program.clone(), spec, shared.clone(), lineage),
-        );
+        ));
         Worker { shared }
     }
 
