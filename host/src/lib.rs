@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod output;
 pub mod policy;
 pub mod pool;
+mod reporter;
 pub mod run;
 pub mod runtime;
 pub mod units;

@@ -8,6 +8,7 @@
 
 mod file;
 mod grants;
+pub(crate) mod ipc_check;
 mod network;
 pub mod probe;
 
@@ -15,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 pub use file::{PolicyError, PolicyFile, Profile};
 pub use grants::{IpcGrants, ObjectKind, Op, OpSet};
+pub(crate) use network::network_allows;
 pub use network::{AddrRule, NetworkPolicy, SocketUse};
 
 /// The run-time part of a worker's policy. [`Policy::default`] is what a
