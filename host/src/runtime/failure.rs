@@ -1,6 +1,7 @@
 //! How a worker's failure reads: the exit status of the error that ended it
 //! (exit, trap with its demangled backtrace, or a limit), and why it could
-//! not start.
+//! not start. Reads only the error, the worker's spec and its meter: no
+//! store, nothing of the bindings.
 
 use std::time::Duration;
 
