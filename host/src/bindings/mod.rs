@@ -5,6 +5,8 @@
 //! [`ProcessCtxView`](process::ProcessCtxView). The store type that
 //! composes the contexts belongs to the runtime; nothing here imports it.
 
+pub(crate) mod filesystem;
+mod generated;
 mod lock;
 mod pipe;
 pub(crate) mod process;
@@ -23,52 +25,12 @@ use crate::ipc::{self, IpcError, Registry};
 use crate::policy::{self, ObjectKind, Op, OpSet, Policy};
 use crate::reporter::Reporter;
 
-mod generated {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "corral:worker/imports",
-        imports: {
-            "corral:worker/queue.[method]queue.put": async | trappable,
-            "corral:worker/queue.[method]queue.put-many": async | trappable,
-            "corral:worker/queue.[method]queue.get": async | trappable,
-            "corral:worker/queue.[method]queue.get-many": async | trappable,
-            "corral:worker/queue.[method]queue.join": async | trappable,
-            "corral:worker/pipe.[method]endpoint.send": async | trappable,
-            "corral:worker/pipe.[method]endpoint.recv": async | trappable,
-            "corral:worker/lock.[method]lock.acquire": async | trappable,
-            "corral:worker/sync.[method]semaphore.acquire": async | trappable,
-            "corral:worker/sync.[method]event.wait": async | trappable,
-            "corral:worker/sync.[method]barrier.wait": async | trappable,
-            "corral:worker/sync.[method]condition.wait": async | trappable,
-            "corral:worker/process.[method]child.join": async | trappable,
-            default: trappable,
-        },
-        with: {
-            "wasi:cli": wasmtime_wasi::p2::bindings::cli,
-            "wasi:io": wasmtime_wasi::p2::bindings::io,
-            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-            "wasi:random": wasmtime_wasi::p2::bindings::random,
-            "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
-            "corral:worker/process.child": crate::bindings::process::ChildRes,
-            "corral:worker/queue.queue": crate::bindings::QueueRes,
-            "corral:worker/pipe.endpoint": crate::bindings::PipeRes,
-            "corral:worker/lock.lock": crate::bindings::LockRes,
-            "corral:worker/lock.guard": crate::ipc::Guard,
-            "corral:worker/sync.semaphore": crate::bindings::SemaphoreRes,
-            "corral:worker/sync.event": crate::bindings::EventRes,
-            "corral:worker/sync.barrier": crate::bindings::BarrierRes,
-            "corral:worker/sync.condition": crate::bindings::ConditionRes,
-        },
-    });
-}
-
 use corral_worker::types::Error as WitError;
 pub(crate) use generated::corral::worker as corral_worker;
 
-/// What a worker's linker provides ([`add_to_linker`], and the runtime's
-/// `wasi:filesystem`), by package and interface: the names a component may
-/// import. Keep in step with them; the end-to-end tests load guests that
-/// import every one of them.
+/// What [`add_to_linker`] provides, by package and interface: the names a
+/// component may import. Keep in step with `add_to_linker`; the end-to-end
+/// tests load guests that import every one of them.
 pub(crate) const PROVIDED_INTERFACES: &[(&str, &[&str])] = &[
     ("wasi:io", &["error", "poll", "streams"]),
     ("wasi:clocks", &["monotonic-clock", "wall-clock"]),
@@ -107,14 +69,20 @@ pub(crate) const PROVIDED_INTERFACES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Adds WASI 0.2 from wasmtime-wasi (all but `wasi:filesystem`, which is
-/// Corral's virtual filesystem and linked by the runtime) and every Corral
-/// interface to `linker`, each on its view of the store's `T`.
+/// Adds WASI 0.2 (from wasmtime-wasi, but `wasi:filesystem` from Corral's
+/// virtual filesystem) and every Corral interface to `linker`, each on its
+/// view of the store's `T`.
 pub(crate) fn add_to_linker<T>(linker: &mut Linker<T>) -> wasmtime::Result<()>
 where
-    T: WasiView + wasi::PolicedSocketsView + IpcView + process::ProcessView + 'static,
+    T: WasiView
+        + wasi::PolicedSocketsView
+        + filesystem::VfsView
+        + IpcView
+        + process::ProcessView
+        + 'static,
 {
     wasi::add_to_linker(linker)?;
+    filesystem::add_to_linker(linker)?;
     corral_worker::types::add_to_linker::<T, Ipc>(linker, T::ipc)?;
     corral_worker::process::add_to_linker::<T, process::Process>(linker, T::process)?;
     corral_worker::queue::add_to_linker::<T, Ipc>(linker, T::ipc)?;

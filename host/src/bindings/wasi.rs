@@ -1,6 +1,6 @@
 //! WASI 0.2 from wasmtime-wasi: every interface that
 //! `wasmtime_wasi::p2::add_to_linker_async` adds, except `wasi:filesystem`,
-//! which Corral implements over its own virtual filesystem (`vfs::wasi`).
+//! which Corral implements over its own virtual filesystem (`filesystem.rs`).
 //! Generic over the store's state, which provides wasmtime-wasi's
 //! [`WasiView`] and a [`PolicedSocketsView`].
 

@@ -11,6 +11,7 @@ use wasmtime::{Engine, ResourceLimiter};
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::bindings::filesystem::{VfsCtx, VfsCtxView, VfsView};
 use crate::bindings::process::{Family, ProcessCtx, ProcessCtxView, ProcessView};
 use crate::bindings::wasi::{PolicedSockets, PolicedSocketsView};
 use crate::bindings::{IpcCtx, IpcCtxView, IpcView};
@@ -187,7 +188,6 @@ impl ResourceLimiter for MemoryLimiter {
 pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<WorkerState>> {
     let mut linker = Linker::new(engine);
     crate::bindings::add_to_linker(&mut linker)?;
-    crate::vfs::wasi::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -204,7 +204,7 @@ pub(crate) struct WorkerState {
     /// Who the worker is, and the children it spawns.
     pub process: ProcessCtx,
     /// The worker's mounts: its view of `wasi:filesystem`.
-    pub mounts: crate::vfs::MountTable,
+    pub vfs: VfsCtx,
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: MemoryLimiter,
@@ -239,7 +239,7 @@ impl WorkerState {
             },
             policy,
             reporter,
-            mounts,
+            vfs: VfsCtx { mounts },
             wasi,
             table: ResourceTable::new(),
             limiter,
@@ -251,6 +251,15 @@ impl WasiView for WorkerState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl VfsView for WorkerState {
+    fn vfs(&mut self) -> VfsCtxView<'_> {
+        VfsCtxView {
+            ctx: &mut self.vfs,
             table: &mut self.table,
         }
     }

@@ -2,6 +2,7 @@
 //! that do not depend on the backend (read-only mounts, open flags,
 //! cross-mount operations) enforced here once.
 
+use super::backend::Backend;
 use super::error::FsError;
 use super::host::{HostDir, HostFile, HostNode};
 use super::path;
@@ -53,11 +54,7 @@ pub struct DirHandle {
     mount: MountRef,
 }
 
-#[derive(Clone)]
-enum DirBackend {
-    Mem(MemDir),
-    Host(HostDir),
-}
+type DirBackend = Backend<MemDir, HostDir>;
 
 /// An open regular file of some mount. Cheap to clone; clones share the
 /// open file, so the WASI binding can hand one to each stream.
@@ -70,11 +67,7 @@ pub struct FileHandle {
     append: bool,
 }
 
-#[derive(Clone)]
-enum FileBackend {
-    Mem(MemFile),
-    Host(HostFile),
-}
+type FileBackend = Backend<MemFile, HostFile>;
 
 /// What `DirHandle::open_at` opened.
 #[derive(Clone)]
@@ -279,10 +272,7 @@ impl DirHandle {
 
     /// Metadata of this directory.
     pub fn stat(&self) -> Result<Metadata, FsError> {
-        match &self.backend {
-            DirBackend::Mem(dir) => Ok(dir.stat()),
-            DirBackend::Host(dir) => dir.stat(),
-        }
+        self.backend.stat()
     }
 
     /// The identity-and-version hash of this directory.
@@ -293,41 +283,22 @@ impl DirHandle {
     /// Sets this directory's access and modification times.
     pub fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError> {
         self.mount.check_writable()?;
-        match &self.backend {
-            DirBackend::Mem(dir) => {
-                dir.set_times(atime, mtime);
-                Ok(())
-            }
-            DirBackend::Host(dir) => dir.set_times(atime, mtime),
-        }
+        self.backend.set_times(atime, mtime)
     }
 
     /// Flushes the directory to stable storage (nothing to do in memory).
     pub fn sync(&self) -> Result<(), FsError> {
-        match &self.backend {
-            DirBackend::Mem(_) => Ok(()),
-            DirBackend::Host(dir) => dir.sync(),
-        }
+        self.backend.sync()
     }
 
     /// Flushes the directory's data to stable storage (nothing to do in memory).
     pub fn sync_data(&self) -> Result<(), FsError> {
-        match &self.backend {
-            DirBackend::Mem(_) => Ok(()),
-            DirBackend::Host(dir) => dir.sync_data(),
-        }
+        self.backend.sync_data()
     }
 
     /// Whether both handles refer to the same directory.
     pub fn is_same_object(&self, other: &DirHandle) -> bool {
-        same_identity(self.identity(), other.identity())
-    }
-
-    fn identity(&self) -> Option<(u64, u64)> {
-        match &self.backend {
-            DirBackend::Mem(dir) => Some(dir.identity()),
-            DirBackend::Host(dir) => dir.stat().ok().map(|meta| (meta.device, meta.inode)),
-        }
+        same_identity(self.backend.identity(), other.backend.identity())
     }
 }
 
@@ -406,10 +377,7 @@ impl FileHandle {
 
     /// Metadata of this file (still valid after it was unlinked).
     pub fn stat(&self) -> Result<Metadata, FsError> {
-        match &self.backend {
-            FileBackend::Mem(file) => Ok(file.stat()),
-            FileBackend::Host(file) => file.stat(),
-        }
+        self.backend.stat()
     }
 
     /// The identity-and-version hash of this file.
@@ -420,41 +388,22 @@ impl FileHandle {
     /// Sets this file's access and modification times.
     pub fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError> {
         self.mount.check_writable()?;
-        match &self.backend {
-            FileBackend::Mem(file) => {
-                file.set_times(atime, mtime);
-                Ok(())
-            }
-            FileBackend::Host(file) => file.set_times(atime, mtime),
-        }
+        self.backend.set_times(atime, mtime)
     }
 
     /// Flushes data and metadata to stable storage (nothing to do in memory).
     pub fn sync(&self) -> Result<(), FsError> {
-        match &self.backend {
-            FileBackend::Mem(_) => Ok(()),
-            FileBackend::Host(file) => file.sync(),
-        }
+        self.backend.sync()
     }
 
     /// Flushes data to stable storage (nothing to do in memory).
     pub fn sync_data(&self) -> Result<(), FsError> {
-        match &self.backend {
-            FileBackend::Mem(_) => Ok(()),
-            FileBackend::Host(file) => file.sync_data(),
-        }
+        self.backend.sync_data()
     }
 
     /// Whether both handles refer to the same file (through any of its names).
     pub fn is_same_object(&self, other: &FileHandle) -> bool {
-        same_identity(self.identity(), other.identity())
-    }
-
-    fn identity(&self) -> Option<(u64, u64)> {
-        match &self.backend {
-            FileBackend::Mem(file) => Some(file.identity()),
-            FileBackend::Host(file) => file.stat().ok().map(|meta| (meta.device, meta.inode)),
-        }
+        same_identity(self.backend.identity(), other.backend.identity())
     }
 }
 
@@ -503,8 +452,8 @@ impl Node {
 
     fn identity(&self) -> Option<(u64, u64)> {
         match self {
-            Node::Dir(dir) => dir.identity(),
-            Node::File(file) => file.identity(),
+            Node::Dir(dir) => dir.backend.identity(),
+            Node::File(file) => file.backend.identity(),
         }
     }
 }

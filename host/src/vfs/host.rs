@@ -11,6 +11,7 @@ use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeD
 use cap_fs_ext::{OpenOptionsSyncExt, SystemTimeSpec};
 use cap_std::fs::{Dir, FileTypeExt, MetadataExt};
 
+use super::backend::HostObject;
 use super::error::FsError;
 use super::path::{self, Component, RelativePath};
 use super::types::{DirEntry, FileKind, Metadata, NewTimestamp, OpenOptions};
@@ -27,29 +28,27 @@ pub(super) enum HostNode {
     File(HostFile),
 }
 
-impl HostDir {
-    pub(super) fn new(dir: Dir) -> HostDir {
-        HostDir { dir: Arc::new(dir) }
-    }
-
-    pub(super) fn stat(&self) -> Result<Metadata, FsError> {
+impl HostObject for HostDir {
+    fn stat(&self) -> Result<Metadata, FsError> {
         Ok(cap_metadata(&self.dir.dir_metadata()?))
     }
 
-    pub(super) fn set_times(
-        &self,
-        atime: NewTimestamp,
-        mtime: NewTimestamp,
-    ) -> Result<(), FsError> {
+    fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError> {
         self.set_times_at(".", false, atime, mtime)
     }
 
-    pub(super) fn sync(&self) -> Result<(), FsError> {
+    fn sync(&self) -> Result<(), FsError> {
         Ok(self.as_file()?.sync_all()?)
     }
 
-    pub(super) fn sync_data(&self) -> Result<(), FsError> {
+    fn sync_data(&self) -> Result<(), FsError> {
         Ok(self.as_file()?.sync_data()?)
+    }
+}
+
+impl HostDir {
+    pub(super) fn new(dir: Dir) -> HostDir {
+        HostDir { dir: Arc::new(dir) }
     }
 
     /// The directory opened as a `File`, for the calls `Dir` lacks (its own
@@ -271,16 +270,12 @@ pub(super) struct HostFile {
     file: Arc<File>,
 }
 
-impl HostFile {
-    pub(super) fn stat(&self) -> Result<Metadata, FsError> {
+impl HostObject for HostFile {
+    fn stat(&self) -> Result<Metadata, FsError> {
         Ok(cap_metadata(&cap_std::fs::Metadata::from_file(&self.file)?))
     }
 
-    pub(super) fn set_times(
-        &self,
-        atime: NewTimestamp,
-        mtime: NewTimestamp,
-    ) -> Result<(), FsError> {
+    fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError> {
         let now = SystemTime::now();
         let mut times = FileTimes::new();
         match atime {
@@ -296,14 +291,16 @@ impl HostFile {
         Ok(self.file.set_times(times)?)
     }
 
-    pub(super) fn sync(&self) -> Result<(), FsError> {
+    fn sync(&self) -> Result<(), FsError> {
         Ok(self.file.sync_all()?)
     }
 
-    pub(super) fn sync_data(&self) -> Result<(), FsError> {
+    fn sync_data(&self) -> Result<(), FsError> {
         Ok(self.file.sync_data()?)
     }
+}
 
+impl HostFile {
     /// Up to `len` bytes from `offset`: fewer at the end, none past it.
     pub(super) fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>, FsError> {
         let available = self.file.metadata()?.len().saturating_sub(offset);

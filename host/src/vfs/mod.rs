@@ -1,5 +1,7 @@
 //! The shared virtual filesystem: what workers see through
-//! `wasi:filesystem`, without any wasmtime in it.
+//! `wasi:filesystem`, as plain Rust. It must not depend on wasmtime,
+//! `bindings` or `runtime`: the WASI binding (`bindings/filesystem.rs`)
+//! depends on it, never the other way round.
 //!
 //! - [`MemFs`] is the in-memory tree that all workers of a run share, with
 //!   per-inode locks, POSIX-like semantics (atomic appends and renames,
@@ -11,12 +13,13 @@
 //! - [`DirHandle`] and [`FileHandle`] are open directories and files of any
 //!   mount, with one set of operations and one set of error rules
 //!   ([`FsError`], one variant per WASI error code): what the WASI binding
-//!   (`wasi.rs`) calls.
+//!   calls.
 //!
 //! No path, `..` or symlink leads outside the directory it is resolved
 //! from, and so never outside a mount: both backends refuse with
 //! `NotPermitted`.
 
+mod backend;
 mod error;
 mod handle;
 mod host;
@@ -26,7 +29,6 @@ mod persist;
 mod spec;
 mod tree;
 mod types;
-pub(crate) mod wasi;
 
 #[cfg(test)]
 mod tests;
