@@ -23,6 +23,7 @@ mod meter;
 pub mod output;
 pub mod policy;
 pub mod pool;
+mod reporter;
 pub mod run;
 pub mod runtime;
 pub mod status;

@@ -2,14 +2,17 @@
 //! (queues, pipes, locks, sync objects) and its in-memory file tree are
 //! visible to every worker spawned into it and to nobody else, and are
 //! dropped when the run is.
+//!
+//! A run also holds the programs its workers may spawn, but as values of a
+//! type it does not know: the runtime defines programs and registers them
+//! (`Run::register_component`), so this module depends on `ipc` and `vfs`
+//! only, never on the runtime.
 
-use std::sync::Arc;
-
+use std::any::Any;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use crate::ipc::{Backend, Registry};
-use crate::runtime::Program;
 use crate::vfs::{Limits, MemFs};
 
 /// What the workers of one run share. Cheap to clone: clones are the same run.
@@ -17,7 +20,7 @@ use crate::vfs::{Limits, MemFs};
 pub struct Run {
     objects: Arc<Registry>,
     fs: MemFs,
-    components: Arc<RwLock<HashMap<String, Program>>>,
+    components: Arc<RwLock<HashMap<String, Arc<dyn Any + Send + Sync>>>>,
 }
 
 impl Default for Run {
@@ -54,21 +57,21 @@ impl Run {
         }
     }
 
-    /// Makes `program` available to workers of the run that may spawn
-    /// (`corral:worker/process.child.spawn`) under `name`.
-    pub fn register_component(&self, name: impl Into<String>, program: Program) {
+    /// Registers `program` under `name`, replacing any program of that name.
+    pub(crate) fn register<P: Any + Send + Sync>(&self, name: String, program: P) {
         self.components
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(name.into(), program);
+            .insert(name, Arc::new(program));
     }
 
-    /// The program registered under `name`.
-    pub fn component(&self, name: &str) -> Option<Program> {
+    /// The program registered under `name`, if it is a `P`.
+    pub(crate) fn registered<P: Any + Clone>(&self, name: &str) -> Option<P> {
         self.components
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
+            .and_then(|program| program.downcast_ref::<P>())
             .cloned()
     }
 
@@ -82,6 +85,11 @@ impl Run {
     /// objects here before spawning the workers that open them.
     pub fn objects(&self) -> &Registry {
         &self.objects
+    }
+
+    /// [`objects`](Self::objects), shared: for a worker's IPC context.
+    pub(crate) fn shared_objects(&self) -> Arc<Registry> {
+        self.objects.clone()
     }
 }
 

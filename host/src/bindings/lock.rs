@@ -5,16 +5,15 @@ use wasmtime_wasi::p2::DynPollable;
 
 use super::corral_worker::lock::{Host, HostGuard, HostLock};
 use super::readiness::{Readiness, subscribe};
-use super::{Call, Granted, LockRes, reply, timeout};
+use super::{Call, Granted, IpcCtxView, LockRes, reply, timeout};
 use crate::ipc::Guard;
 use crate::policy::{ObjectKind, Op};
-use crate::runtime::WorkerState;
 
-impl Host for WorkerState {}
+impl Host for IpcCtxView<'_> {}
 
-impl HostLock for WorkerState {
+impl HostLock for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<LockRes>> {
-        let opened = self.run.objects().lock(&name).and_then(|lock| {
+        let opened = self.ctx.objects.lock(&name).and_then(|lock| {
             Ok(Granted {
                 object: lock,
                 ops: self.grant(ObjectKind::Lock, &name)?,
@@ -36,7 +35,7 @@ impl HostLock for WorkerState {
         if let Err(e) = self.check(res, Op::Acquire, ObjectKind::Lock, lock.name()) {
             return reply(Err(e));
         }
-        match lock.acquire(self.id, timeout(wait)).await {
+        match lock.acquire(self.ctx.id, timeout(wait)).await {
             Ok(guard) => Ok(Ok(self.table.push(guard)?)),
             Err(e) => reply(Err(e)),
         }
@@ -48,7 +47,7 @@ impl HostLock for WorkerState {
         if let Err(e) = self.check(res, Op::Acquire, ObjectKind::Lock, lock.name()) {
             return reply(Err(e));
         }
-        match lock.try_acquire(self.id) {
+        match lock.try_acquire(self.ctx.id) {
             Ok(Some(guard)) => Ok(Ok(Some(self.table.push(guard)?))),
             Ok(None) => Ok(Ok(None)),
             Err(e) => reply(Err(e)),
@@ -57,7 +56,7 @@ impl HostLock for WorkerState {
 
     fn subscribe(&mut self, lock: Resource<LockRes>) -> wasmtime::Result<Resource<DynPollable>> {
         let lock = self.table.get(&lock)?.object.clone();
-        subscribe(&mut self.table, Readiness::LockFree(lock))
+        subscribe(self.table, Readiness::LockFree(lock))
     }
 
     fn drop(&mut self, lock: Resource<LockRes>) -> wasmtime::Result<()> {
@@ -66,7 +65,7 @@ impl HostLock for WorkerState {
     }
 }
 
-impl HostGuard for WorkerState {
+impl HostGuard for IpcCtxView<'_> {
     fn previous_owner_died(&mut self, guard: Resource<Guard>) -> wasmtime::Result<bool> {
         Ok(self.table.get(&guard)?.previous_owner_died())
     }

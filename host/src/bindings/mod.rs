@@ -1,5 +1,9 @@
 //! Thin adapters from the WIT interfaces in `wit/` to the host's objects.
-//! Each `corral:worker` interface lands in the module of the same name.
+//! Each `corral:worker` interface lands in the module of the same name and
+//! is implemented on a narrow view of the worker's state, as wasmtime-wasi
+//! does: the IPC interfaces on [`IpcCtxView`], `process` on
+//! [`ProcessCtxView`](process::ProcessCtxView). The store type that
+//! composes the contexts belongs to the runtime; nothing here imports it.
 
 pub(crate) mod filesystem;
 mod generated;
@@ -9,16 +13,17 @@ pub(crate) mod process;
 mod queue;
 mod readiness;
 mod sync;
-mod wasi;
+pub(crate) mod wasi;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::WasiView;
 
-use crate::ipc::{self, IpcError};
-use crate::policy::{ObjectKind, Op, OpSet};
-use crate::runtime::WorkerState;
+use crate::ipc::{self, IpcError, Registry};
+use crate::policy::{self, ObjectKind, Op, OpSet, Policy};
+use crate::reporter::Reporter;
 
 use corral_worker::types::Error as WitError;
 pub(crate) use generated::corral::worker as corral_worker;
@@ -65,24 +70,66 @@ pub(crate) const PROVIDED_INTERFACES: &[(&str, &[&str])] = &[
 ];
 
 /// Adds WASI 0.2 (from wasmtime-wasi, but `wasi:filesystem` from Corral's
-/// virtual filesystem) and every Corral interface to `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<WorkerState>) -> wasmtime::Result<()> {
+/// virtual filesystem) and every Corral interface to `linker`, each on its
+/// view of the store's `T`.
+pub(crate) fn add_to_linker<T>(linker: &mut Linker<T>) -> wasmtime::Result<()>
+where
+    T: WasiView
+        + wasi::PolicedSocketsView
+        + filesystem::VfsView
+        + IpcView
+        + process::ProcessView
+        + 'static,
+{
     wasi::add_to_linker(linker)?;
     filesystem::add_to_linker(linker)?;
-    type Data = HasSelf<WorkerState>;
-    fn get(state: &mut WorkerState) -> &mut WorkerState {
-        state
-    }
-    corral_worker::types::add_to_linker::<WorkerState, Data>(linker, get)?;
-    corral_worker::process::add_to_linker::<WorkerState, Data>(linker, get)?;
-    corral_worker::queue::add_to_linker::<WorkerState, Data>(linker, get)?;
-    corral_worker::pipe::add_to_linker::<WorkerState, Data>(linker, get)?;
-    corral_worker::lock::add_to_linker::<WorkerState, Data>(linker, get)?;
-    corral_worker::sync::add_to_linker::<WorkerState, Data>(linker, get)?;
+    corral_worker::types::add_to_linker::<T, Ipc>(linker, T::ipc)?;
+    corral_worker::process::add_to_linker::<T, process::Process>(linker, T::process)?;
+    corral_worker::queue::add_to_linker::<T, Ipc>(linker, T::ipc)?;
+    corral_worker::pipe::add_to_linker::<T, Ipc>(linker, T::ipc)?;
+    corral_worker::lock::add_to_linker::<T, Ipc>(linker, T::ipc)?;
+    corral_worker::sync::add_to_linker::<T, Ipc>(linker, T::ipc)?;
     Ok(())
 }
 
-impl corral_worker::types::Host for WorkerState {}
+/// What the IPC interfaces (queue, pipe, lock, sync) need of a worker: the
+/// run's named objects, and the policy that grants access to them.
+pub(crate) struct IpcCtx {
+    /// The worker's id: what pipes and locks know it by.
+    pub id: u64,
+    /// The worker's name, for pipe peers' messages.
+    pub name: Arc<str>,
+    /// The named objects of the worker's run.
+    pub objects: Arc<Registry>,
+    /// What the worker may open, and for which operations.
+    pub policy: Arc<Policy>,
+    /// Where refusals are reported.
+    pub reporter: Reporter,
+}
+
+/// An [`IpcCtx`] with the resource table its handles live in: what the IPC
+/// interfaces are implemented on.
+pub(crate) struct IpcCtxView<'a> {
+    /// The worker's IPC context.
+    pub ctx: &'a IpcCtx,
+    /// The store's resource table.
+    pub table: &'a mut ResourceTable,
+}
+
+/// A store state that holds an [`IpcCtx`].
+pub(crate) trait IpcView: Send {
+    /// The IPC context and the resource table, borrowed together.
+    fn ipc(&mut self) -> IpcCtxView<'_>;
+}
+
+/// Links the IPC interfaces to [`IpcCtxView`] (see [`HasData`]).
+struct Ipc;
+
+impl HasData for Ipc {
+    type Data<'a> = IpcCtxView<'a>;
+}
+
+impl corral_worker::types::Host for IpcCtxView<'_> {}
 
 impl From<IpcError> for WitError {
     fn from(e: IpcError) -> WitError {
@@ -123,25 +170,11 @@ pub type BarrierRes = Granted<ipc::BarrierHandle>;
 /// See [`QueueRes`].
 pub type ConditionRes = Granted<Arc<ipc::Condition>>;
 
-impl WorkerState {
+impl IpcCtxView<'_> {
     /// The operations this worker's policy grants on the object `name`:
     /// `denied` (and a denial event) if none.
     fn grant(&self, kind: ObjectKind, name: &str) -> Result<OpSet, IpcError> {
-        let Some(grants) = &self.policy.ipc else {
-            return Ok(OpSet::ALL);
-        };
-        let ops = grants.ops_for(kind, name);
-        if ops.is_empty() {
-            let rule = format!("ipc.{}", kind.table_key());
-            self.reporter
-                .deny(&rule, format!("open {} `{name}`", kind.name()));
-            return Err(IpcError::Denied(format!(
-                "policy `{}` grants no access to {} `{name}` ({rule})",
-                self.policy.name,
-                kind.name()
-            )));
-        }
-        Ok(ops)
+        policy::ipc_check::grant(&self.ctx.policy, &self.ctx.reporter, kind, name)
     }
 
     /// Checks one operation against what was granted at open.
@@ -152,18 +185,14 @@ impl WorkerState {
         kind: ObjectKind,
         name: &str,
     ) -> Result<(), IpcError> {
-        if res.ops.contains(op) {
-            return Ok(());
-        }
-        let rule = format!("ipc.{}", kind.table_key());
-        self.reporter
-            .deny(&rule, format!("{} {} `{name}`", op.name(), kind.name()));
-        Err(IpcError::Denied(format!(
-            "policy `{}` does not grant `{}` on {} `{name}` ({rule})",
-            self.policy.name,
-            op.name(),
-            kind.name()
-        )))
+        policy::ipc_check::check(
+            &self.ctx.policy,
+            &self.ctx.reporter,
+            res.ops,
+            op,
+            kind,
+            name,
+        )
     }
 }
 

@@ -5,14 +5,13 @@ use wasmtime_wasi::p2::DynPollable;
 
 use super::corral_worker::pipe::{Host, HostEndpoint};
 use super::readiness::{Readiness, subscribe};
-use super::{Call, Granted, PipeRes, reply, timeout};
+use super::{Call, Granted, IpcCtxView, PipeRes, reply, timeout};
 use crate::ipc::IpcError;
 use crate::policy::{ObjectKind, Op};
-use crate::runtime::WorkerState;
 
-impl Host for WorkerState {}
+impl Host for IpcCtxView<'_> {}
 
-impl WorkerState {
+impl IpcCtxView<'_> {
     /// The pipe end behind `end`, if the policy grants `op` on its pipe.
     fn end_for(
         &self,
@@ -26,12 +25,12 @@ impl WorkerState {
     }
 }
 
-impl HostEndpoint for WorkerState {
+impl HostEndpoint for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<PipeRes>> {
-        let opened = self.run.objects().pipe(&name).and_then(|pipe| {
+        let opened = self.ctx.objects.pipe(&name).and_then(|pipe| {
             let ops = self.grant(ObjectKind::Pipe, &name)?;
             Ok(Granted {
-                object: pipe.open(self.id, &self.name)?,
+                object: pipe.open(self.ctx.id, &self.ctx.name)?,
                 ops,
             })
         });
@@ -75,7 +74,7 @@ impl HostEndpoint for WorkerState {
 
     fn subscribe(&mut self, end: Resource<PipeRes>) -> wasmtime::Result<Resource<DynPollable>> {
         let inbound = self.table.get(&end)?.object.inbound();
-        subscribe(&mut self.table, Readiness::PipeRecv(inbound))
+        subscribe(self.table, Readiness::PipeRecv(inbound))
     }
 
     fn drop(&mut self, end: Resource<PipeRes>) -> wasmtime::Result<()> {

@@ -1,15 +1,87 @@
 //! `corral:worker/process`: who this worker is, and the children it spawns.
+//! Children are started through a [`Spawner`] that the runtime provides, so
+//! this module needs nothing of the runtime.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use wasmtime::component::Resource;
+use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use super::corral_worker::process::{ExitStatus as WitStatus, Host, HostChild};
 use super::{Call, reply, timeout};
 use crate::ipc::IpcError;
-use crate::runtime::WorkerState;
+use crate::policy::Policy;
+use crate::reporter::Reporter;
+use crate::run::Run;
 use crate::status::ExitStatus;
 use crate::worker::{Worker, WorkerSpec};
+
+/// What `corral:worker/process` needs of a worker: who it is and, if its
+/// policy lets it spawn, its family.
+pub(crate) struct ProcessCtx {
+    /// The worker's host-unique id.
+    pub id: u64,
+    /// The worker's name.
+    pub name: Arc<str>,
+    /// What the worker may spawn, and how many.
+    pub policy: Arc<Policy>,
+    /// Where refusals are reported.
+    pub reporter: Reporter,
+    /// Set when the policy lets the worker spawn children.
+    pub family: Option<Family>,
+}
+
+/// A [`ProcessCtx`] with the resource table its children's handles live in.
+pub(crate) struct ProcessCtxView<'a> {
+    /// The worker's process context.
+    pub ctx: &'a mut ProcessCtx,
+    /// The store's resource table.
+    pub table: &'a mut ResourceTable,
+}
+
+/// A store state that holds a [`ProcessCtx`].
+pub(crate) trait ProcessView: Send {
+    /// The process context and the resource table, borrowed together.
+    fn process(&mut self) -> ProcessCtxView<'_>;
+}
+
+/// Links `corral:worker/process` to [`ProcessCtxView`] (see [`HasData`]).
+pub(super) struct Process;
+
+impl HasData for Process {
+    type Data<'a> = ProcessCtxView<'a>;
+}
+
+/// Starts child workers. The runtime implements it; the process interface
+/// holds it as a trait object, so that the bindings need not know the runtime.
+pub(crate) trait Spawner: Send + Sync {
+    /// The component `run` registered as `component`, ready to start as a
+    /// child; `None` if the run has no component of that name.
+    fn find(&self, run: &Run, component: &str) -> Option<Launch>;
+}
+
+/// Starts one found component as a worker of `spec` in `lineage`.
+pub(crate) type Launch = Box<dyn FnOnce(WorkerSpec, Lineage) -> Worker + Send>;
+
+/// The family tree a worker belongs to: what its spawn limits count.
+#[derive(Clone, Default)]
+pub(crate) struct Lineage {
+    /// Workers spawned anywhere below the tree's root worker.
+    pub descendants: Arc<AtomicU32>,
+}
+
+/// What a worker that may spawn needs: what starts its children, its own
+/// spec (children inherit it), its lineage, and its children so far.
+pub(crate) struct Family {
+    /// Starts the children.
+    pub spawner: Arc<dyn Spawner>,
+    /// The worker's own spec: its run, and what its children inherit.
+    pub spec: Arc<WorkerSpec>,
+    /// The tree the worker and its children count against.
+    pub lineage: Lineage,
+    /// The children spawned so far (the dead ones pruned at each spawn).
+    pub children: Vec<Worker>,
+}
 
 /// A child worker, killed when its handle goes (so when its parent ends).
 pub struct ChildRes(Worker);
@@ -20,17 +92,17 @@ impl Drop for ChildRes {
     }
 }
 
-impl Host for WorkerState {
+impl Host for ProcessCtxView<'_> {
     fn id(&mut self) -> wasmtime::Result<u64> {
-        Ok(self.id)
+        Ok(self.ctx.id)
     }
 
     fn name(&mut self) -> wasmtime::Result<String> {
-        Ok(self.name.to_string())
+        Ok(self.ctx.name.to_string())
     }
 }
 
-impl WorkerState {
+impl ProcessCtx {
     /// Starts a child if the policy allows it; every refusal is a denial.
     fn spawn_child(
         &mut self,
@@ -56,7 +128,7 @@ impl WorkerState {
                 format!("does not allow spawning `{component}`"),
             );
         }
-        let Some(program) = family.spec.run.component(component) else {
+        let Some(launch) = family.spawner.find(&family.spec.run, component) else {
             return Err(IpcError::NotFound(format!("component `{component}`")));
         };
         family.children.retain(Worker::is_alive);
@@ -86,9 +158,7 @@ impl WorkerState {
             args,
             ..(*family.spec).clone()
         };
-        let child = family
-            .runtime
-            .spawn_in(&program, spec, family.lineage.clone());
+        let child = launch(spec, family.lineage.clone());
         family.children.push(child.clone());
         Ok(child)
     }
@@ -103,14 +173,14 @@ fn wit_status(status: ExitStatus) -> WitStatus {
     }
 }
 
-impl HostChild for WorkerState {
+impl HostChild for ProcessCtxView<'_> {
     fn spawn(
         &mut self,
         component: String,
         name: String,
         args: Vec<String>,
     ) -> Call<Resource<ChildRes>> {
-        match self.spawn_child(&component, name, args) {
+        match self.ctx.spawn_child(&component, name, args) {
             Ok(child) => Ok(Ok(self.table.push(ChildRes(child))?)),
             Err(e) => reply(Err(e)),
         }

@@ -6,12 +6,11 @@ use wasmtime_wasi::p2::DynPollable;
 use super::corral_worker::queue::{Host, HostQueue};
 use super::corral_worker::types::Batch;
 use super::readiness::{Readiness, subscribe};
-use super::{Call, Granted, QueueRes, reply, timeout};
+use super::{Call, Granted, IpcCtxView, QueueRes, reply, timeout};
 use crate::ipc::IpcError;
 use crate::policy::{ObjectKind, Op};
-use crate::runtime::WorkerState;
 
-impl Host for WorkerState {}
+impl Host for IpcCtxView<'_> {}
 
 /// Splits a batch into its messages, checking that the lengths add up.
 fn unbatch(batch: Batch) -> Result<Vec<Vec<u8>>, IpcError> {
@@ -47,7 +46,7 @@ fn batch(messages: Vec<bytes::Bytes>) -> Batch {
     Batch { data, lengths }
 }
 
-impl WorkerState {
+impl IpcCtxView<'_> {
     /// The queue behind `q`, if the policy grants `op` on it.
     fn queue_for(
         &self,
@@ -61,9 +60,9 @@ impl WorkerState {
     }
 }
 
-impl HostQueue for WorkerState {
+impl HostQueue for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<QueueRes>> {
-        let opened = self.run.objects().queue(&name).and_then(|queue| {
+        let opened = self.ctx.objects.queue(&name).and_then(|queue| {
             let ops = self.grant(ObjectKind::Queue, &name)?;
             Ok(Granted {
                 object: queue.handle(),
@@ -168,12 +167,12 @@ impl HostQueue for WorkerState {
 
     fn subscribe_get(&mut self, q: Resource<QueueRes>) -> wasmtime::Result<Resource<DynPollable>> {
         let queue = self.table.get(&q)?.object.queue().clone();
-        subscribe(&mut self.table, Readiness::QueueGet(queue))
+        subscribe(self.table, Readiness::QueueGet(queue))
     }
 
     fn subscribe_put(&mut self, q: Resource<QueueRes>) -> wasmtime::Result<Resource<DynPollable>> {
         let queue = self.table.get(&q)?.object.queue().clone();
-        subscribe(&mut self.table, Readiness::QueuePut(queue))
+        subscribe(self.table, Readiness::QueuePut(queue))
     }
 
     fn drop(&mut self, q: Resource<QueueRes>) -> wasmtime::Result<()> {

@@ -6,25 +6,26 @@ use wasmtime_wasi::p2::DynPollable;
 
 use super::corral_worker::sync::{Host, HostBarrier, HostCondition, HostEvent, HostSemaphore};
 use super::readiness::{Readiness, subscribe};
-use super::{BarrierRes, Call, ConditionRes, EventRes, Granted, SemaphoreRes, reply, timeout};
-use crate::ipc::{Guard, IpcError};
+use super::{
+    BarrierRes, Call, ConditionRes, EventRes, Granted, IpcCtxView, SemaphoreRes, reply, timeout,
+};
+use crate::ipc::{Guard, IpcError, Registry};
 use crate::policy::{ObjectKind, Op};
-use crate::runtime::WorkerState;
 
-impl Host for WorkerState {}
+impl Host for IpcCtxView<'_> {}
 
-impl WorkerState {
+impl IpcCtxView<'_> {
     /// Opens a named object through `find`, recording the granted operations.
     fn open_granted<T>(
         &mut self,
         kind: ObjectKind,
         name: &str,
-        find: impl FnOnce(&Self) -> Result<T, IpcError>,
+        find: impl FnOnce(&Registry) -> Result<T, IpcError>,
     ) -> Call<Resource<Granted<T>>>
     where
         T: Send + 'static,
     {
-        let opened = find(self).and_then(|object| {
+        let opened = find(&self.ctx.objects).and_then(|object| {
             Ok(Granted {
                 object,
                 ops: self.grant(kind, name)?,
@@ -37,10 +38,10 @@ impl WorkerState {
     }
 }
 
-impl HostSemaphore for WorkerState {
+impl HostSemaphore for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<SemaphoreRes>> {
-        self.open_granted(ObjectKind::Semaphore, &name, |w| {
-            w.run.objects().semaphore(&name)
+        self.open_granted(ObjectKind::Semaphore, &name, |objects| {
+            objects.semaphore(&name)
         })
     }
 
@@ -75,7 +76,7 @@ impl HostSemaphore for WorkerState {
 
     fn subscribe(&mut self, s: Resource<SemaphoreRes>) -> wasmtime::Result<Resource<DynPollable>> {
         let sem = self.table.get(&s)?.object.clone();
-        subscribe(&mut self.table, Readiness::Permit(sem))
+        subscribe(self.table, Readiness::Permit(sem))
     }
 
     fn drop(&mut self, s: Resource<SemaphoreRes>) -> wasmtime::Result<()> {
@@ -84,9 +85,9 @@ impl HostSemaphore for WorkerState {
     }
 }
 
-impl HostEvent for WorkerState {
+impl HostEvent for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<EventRes>> {
-        self.open_granted(ObjectKind::Event, &name, |w| w.run.objects().event(&name))
+        self.open_granted(ObjectKind::Event, &name, |objects| objects.event(&name))
     }
 
     fn set(&mut self, e: Resource<EventRes>) -> Call<()> {
@@ -120,7 +121,7 @@ impl HostEvent for WorkerState {
 
     fn subscribe(&mut self, e: Resource<EventRes>) -> wasmtime::Result<Resource<DynPollable>> {
         let event = self.table.get(&e)?.object.clone();
-        subscribe(&mut self.table, Readiness::EventSet(event))
+        subscribe(self.table, Readiness::EventSet(event))
     }
 
     fn drop(&mut self, e: Resource<EventRes>) -> wasmtime::Result<()> {
@@ -129,10 +130,10 @@ impl HostEvent for WorkerState {
     }
 }
 
-impl HostBarrier for WorkerState {
+impl HostBarrier for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<BarrierRes>> {
-        self.open_granted(ObjectKind::Barrier, &name, |w| {
-            w.run.objects().barrier(&name).map(|b| b.handle())
+        self.open_granted(ObjectKind::Barrier, &name, |objects| {
+            objects.barrier(&name).map(|b| b.handle())
         })
     }
 
@@ -175,7 +176,7 @@ impl HostBarrier for WorkerState {
     fn subscribe(&mut self, b: Resource<BarrierRes>) -> wasmtime::Result<Resource<DynPollable>> {
         let barrier = self.table.get(&b)?.object.barrier().clone();
         let round = barrier.round();
-        subscribe(&mut self.table, Readiness::BarrierRound(barrier, round))
+        subscribe(self.table, Readiness::BarrierRound(barrier, round))
     }
 
     fn drop(&mut self, b: Resource<BarrierRes>) -> wasmtime::Result<()> {
@@ -184,10 +185,10 @@ impl HostBarrier for WorkerState {
     }
 }
 
-impl HostCondition for WorkerState {
+impl HostCondition for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<ConditionRes>> {
-        self.open_granted(ObjectKind::Condition, &name, |w| {
-            w.run.objects().condition(&name)
+        self.open_granted(ObjectKind::Condition, &name, |objects| {
+            objects.condition(&name)
         })
     }
 

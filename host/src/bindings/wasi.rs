@@ -1,8 +1,11 @@
 //! WASI 0.2 from wasmtime-wasi: every interface that
 //! `wasmtime_wasi::p2::add_to_linker_async` adds, except `wasi:filesystem`,
 //! which Corral implements over its own virtual filesystem (`filesystem.rs`).
+//! Generic over the store's state, which provides wasmtime-wasi's
+//! [`WasiView`] and a [`PolicedSocketsView`].
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::WasiView;
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddressFamily, Network};
@@ -12,7 +15,7 @@ use wasmtime_wasi::random::{WasiRandom, WasiRandomCtx};
 use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsCtxView, WasiSocketsView};
 
 use crate::policy::NetworkPolicy;
-use crate::runtime::{Reporter, WorkerState};
+use crate::reporter::Reporter;
 
 /// `wasi:io` works on the resource table alone.
 struct IoTable;
@@ -23,8 +26,10 @@ impl HasData for IoTable {
 
 /// Adds the wasmtime-wasi interfaces (all but `wasi:filesystem`) to `linker`,
 /// in their async variants where wasmtime-wasi has them.
-pub(super) fn add_to_linker(l: &mut Linker<WorkerState>) -> wasmtime::Result<()> {
-    type T = WorkerState;
+pub(super) fn add_to_linker<T>(l: &mut Linker<T>) -> wasmtime::Result<()>
+where
+    T: WasiView + PolicedSocketsView + 'static,
+{
     io::error::add_to_linker::<T, IoTable>(l, table)?;
     io::poll::add_to_linker::<T, IoTable>(l, table)?;
     io::streams::add_to_linker::<T, IoTable>(l, table)?;
@@ -44,22 +49,22 @@ pub(super) fn add_to_linker(l: &mut Linker<WorkerState>) -> wasmtime::Result<()>
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
     let options = LinkOptions::default();
-    sockets::tcp_create_socket::add_to_linker::<T, Policed>(l, policed)?;
+    sockets::tcp_create_socket::add_to_linker::<T, Policed>(l, T::policed_sockets)?;
     sockets::instance_network::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
     sockets::network::add_to_linker::<T, WasiSockets>(l, &(&options).into(), T::sockets)?;
     sockets::ip_name_lookup::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
     sockets::tcp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
     sockets::udp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
-    sockets::udp_create_socket::add_to_linker::<T, Policed>(l, policed)?;
+    sockets::udp_create_socket::add_to_linker::<T, Policed>(l, T::policed_sockets)?;
     Ok(())
 }
 
-fn table(state: &mut WorkerState) -> &mut ResourceTable {
-    &mut state.table
+fn table<T: WasiView>(state: &mut T) -> &mut ResourceTable {
+    state.ctx().table
 }
 
-fn random(state: &mut WorkerState) -> &mut WasiRandomCtx {
-    state.wasi.random()
+fn random<T: WasiView>(state: &mut T) -> &mut WasiRandomCtx {
+    state.ctx().ctx.random()
 }
 
 /// Socket creation with the worker's policy in view. A worker granted no
@@ -73,21 +78,20 @@ impl HasData for Policed {
     type Data<'a> = PolicedSockets<'a>;
 }
 
-struct PolicedSockets<'a> {
-    sockets: WasiSocketsCtxView<'a>,
-    network: &'a NetworkPolicy,
-    reporter: &'a Reporter,
+/// wasmtime-wasi's sockets with the worker's network grants in view.
+pub(crate) struct PolicedSockets<'a> {
+    /// wasmtime-wasi's sockets context and the resource table.
+    pub sockets: WasiSocketsCtxView<'a>,
+    /// What the worker may do on the network.
+    pub network: &'a NetworkPolicy,
+    /// Where refusals are reported.
+    pub reporter: &'a Reporter,
 }
 
-fn policed(state: &mut WorkerState) -> PolicedSockets<'_> {
-    PolicedSockets {
-        sockets: WasiSocketsCtxView {
-            ctx: state.wasi.sockets(),
-            table: &mut state.table,
-        },
-        network: &state.policy.network,
-        reporter: &state.reporter,
-    }
+/// A store state whose sockets are policed (see [`Policed`]).
+pub(crate) trait PolicedSocketsView: Send {
+    /// The sockets context, the network grants and the reporter together.
+    fn policed_sockets(&mut self) -> PolicedSockets<'_>;
 }
 
 // The create-socket interfaces use `network`'s types, so their hosts must

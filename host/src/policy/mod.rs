@@ -13,12 +13,14 @@
 
 mod file;
 mod grants;
+pub(crate) mod ipc_check;
 mod network;
 
 use std::time::{Duration, SystemTime};
 
 pub use file::{PolicyError, PolicyFile, Profile};
 pub use grants::{IpcGrants, ObjectKind, Op, OpSet};
+pub(crate) use network::network_allows;
 pub use network::{AddrRule, NetworkPolicy, SocketUse};
 
 /// The run-time part of a worker's policy. [`Policy::default`] is what a

@@ -1,11 +1,16 @@
 //! Network grants: TCP connect, TCP bind and UDP by address (or CIDR) and
-//! port range, and name lookup.
+//! port range, and name lookup; and the check wasmtime-wasi's sockets ask
+//! before each bind, connect or send. Depends on the reporter and on
+//! wasmtime-wasi's socket-use type only, not on the bindings or the runtime.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 
 use ipnet::IpNet;
+use wasmtime_wasi::sockets::SocketAddrUse;
+
+use crate::reporter::Reporter;
 
 /// What a worker may do on the network. The default grants nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -139,6 +144,46 @@ impl FromStr for AddrRule {
         };
         Ok(AddrRule { net, ports })
     }
+}
+
+/// Answers wasmtime-wasi's socket checks from the worker's network policy,
+/// reporting each refusal. Implicit binds to the wildcard address (what a
+/// connect or send does first) follow the grant of the connect or send.
+pub(crate) fn network_allows(
+    network: &NetworkPolicy,
+    addr: SocketAddr,
+    use_: SocketAddrUse,
+    reporter: &Reporter,
+) -> bool {
+    use SocketAddrUse as U;
+    let implicit = addr.ip().is_unspecified() && addr.port() == 0;
+    let (allowed, rule, verb) = match use_ {
+        U::TcpConnect => (
+            network.allows(addr, SocketUse::Connect),
+            SocketUse::Connect,
+            "tcp connect",
+        ),
+        U::TcpBind if implicit && !network.connect.is_empty() => {
+            (true, SocketUse::Connect, "tcp bind")
+        }
+        U::TcpBind | U::TcpListen => (
+            network.allows(addr, SocketUse::Bind),
+            SocketUse::Bind,
+            "tcp listen",
+        ),
+        U::TcpAccept => (true, SocketUse::Bind, "tcp accept"),
+        U::UdpBind if implicit && !network.udp.is_empty() => (true, SocketUse::Udp, "udp bind"),
+        U::UdpBind | U::UdpSend | U::UdpReceive => {
+            (network.allows(addr, SocketUse::Udp), SocketUse::Udp, "udp")
+        }
+    };
+    if !allowed {
+        reporter.deny(rule.rule(), format!("{verb} {addr}"));
+    } else if matches!(use_, U::TcpListen) {
+        // Checked just before the listen itself: near enough to announce.
+        reporter.listening(addr);
+    }
+    allowed
 }
 
 #[cfg(test)]

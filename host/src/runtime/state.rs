@@ -1,14 +1,23 @@
-//! Per-worker store state: the WASI context, the resource table, and the
-//! memory limiter that feeds the worker's meter.
+//! Per-worker store state: the contexts of the interfaces a worker imports
+//! composed into one store type, with the views the bindings work on; the
+//! memory limiter; and the meters the host reads while and after the worker
+//! runs.
 
 use std::sync::Arc;
 
-use wasmtime::ResourceLimiter;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter};
+use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::filesystem::{VfsCtx, VfsCtxView, VfsView};
+use crate::bindings::process::{Family, ProcessCtx, ProcessCtxView, ProcessView};
+use crate::bindings::wasi::{PolicedSockets, PolicedSocketsView};
+use crate::bindings::{IpcCtx, IpcCtxView, IpcView};
+use crate::ipc::Registry;
 use crate::meter::WorkerMeter;
+use crate::policy::Policy;
+use crate::reporter::Reporter;
 
 /// Enforces the worker's memory cap over all its linear memories together,
 /// and its policy's counts of instances, tables and memories.
@@ -73,71 +82,68 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// Reports what a worker's policy refused, as events.
-#[derive(Clone)]
-pub(crate) struct Reporter {
-    pub id: u64,
-    pub name: Arc<str>,
-    pub sink: Option<Arc<dyn crate::events::EventSink>>,
+/// A linker for stores of `engine` with every interface a worker may
+/// import (see `bindings::PROVIDED_INTERFACES`).
+pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<WorkerState>> {
+    let mut linker = Linker::new(engine);
+    crate::bindings::add_to_linker(&mut linker)?;
+    Ok(linker)
 }
 
-impl Reporter {
-    /// Records that the worker listens on `addr`.
-    pub fn listening(&self, addr: std::net::SocketAddr) {
-        if let Some(sink) = &self.sink {
-            sink.event(&crate::events::Event::Listening {
-                id: self.id,
-                name: self.name.to_string(),
-                addr: addr.to_string(),
-            });
-        }
-    }
-
-    /// Records that `rule` refused `action`.
-    pub fn deny(&self, rule: &str, action: impl Into<String>) {
-        if let Some(sink) = &self.sink {
-            sink.event(&crate::events::Event::Denied {
-                id: self.id,
-                name: self.name.to_string(),
-                rule: rule.to_string(),
-                action: action.into(),
-            });
-        }
-    }
-}
-
-/// The family tree a worker belongs to: what its spawn limits count.
-#[derive(Clone, Default)]
-pub(crate) struct Lineage {
-    /// Workers spawned anywhere below the tree's root worker.
-    pub descendants: Arc<std::sync::atomic::AtomicU32>,
-}
-
-/// What a worker that may spawn needs: the runtime to spawn on, its own
-/// spec (children inherit it), its lineage, and its children so far.
-pub(crate) struct Family {
-    pub runtime: super::Runtime,
-    pub spec: Arc<crate::worker::WorkerSpec>,
-    pub lineage: Lineage,
-    pub children: Vec<crate::worker::Worker>,
-}
-
-/// The data of one worker's `Store`.
+/// The data of one worker's `Store`: the context of each interface, the
+/// resource table they share, and the memory limiter. The bindings see it
+/// only through the views below.
 pub(crate) struct WorkerState {
-    pub id: u64,
-    pub name: Arc<str>,
     /// What the worker may reach beyond its limits and mounts.
-    pub policy: Arc<crate::policy::Policy>,
+    pub policy: Arc<Policy>,
     /// Where denials are reported.
     pub reporter: Reporter,
-    /// Set when the policy lets the worker spawn children.
-    pub family: Option<Family>,
-    pub run: crate::run::Run,
+    /// Queues, pipes, locks and sync objects.
+    pub ipc: IpcCtx,
+    /// Who the worker is, and the children it spawns.
+    pub process: ProcessCtx,
     /// The worker's mounts: its view of `wasi:filesystem`.
     pub vfs: VfsCtx,
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: MemoryLimiter,
+}
+
+impl WorkerState {
+    /// The state of the worker `reporter` reports for, its contexts made
+    /// from `policy`, its run's `objects` and its `family`.
+    pub fn new(
+        reporter: Reporter,
+        policy: Arc<Policy>,
+        objects: Arc<Registry>,
+        family: Option<Family>,
+        mounts: crate::vfs::MountTable,
+        wasi: WasiCtx,
+        limiter: MemoryLimiter,
+    ) -> WorkerState {
+        WorkerState {
+            ipc: IpcCtx {
+                id: reporter.id,
+                name: reporter.name.clone(),
+                objects,
+                policy: policy.clone(),
+                reporter: reporter.clone(),
+            },
+            process: ProcessCtx {
+                id: reporter.id,
+                name: reporter.name.clone(),
+                policy: policy.clone(),
+                reporter: reporter.clone(),
+                family,
+            },
+            policy,
+            reporter,
+            vfs: VfsCtx { mounts },
+            wasi,
+            table: ResourceTable::new(),
+            limiter,
+        }
+    }
 }
 
 impl WasiView for WorkerState {
@@ -158,32 +164,59 @@ impl VfsView for WorkerState {
     }
 }
 
+impl PolicedSocketsView for WorkerState {
+    fn policed_sockets(&mut self) -> PolicedSockets<'_> {
+        PolicedSockets {
+            sockets: WasiSocketsCtxView {
+                ctx: self.wasi.sockets(),
+                table: &mut self.table,
+            },
+            network: &self.policy.network,
+            reporter: &self.reporter,
+        }
+    }
+}
+
+impl IpcView for WorkerState {
+    fn ipc(&mut self) -> IpcCtxView<'_> {
+        IpcCtxView {
+            ctx: &self.ipc,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ProcessView for WorkerState {
+    fn process(&mut self) -> ProcessCtxView<'_> {
+        ProcessCtxView {
+            ctx: &mut self.process,
+            table: &mut self.table,
+        }
+    }
+}
+
 #[cfg(test)]
 impl WorkerState {
     /// A state for calling host functions directly in unit tests: no
     /// limits, the default policy, the given mounts.
     pub(crate) fn for_tests(mounts: crate::vfs::MountTable) -> WorkerState {
-        let name: Arc<str> = Arc::from("test");
-        WorkerState {
-            id: 0,
-            name: name.clone(),
-            run: crate::run::Run::new(),
-            vfs: VfsCtx { mounts },
-            policy: Arc::default(),
-            reporter: Reporter {
+        WorkerState::new(
+            Reporter {
                 id: 0,
-                name,
+                name: Arc::from("test"),
                 sink: None,
             },
-            family: None,
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
-            limiter: MemoryLimiter {
+            Arc::default(),
+            Registry::new(),
+            None,
+            mounts,
+            WasiCtx::builder().build(),
+            MemoryLimiter {
                 cap: None,
                 counts: Default::default(),
                 meter: Default::default(),
                 reporter: None,
             },
-        }
+        )
     }
 }

@@ -1,0 +1,326 @@
+//! Starting workers: the task that runs one, enforces its wall-time limit
+//! and publishes its report; its store (WASI context, mounts, the
+//! bindings' contexts, memory cap and CPU budget); and the children that
+//! workers spawn, through the bindings' [`Spawner`].
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::failure::{CpuLimitReached, classify_failure, duration_ms};
+use super::program::Program;
+use super::variant::VariantKey;
+use super::{MemoryLimiter, Runtime, WorkerState, deterministic};
+use crate::bindings::process::{Family, Launch, Lineage, Spawner};
+use crate::events::Event;
+use crate::meter::WorkerMeter;
+use crate::output::{OutputPipe, StreamKind};
+use crate::policy::network_allows;
+use crate::reporter::Reporter;
+use crate::run::Run;
+use crate::status::{ExitStatus, KillReason};
+use crate::worker::{Metered, Worker, WorkerReport, WorkerShared, WorkerSpec};
+
+impl Runtime {
+    /// Starts a worker running `program`'s `main` and returns its handle at
+    /// once. Must be called within a Tokio runtime: the worker is a task on it.
+    ///
+    /// Never fails: a worker that cannot start ends with
+    /// [`ExitStatus::FailedToStart`].
+    pub fn spawn(&self, program: &Program, spec: WorkerSpec) -> Worker {
+        self.spawn_in(program, spec, Lineage::default())
+    }
+
+    /// [`spawn`](Self::spawn) for a worker in a family tree (a child).
+    fn spawn_in(&self, program: &Program, spec: WorkerSpec, lineage: Lineage) -> Worker {
+        let id = self.next_worker_id();
+        let name: Arc<str> = Arc::from(spec.name.as_str());
+        let console = self.inner.console;
+        let (report, _) = watch::channel(None);
+        let shared = Arc::new(WorkerShared {
+            id,
+            name: name.clone(),
+            report,
+            kill: Notify::new(),
+            terminated: AtomicBool::new(false),
+            stdout: OutputPipe::new(StreamKind::Stdout, spec.stdio, console, (id, &name))
+                .with_limit(
+                    spec.policy.stdout_limit,
+                    self.output_cap_notice(id, &name, "stdout"),
+                ),
+            stderr: OutputPipe::new(StreamKind::Stderr, spec.stdio, console, (id, &name))
+                .with_limit(
+                    spec.policy.stderr_limit,
+                    self.output_cap_notice(id, &name, "stderr"),
+                ),
+        });
+        self.emit(Event::Started {
+            id,
+            name: spec.name.clone(),
+        });
+        tokio::spawn(crate::worker::supervise(
+            shared.clone(),
+            self.clone()
+                .run_worker(program.clone(), spec, shared.clone(), lineage),
+        ));
+        Worker { shared }
+    }
+
+    async fn run_worker(
+        self,
+        program: Program,
+        spec: WorkerSpec,
+        shared: Arc<WorkerShared>,
+        lineage: Lineage,
+    ) {
+        let started = Instant::now();
+        let meter = Arc::new(WorkerMeter::default());
+        let limits = spec.limits.clone();
+        let execution = Metered {
+            inner: Box::pin(self.clone().execute(
+                program,
+                spec,
+                shared.clone(),
+                meter.clone(),
+                lineage,
+            )),
+            meter: meter.clone(),
+        };
+        let wall_limit = async {
+            match limits.wall_time {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        // Dropping `execution` drops the store and unwinds the worker's
+        // fiber, wherever it is: spinning in wasm (it yields at every epoch
+        // tick) or suspended in a host call.
+        let status = tokio::select! {
+            biased;
+            _ = shared.kill.notified() => ExitStatus::Killed { reason: KillReason::Terminated },
+            _ = wall_limit => ExitStatus::Killed {
+                reason: KillReason::WallTime { limit_ms: duration_ms(limits.wall_time) },
+            },
+            status = execution => status,
+        };
+        shared.stdout.finish();
+        shared.stderr.finish();
+        let report = WorkerReport {
+            status,
+            duration: started.elapsed(),
+            cpu_time: Duration::from_nanos(meter.booked_cpu_ns()),
+            peak_memory: meter.peak_memory(),
+        };
+        self.emit(Event::Exited {
+            id: shared.id,
+            name: shared.name.to_string(),
+            status: report.status.clone(),
+            micros: report.duration.as_micros() as u64,
+            cpu_micros: report.cpu_time.as_micros() as u64,
+            peak_memory: report.peak_memory,
+        });
+        shared.report.send_replace(Some(report));
+    }
+
+    async fn execute(
+        self,
+        program: Program,
+        spec: WorkerSpec,
+        shared: Arc<WorkerShared>,
+        meter: Arc<WorkerMeter>,
+        lineage: Lineage,
+    ) -> ExitStatus {
+        let Some(command) = &program.0.command else {
+            return ExitStatus::FailedToStart {
+                reason: format!(
+                    "{} has no `main` (it does not export wasi:cli/run); it is a pool task: \
+                     run it with `corral pool`",
+                    program.path().display()
+                ),
+            };
+        };
+        // Fuel and stack sizes are properties of compiled code: such a
+        // policy runs on an engine of its own.
+        let (engine, command) =
+            match VariantKey::for_policy(&spec.policy, self.inner.options.max_wasm_stack) {
+                None => (self.inner.engine.clone(), command.clone()),
+                Some(key) => match self.program_for(&program, key) {
+                    Ok((variant, linked)) => match &linked.command {
+                        Some(command) => (variant.engine.clone(), command.clone()),
+                        None => unreachable!("a variant of a command is a command"),
+                    },
+                    Err(reason) => return ExitStatus::FailedToStart { reason },
+                },
+            };
+        let outputs = (shared.stdout.clone(), shared.stderr.clone());
+        let mut store = match self.new_store_in(
+            &engine,
+            &spec,
+            shared.id,
+            &shared.name,
+            outputs,
+            &meter,
+            lineage,
+        ) {
+            Ok(store) => store,
+            Err(reason) => return ExitStatus::FailedToStart { reason },
+        };
+        if let Some(fuel) = spec.policy.fuel
+            && let Err(e) = store.set_fuel(fuel)
+        {
+            return ExitStatus::FailedToStart {
+                reason: format!("cannot set fuel: {e}"),
+            };
+        }
+        let command = match command.instantiate_async(&mut store).await {
+            Ok(command) => command,
+            Err(err) => return self.start_failure(err, &spec, &meter),
+        };
+        match command.wasi_cli_run().call_run(&mut store).await {
+            Ok(Ok(())) => ExitStatus::Exited { code: 0 },
+            Ok(Err(())) => ExitStatus::Exited { code: 1 },
+            Err(err) => classify_failure(err, &spec, &meter),
+        }
+    }
+
+    /// A store for one worker (or pool instance): its WASI context (args,
+    /// env, output, no network), mounts, memory cap, and the epoch callback
+    /// that enforces its CPU budget and yields at every tick.
+    pub(crate) fn new_store(
+        &self,
+        spec: &WorkerSpec,
+        id: u64,
+        name: &Arc<str>,
+        outputs: (OutputPipe, OutputPipe),
+        meter: &Arc<WorkerMeter>,
+    ) -> Result<Store<WorkerState>, String> {
+        self.new_store_in(
+            &self.inner.engine,
+            spec,
+            id,
+            name,
+            outputs,
+            meter,
+            Lineage::default(),
+        )
+    }
+
+    /// [`new_store`](Self::new_store) for a worker in a family tree.
+    #[allow(clippy::too_many_arguments)]
+    fn new_store_in(
+        &self,
+        engine: &Engine,
+        spec: &WorkerSpec,
+        id: u64,
+        name: &Arc<str>,
+        (stdout, stderr): (OutputPipe, OutputPipe),
+        meter: &Arc<WorkerMeter>,
+        lineage: Lineage,
+    ) -> Result<Store<WorkerState>, String> {
+        let reporter = Reporter {
+            id,
+            name: name.clone(),
+            sink: self.inner.events.clone(),
+        };
+        let policy = &spec.policy;
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.arg(&spec.name)
+            .args(&spec.args)
+            .envs(&spec.env)
+            .stdout(stdout)
+            .stderr(stderr)
+            .allow_tcp(policy.network.any_tcp())
+            .allow_udp(!policy.network.udp.is_empty())
+            .allow_ip_name_lookup(policy.network.lookup);
+        if policy.network.any_tcp() || !policy.network.udp.is_empty() {
+            let network = policy.network.clone();
+            let reporter = reporter.clone();
+            wasi.socket_addr_check(move |addr, use_| {
+                let allowed = network_allows(&network, addr, use_, &reporter);
+                Box::pin(async move { allowed })
+            });
+        }
+        if let Some(det) = policy.deterministic {
+            deterministic::install(&mut wasi, det);
+        }
+        let mut mounts = crate::vfs::MountTable::new();
+        for mount_spec in &spec.mounts {
+            let mount = mount_spec.open(spec.run.fs())?;
+            mounts
+                .add(&mount_spec.guest_path, mount)
+                .map_err(|e| format!("cannot mount at {}: {e}", mount_spec.guest_path))?;
+        }
+        let family = (!spec.policy.spawn.components.is_empty()).then(|| Family {
+            spawner: Arc::new(self.clone()),
+            spec: Arc::new(spec.clone()),
+            lineage,
+            children: Vec::new(),
+        });
+        let limiter = MemoryLimiter {
+            cap: spec.limits.memory,
+            counts: spec.policy.counts,
+            meter: meter.clone(),
+            reporter: Some(reporter.clone()),
+        };
+        let state = WorkerState::new(
+            reporter,
+            spec.policy.clone(),
+            spec.run.shared_objects(),
+            family,
+            mounts,
+            wasi.build(),
+            limiter,
+        );
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        let cpu_limit = spec.limits.cpu_time;
+        let cpu_meter = meter.clone();
+        store.epoch_deadline_callback(move |_| {
+            if let Some(limit) = cpu_limit
+                && cpu_meter.cpu_ns() > limit.as_nanos() as u64
+            {
+                return Err(wasmtime::Error::new(CpuLimitReached));
+            }
+            // Yielding at every tick lets thousands of busy workers share the
+            // executor's threads and lets `terminate` take effect.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        Ok(store)
+    }
+
+    /// What to do when a worker's output passes its cap: a denial event.
+    fn output_cap_notice(
+        &self,
+        id: u64,
+        name: &Arc<str>,
+        stream: &'static str,
+    ) -> impl FnOnce(u64) + Send + 'static {
+        let reporter = Reporter {
+            id,
+            name: name.clone(),
+            sink: self.inner.events.clone(),
+        };
+        move |limit| {
+            let limit = bytesize::ByteSize(limit).display().iec();
+            reporter.deny(
+                &format!("output.{stream}"),
+                format!("writing past {limit} of {stream}"),
+            );
+        }
+    }
+}
+
+impl Spawner for Runtime {
+    fn find(&self, run: &Run, component: &str) -> Option<Launch> {
+        let program = run.component(component)?;
+        let runtime = self.clone();
+        Some(Box::new(move |spec, lineage| {
+            runtime.spawn_in(&program, spec, lineage)
+        }))
+    }
+}
