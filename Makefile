@@ -2,19 +2,24 @@
 CARGO      ?= cargo
 GUESTS_DIR := guests/rust
 P2_OUT     := $(GUESTS_DIR)/target/wasm32-wasip2/release
-CORRAL     := target/debug/corral
+# Wherever cargo puts its builds (CARGO_TARGET_DIR is a common setting).
+CORRAL     := $(or $(CARGO_TARGET_DIR),target)/debug/corral
+# Debian packages of the C, C++ and Zig guests (clang, wasi-libc...) and of
+# the tests (nc, redis-server).
+DEB_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc++-dev-wasm32 \
+                netcat-openbsd redis-server
 
-.PHONY: all demo test guests host lint bench targets clean bindings
+.PHONY: all demo test guests host lint bench prereqs clean bindings
 
 all: host guests
 
-# The wasm targets the guests build for, added once per toolchain.
-targets:
-	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+# What a fresh machine lacks: Debian packages (installed when run as root,
+# else the command to run is printed) and the wasm targets the guests need.
+prereqs:
+	@./scripts/prereqs $(DEB_PACKAGES)
 
 # Guest workers: components for wasm32-wasip2, plus one preview1 core module.
-guests: targets
+guests: prereqs
 	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet --target-dir target
 	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet --target-dir target -p hello-p1 --target wasm32-wasip1
 	$(MAKE) -C guests/c

@@ -393,7 +393,18 @@ pub fn main() -> ExitCode {
     // Run on a worker thread rather than the `block_on` thread: workers are
     // spawned onto the caller's own run queue and joins need no cross-thread
     // wakeup.
-    match runtime.block_on(async { tokio::spawn(dispatch(cli)).await }) {
+    let outcome = runtime.block_on(async { tokio::spawn(dispatch(cli)).await });
+    // Worker output still queued for the terminal or a pipe is written
+    // before the process exits; after a signal, a reader that stopped
+    // reading gets a few seconds, not forever.
+    let interrupted = matches!(outcome, Ok(Ok(130 | 143)));
+    let grace = if interrupted {
+        Duration::from_secs(2)
+    } else {
+        Duration::MAX
+    };
+    crate::output::flush_console(grace);
+    match outcome {
         Ok(Ok(code)) => ExitCode::from(code),
         Ok(Err(err)) => {
             eprintln!("corral: {err:#}");
