@@ -503,10 +503,13 @@ mod tests {
         })))
     }
 
+    /// Everything a test's writer thread has passed on.
+    type Seen = Arc<Mutex<Vec<u8>>>;
+
     /// What a writer thread passes on, collected.
     fn collector() -> (
         impl FnMut(&[u8]) -> std::io::Result<()> + Send + 'static,
-        Arc<Mutex<Vec<u8>>>,
+        Seen,
     ) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
