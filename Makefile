@@ -9,7 +9,7 @@ CORRAL     := $(or $(CARGO_TARGET_DIR),target)/debug/corral
 DEB_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc++-dev-wasm32 \
                 netcat-openbsd redis-server
 
-.PHONY: all demo test guests host lint bench prereqs clean bindings
+.PHONY: all demo test guests host lint bench prereqs clean bindings fuzz
 
 all: host guests
 
@@ -49,6 +49,13 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd $(GUESTS_DIR) && $(CARGO) fmt --all -- --check
+
+# The config parsers' property tests (tests/parsers.rs) with many more
+# generated cases than `make test` runs: arbitrary text and near-valid
+# manifests and policies with extreme values. About 2.5 minutes here.
+FUZZ_CASES ?= 200000
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --test parsers
 
 bench: guests
 	$(CARGO) bench --bench compare

@@ -494,13 +494,20 @@ fn sigterm_terminates_the_workers_and_still_saves_the_tree() {
 #[test]
 fn a_stack_the_engine_cannot_give_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
-    for (stack, limit) in [("16EiB", "(1.0 GiB)"), ("0", "(4.0 KiB)")] {
+    for (stack, limit) in [
+        ("16EiB", "larger than any host"),
+        ("2GiB", "(1.0 GiB)"),
+        ("0", "(4.0 KiB)"),
+    ] {
         let policy = dir.path().join("policy.toml");
         std::fs::write(&policy, format!("[profiles.p]\nstack = \"{stack}\"\n")).unwrap();
         let out = corral(&["run", &g("hello"), "--policy", policy.to_str().unwrap()]);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stack}: {stderr}");
-        assert!(stderr.starts_with("corral: --policy "), "{stack}: {stderr}");
+        // Refused where it is written: the file, line 2, the key.
+        let at_line = stderr.contains("policy.toml:2:") || stderr.contains("at line 2");
+        assert!(at_line, "{stack}: {stderr}");
+        assert!(stderr.contains("stack"), "{stack}: {stderr}");
         assert!(stderr.contains(limit), "{stack}: {stderr}");
         assert!(!stderr.contains("internal error"), "{stack}: {stderr}");
         assert_eq!(text(&out.stdout), "", "{stack}: nothing ran");
@@ -518,6 +525,7 @@ fn a_stack_the_engine_cannot_give_is_refused_before_anything_runs() {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stack}: {stderr}");
         assert!(stderr.contains("worker `deep`"), "{stack}: {stderr}");
+        assert!(stderr.contains("policy.toml"), "{stack}: {stderr}");
         assert!(stderr.contains(limit), "{stack}: {stderr}");
     }
 }

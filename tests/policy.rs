@@ -425,7 +425,7 @@ fn policy_test_command_reports_every_capability() {
     assert_eq!(observed("connect:127.0.0.1:8000"), "allowed");
     assert_eq!(observed("connect:127.0.0.1:1"), "denied");
     assert_eq!(observed("ipc:queue:jobs:put"), "denied");
-    assert_eq!(observed("cpu:300"), "killed");
+    assert_eq!(observed("cpu:3000"), "killed");
     // An author who expected otherwise gets exit 1 and a ✗.
     let expect = dir.path().join("expect.toml");
     std::fs::write(&expect, "[expect]\n\"ipc:queue:jobs:put\" = \"allowed\"\n").unwrap();

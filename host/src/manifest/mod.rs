@@ -253,6 +253,11 @@ pub struct LimitsEntry {
     pub timeout: Option<Duration>,
 }
 
+/// The most copies one `[[worker]]` table may start: far more than a host
+/// holds at once (12,000 by default), and few enough that their names fit in
+/// memory.
+pub const MAX_COUNT: u32 = 1_000_000;
+
 /// One `[[worker]]` table: a component run `count` times.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

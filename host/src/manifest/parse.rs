@@ -51,10 +51,14 @@ impl Manifest {
                     format!("two workers are named `{}`", worker.name),
                 ));
             }
-            if worker.count == 0 {
+            if worker.count == 0 || worker.count > super::MAX_COUNT {
                 return Err(invalid(
                     "count",
-                    format!("worker `{}`: count must be at least 1", worker.name),
+                    format!(
+                        "worker `{}`: count must be from 1 to {}",
+                        worker.name,
+                        super::MAX_COUNT
+                    ),
                 ));
             }
             if let Some(unknown) = worker

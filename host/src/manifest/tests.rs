@@ -162,7 +162,7 @@ fn semantic_errors_point_at_line() {
         .to_string();
     assert_eq!(
         err,
-        "dir/corral.toml:4: worker `a`: count must be at least 1"
+        "dir/corral.toml:4: worker `a`: count must be from 1 to 1000000"
     );
     let err = parse("[[worker]]\nname = \"a\"\ncomponent = \"a.wasm\"\n[[worker]]\nname = \"a\"\ncomponent = \"b.wasm\"\n")
             .unwrap_err()

@@ -70,6 +70,35 @@ pub struct Limits {
     pub wall_time: Option<Duration>,
 }
 
+/// The smallest wasm stack a policy may ask for: one page. Zero would fail
+/// every call, and is more likely a mistake than a wish.
+pub const MIN_STACK: u64 = 4 << 10;
+/// The largest wasm stack a policy may ask for. Each worker's async stack is
+/// mapped at this size plus the host's frames; far beyond any real recursion
+/// depth, and it keeps that sum from overflowing.
+pub const MAX_STACK: u64 = 1 << 30;
+
+/// Checks a wasm stack size against [`MIN_STACK`] and [`MAX_STACK`], with
+/// a message that names the bound it is outside of.
+pub fn check_stack(bytes: u64) -> Result<(), String> {
+    let size = |b: u64| bytesize::ByteSize(b).display().iec().to_string();
+    if bytes < MIN_STACK {
+        return Err(format!(
+            "a wasm stack of {} is below the smallest the engine accepts ({})",
+            size(bytes),
+            size(MIN_STACK)
+        ));
+    }
+    if bytes > MAX_STACK {
+        return Err(format!(
+            "a wasm stack of {} is above the largest the engine accepts ({})",
+            size(bytes),
+            size(MAX_STACK)
+        ));
+    }
+    Ok(())
+}
+
 /// Limits on the number of wasm objects one worker creates.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {

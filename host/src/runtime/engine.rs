@@ -38,32 +38,16 @@ impl Default for EngineOptions {
 }
 
 impl EngineOptions {
-    /// The smallest wasm stack an engine accepts: one page. Zero would fail
-    /// every call, and is more likely a mistake than a wish.
-    pub const MIN_WASM_STACK: u64 = 4 << 10;
-    /// The largest wasm stack an engine accepts. Each worker's async stack
-    /// is mapped at this size plus the host's frames; far beyond any real
-    /// recursion depth, and it keeps that sum from overflowing.
-    pub const MAX_WASM_STACK: u64 = 1 << 30;
+    /// The smallest wasm stack an engine accepts (see [`crate::policy::MIN_STACK`]).
+    pub const MIN_WASM_STACK: u64 = crate::policy::MIN_STACK;
+    /// The largest wasm stack an engine accepts (see [`crate::policy::MAX_STACK`]).
+    pub const MAX_WASM_STACK: u64 = crate::policy::MAX_STACK;
 
     /// `bytes` as a wasm stack size, or an error naming the limit it is
     /// outside of. Policies give stack sizes in bytes, from user input.
     pub fn wasm_stack(bytes: u64) -> Result<usize, String> {
+        crate::policy::check_stack(bytes)?;
         let size = |b: u64| bytesize::ByteSize(b).display().iec().to_string();
-        if bytes < Self::MIN_WASM_STACK {
-            return Err(format!(
-                "a wasm stack of {} is below the smallest the engine accepts ({})",
-                size(bytes),
-                size(Self::MIN_WASM_STACK)
-            ));
-        }
-        if bytes > Self::MAX_WASM_STACK {
-            return Err(format!(
-                "a wasm stack of {} is above the largest the engine accepts ({})",
-                size(bytes),
-                size(Self::MAX_WASM_STACK)
-            ));
-        }
         usize::try_from(bytes).map_err(|_| format!("a wasm stack of {} does not fit", size(bytes)))
     }
 }

@@ -166,6 +166,14 @@ impl PolicyFile {
                 .source
                 .error("no profiles: a policy file holds [profiles.NAME] tables".into()));
         }
+        for (name, profile) in &file.profiles {
+            if let Some(stack) = profile.get_ref().stack {
+                super::check_stack(stack).map_err(|e| {
+                    file.source
+                        .invalid_at_key(&["profiles", name, "stack"], format!("stack: {e}"))
+                })?;
+            }
+        }
         for name in file.profiles.keys() {
             file.profile(Some(name))?;
         }
