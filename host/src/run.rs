@@ -25,12 +25,13 @@ pub struct Run {
 
 impl Default for Run {
     fn default() -> Self {
-        Run::with_fs_limits(Limits::UNLIMITED)
+        Run::with_fs_limits(Limits::DEFAULT)
     }
 }
 
 impl Run {
-    /// A new, empty run with an unlimited file tree.
+    /// A new, empty run whose file tree has the default quotas
+    /// ([`Limits::DEFAULT`]).
     pub fn new() -> Run {
         Run::default()
     }
@@ -45,7 +46,7 @@ impl Run {
     /// with [`Backend::Redis`], runs of several hosts that declare the same
     /// names in the same namespace share those objects.
     pub fn with_backend(backend: Backend) -> Run {
-        Run::with_options(Limits::UNLIMITED, backend)
+        Run::with_options(Limits::DEFAULT, backend)
     }
 
     /// A new, empty run with both settings.

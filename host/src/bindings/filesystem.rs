@@ -38,7 +38,7 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 use super::generated::wasi::filesystem::{preopens, types};
-use crate::vfs::{DirEntry, DirHandle, FileHandle, FsError, MountTable, Node};
+use crate::vfs::{DirHandle, DirListing, FileHandle, FsError, MountTable, Node};
 use convert::{descriptor_stat, descriptor_type, follows, hash_value, new_timestamp, open_options};
 use streams::{FileReader, FileWriter};
 use types::{
@@ -84,10 +84,11 @@ pub(crate) fn add_to_linker<T: VfsView + 'static>(linker: &mut Linker<T>) -> was
     Ok(())
 }
 
-/// The `directory-entry-stream` resource: a directory's entries as they
-/// were when `read-directory` was called.
+/// The `directory-entry-stream` resource: a directory's entries, read as
+/// the guest asks for them (see [`DirListing`]), so an open stream holds
+/// one batch of names, not the whole listing.
 pub struct DirEntryStream {
-    entries: std::vec::IntoIter<DirEntry>,
+    entries: DirListing,
 }
 
 /// A host call's result: the outer `Result` traps the worker (a bad
@@ -253,13 +254,11 @@ impl types::HostDescriptor for VfsCtxView<'_> {
     }
 
     fn read_directory(&mut self, fd: Resource<Node>) -> Call<Resource<DirEntryStream>> {
-        let entries = match dir_of(&self.node(&fd)?).and_then(DirHandle::read_dir) {
+        let entries = match dir_of(&self.node(&fd)?).and_then(DirHandle::list) {
             Ok(entries) => entries,
             Err(err) => return reply(Err(err)),
         };
-        let stream = DirEntryStream {
-            entries: entries.into_iter(),
-        };
+        let stream = DirEntryStream { entries };
         Ok(Ok(self.table.push(stream)?))
     }
 

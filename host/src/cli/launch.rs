@@ -252,11 +252,11 @@ impl Filesystem {
                 max_bytes: args
                     .vfs_max_bytes
                     .or(manifest.and_then(|m| m.max_bytes))
-                    .unwrap_or(FsLimits::UNLIMITED.max_bytes),
+                    .unwrap_or(FsLimits::DEFAULT.max_bytes),
                 max_inodes: args
                     .vfs_max_files
                     .or(manifest.and_then(|m| m.max_files))
-                    .unwrap_or(FsLimits::UNLIMITED.max_inodes),
+                    .unwrap_or(FsLimits::DEFAULT.max_inodes),
             },
         }
     }

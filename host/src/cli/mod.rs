@@ -345,10 +345,10 @@ struct FsArgs {
     /// after failures and Ctrl-C)
     #[arg(long, value_name = "DIR")]
     vfs_save: Option<PathBuf>,
-    /// Most bytes the shared tree may hold
+    /// Most bytes the shared tree may hold (default 1 GiB)
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     vfs_max_bytes: Option<u64>,
-    /// Most files, directories and symlinks the shared tree may hold
+    /// Most files, directories and symlinks the shared tree may hold (default 1Mi)
     #[arg(long, value_name = "N")]
     vfs_max_files: Option<u64>,
 }

@@ -247,9 +247,16 @@ impl Runtime {
         if let Some(det) = policy.deterministic {
             deterministic::install(&mut wasi, det);
         }
+        // One budget for the worker's linear memory and its private trees;
+        // without a cap, the private trees alone get the default quota.
+        let private_bytes = Arc::new(crate::vfs::ByteBudget::new(
+            spec.limits
+                .memory
+                .unwrap_or(crate::vfs::Limits::DEFAULT.max_bytes),
+        ));
         let mut mounts = crate::vfs::MountTable::new();
         for mount_spec in &spec.mounts {
-            let mount = mount_spec.open(spec.run.fs())?;
+            let mount = mount_spec.open(spec.run.fs(), &private_bytes)?;
             mounts
                 .add(&mount_spec.guest_path, mount)
                 .map_err(|e| format!("cannot mount at {}: {e}", mount_spec.guest_path))?;
@@ -262,6 +269,8 @@ impl Runtime {
         });
         let limiter = MemoryLimiter {
             cap: spec.limits.memory,
+            budget: spec.limits.memory.map(|_| private_bytes),
+            pending: 0,
             counts: spec.policy.counts,
             meter: meter.clone(),
             reporter: Some(reporter.clone()),

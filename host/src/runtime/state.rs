@@ -18,11 +18,19 @@ use crate::ipc::Registry;
 use crate::meter::WorkerMeter;
 use crate::policy::Policy;
 use crate::reporter::Reporter;
+use crate::vfs::ByteBudget;
 
-/// Enforces the worker's memory cap over all its linear memories together,
-/// and its policy's counts of instances, tables and memories.
+/// Enforces the worker's memory cap over all its linear memories and its
+/// private trees together, and its policy's counts of instances, tables and
+/// memories.
 pub(crate) struct MemoryLimiter {
     pub cap: Option<u64>,
+    /// With a cap: the budget that linear memory shares with the worker's
+    /// `@scratch` trees, of `cap` bytes.
+    pub budget: Option<Arc<ByteBudget>>,
+    /// Bytes taken from `budget` for the grow in progress, given back if
+    /// the grow fails after all.
+    pub pending: u64,
     pub counts: crate::policy::Counts,
     pub meter: Arc<WorkerMeter>,
     /// Told of the first refused grow (later ones would only repeat it).
@@ -38,24 +46,42 @@ impl ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         let held = self.meter.memory_held();
         let total = held.saturating_sub(current as u64) + desired as u64;
-        if self.cap.is_some_and(|cap| total > cap) {
+        let grow = (desired as u64).saturating_sub(current as u64);
+        let granted = self
+            .budget
+            .as_ref()
+            .is_none_or(|budget| budget.reserve(grow));
+        if !granted {
             // The guest sees an ordinary allocation failure (memory.grow
             // returns -1); the host remembers why in case the worker dies of it.
             self.meter.memory_refused(total);
             if let (Some(reporter), Some(cap)) = (self.reporter.take(), self.cap) {
                 let size = |b: u64| bytesize::ByteSize(b).display().iec().to_string();
+                let files = self
+                    .budget
+                    .as_ref()
+                    .map_or(0, |b| b.used().saturating_sub(held));
                 reporter.deny(
                     "memory",
-                    format!("growing memory to {} (cap {})", size(total), size(cap)),
+                    format!(
+                        "growing memory to {} with {} in private files (cap {})",
+                        size(total),
+                        size(files),
+                        size(cap)
+                    ),
                 );
             }
             return Ok(false);
         }
+        self.pending = grow;
         self.meter.memory_grown(total);
         Ok(true)
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        if let Some(budget) = &self.budget {
+            budget.release(std::mem::take(&mut self.pending));
+        }
         tracing::debug!("memory grow failed below the worker's cap: {error}");
         Ok(())
     }
@@ -213,6 +239,8 @@ impl WorkerState {
             WasiCtx::builder().build(),
             MemoryLimiter {
                 cap: None,
+                budget: None,
+                pending: 0,
                 counts: Default::default(),
                 meter: Default::default(),
                 reporter: None,

@@ -56,6 +56,47 @@ pub struct DirHandle {
 
 type DirBackend = Backend<MemDir, HostDir>;
 
+/// Names an in-memory directory's listing reads at a time: small enough
+/// that many open listings hold little, large enough that one lock per
+/// batch costs nothing next to the calls that return the names.
+const LISTING_BATCH: usize = 64;
+
+/// A directory's entries in name order, from [`DirHandle::list`]. An
+/// in-memory directory is read batch by batch, so names created or removed
+/// meanwhile may or may not show up, as with POSIX `readdir`.
+pub struct DirListing {
+    batch: std::vec::IntoIter<DirEntry>,
+    /// Where to read the next batch, while there may be one.
+    more: Option<MoreEntries>,
+}
+
+struct MoreEntries {
+    dir: MemDir,
+    /// The last name returned so far.
+    after: Option<String>,
+}
+
+impl Iterator for DirListing {
+    type Item = DirEntry;
+
+    fn next(&mut self) -> Option<DirEntry> {
+        if let Some(entry) = self.batch.next() {
+            return Some(entry);
+        }
+        let more = self.more.as_mut()?;
+        let batch = more
+            .dir
+            .read_dir_after(more.after.as_deref(), LISTING_BATCH);
+        if batch.len() < LISTING_BATCH {
+            self.more = None;
+        } else {
+            more.after = batch.last().map(|entry| entry.name.clone());
+        }
+        self.batch = batch.into_iter();
+        self.batch.next()
+    }
+}
+
 /// An open regular file of some mount. Cheap to clone; clones share the
 /// open file, so the WASI binding can hand one to each stream.
 #[derive(Clone)]
@@ -268,6 +309,26 @@ impl DirHandle {
             DirBackend::Mem(dir) => Ok(dir.read_dir()),
             DirBackend::Host(dir) => dir.read_dir(),
         }
+    }
+
+    /// The entries of this directory as [`read_dir`](Self::read_dir) gives
+    /// them, read as they are asked for: an in-memory directory's listing
+    /// holds one batch of names at a time rather than a copy of them all.
+    pub fn list(&self) -> Result<DirListing, FsError> {
+        Ok(match &self.backend {
+            DirBackend::Mem(dir) => DirListing {
+                batch: Vec::new().into_iter(),
+                more: Some(MoreEntries {
+                    dir: dir.clone(),
+                    after: None,
+                }),
+            },
+            // A host directory's size is the host's to choose, not a worker's.
+            DirBackend::Host(dir) => DirListing {
+                batch: dir.read_dir()?.into_iter(),
+                more: None,
+            },
+        })
     }
 
     /// Metadata of this directory.

@@ -34,9 +34,9 @@ mod types;
 mod tests;
 
 pub use error::FsError;
-pub use handle::{DirHandle, FileHandle, Node};
+pub use handle::{DirHandle, DirListing, FileHandle, Node};
 pub use mount::{Mount, MountTable};
 pub use persist::PersistError;
 pub use spec::{MountSource, MountSpec};
-pub use tree::{Limits, MemFs, Usage};
+pub use tree::{ByteBudget, Limits, MemFs, Usage};
 pub use types::{DirEntry, FileKind, Metadata, MetadataHash, NewTimestamp, OpenOptions};

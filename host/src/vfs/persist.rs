@@ -13,7 +13,7 @@ use cap_std::fs::Dir;
 use super::error::FsError;
 use super::host::{HostDir, HostFile, HostNode};
 use super::tree::{MemDir, MemFile, MemFs, MemNode};
-use super::types::{FileKind, Metadata, NewTimestamp, OpenOptions};
+use super::types::{DirEntry, FileKind, Metadata, NewTimestamp, OpenOptions};
 
 /// Bytes copied per step, so a large file is never held twice in memory.
 const CHUNK: u64 = 1 << 20;
@@ -55,7 +55,7 @@ impl MemFs {
     /// are skipped with a warning.
     pub fn seed_from(&self, host_dir: &Path) -> Result<(), PersistError> {
         let host = Dir::open_ambient_dir(host_dir, ambient_authority()).at(host_dir)?;
-        seed_dir(&HostDir::new(host), host_dir, &self.root_dir())
+        seed_dir(HostDir::new(host), host_dir, self.root_dir())
     }
 
     /// Writes the tree into the host directory `host_dir` (created if
@@ -70,20 +70,62 @@ impl MemFs {
     pub fn save_to(&self, host_dir: &Path) -> Result<(), PersistError> {
         std::fs::create_dir_all(host_dir).at(host_dir)?;
         let host = Dir::open_ambient_dir(host_dir, ambient_authority()).at(host_dir)?;
-        save_dir(&self.root_dir(), &HostDir::new(host), host_dir)
+        save_dir(self.root_dir(), HostDir::new(host), host_dir)
     }
 }
 
-fn seed_dir(host: &HostDir, host_path: &Path, tree: &MemDir) -> Result<(), PersistError> {
-    for entry in host.read_dir().at(host_path)? {
+/// A directory being copied, one per level of the walk: the walk keeps
+/// them on the heap rather than recursing, since a guest can build a chain
+/// of directories deeper than the host's stack.
+struct Level<From, To> {
+    from: From,
+    to: To,
+    path: PathBuf,
+    entries: std::vec::IntoIter<DirEntry>,
+    /// The name and metadata of this directory in the level above, whose
+    /// times are set once it is filled (filling changes its mtime).
+    made: Option<(String, Metadata)>,
+}
+
+fn seed_dir(host: HostDir, host_path: &Path, tree: MemDir) -> Result<(), PersistError> {
+    let entries = host.read_dir().at(host_path)?.into_iter();
+    let mut levels = vec![Level {
+        from: host,
+        to: tree,
+        path: host_path.to_owned(),
+        entries,
+        made: None,
+    }];
+    while let Some(level) = levels.last_mut() {
+        let Some(entry) = level.entries.next() else {
+            let done = levels.pop().expect("the loop saw a last level");
+            if let (Some((name, meta)), Some(parent)) = (done.made, levels.last()) {
+                let (atime, mtime) = times_of(&meta);
+                parent
+                    .to
+                    .set_times_at(&name, false, atime, mtime)
+                    .at(&done.path)?;
+            }
+            continue;
+        };
+        let (host, tree) = (&level.from, &level.to);
         let name = entry.name.as_str();
-        let path = host_path.join(name);
+        let path = level.path.join(name);
         let meta = host.stat_at(name, false).at(&path)?;
         match meta.kind {
             FileKind::Directory => {
                 tree.create_dir_at(name).at(&path)?;
-                let host_dir = open_host_dir(host, name).at(&path)?;
-                seed_dir(&host_dir, &path, &open_mem_dir(tree, name).at(&path)?)?;
+                let from = open_host_dir(host, name).at(&path)?;
+                let to = open_mem_dir(tree, name).at(&path)?;
+                let entries = from.read_dir().at(&path)?.into_iter();
+                levels.push(Level {
+                    from,
+                    to,
+                    path,
+                    entries,
+                    made: Some((entry.name, meta)),
+                });
+                continue;
             }
             FileKind::RegularFile => {
                 let HostNode::File(source) = host.open_at(name, &read_only()).at(&path)? else {
@@ -111,10 +153,30 @@ fn seed_dir(host: &HostDir, host_path: &Path, tree: &MemDir) -> Result<(), Persi
     Ok(())
 }
 
-fn save_dir(tree: &MemDir, host: &HostDir, host_path: &Path) -> Result<(), PersistError> {
-    for entry in tree.read_dir() {
+fn save_dir(tree: MemDir, host: HostDir, host_path: &Path) -> Result<(), PersistError> {
+    let entries = tree.read_dir().into_iter();
+    let mut levels = vec![Level {
+        from: tree,
+        to: host,
+        path: host_path.to_owned(),
+        entries,
+        made: None,
+    }];
+    while let Some(level) = levels.last_mut() {
+        let Some(entry) = level.entries.next() else {
+            let done = levels.pop().expect("the loop saw a last level");
+            if let (Some((name, meta)), Some(parent)) = (done.made, levels.last()) {
+                let (atime, mtime) = times_of(&meta);
+                parent
+                    .to
+                    .set_times_at(&name, false, atime, mtime)
+                    .at(&done.path)?;
+            }
+            continue;
+        };
+        let (tree, host) = (&level.from, &level.to);
         let name = entry.name.as_str();
-        let path = host_path.join(name);
+        let path = level.path.join(name);
         let meta = match tree.stat_at(name, false) {
             // Removed since the listing: nothing to save.
             Err(FsError::NoEntry) => continue,
@@ -123,8 +185,17 @@ fn save_dir(tree: &MemDir, host: &HostDir, host_path: &Path) -> Result<(), Persi
         match meta.kind {
             FileKind::Directory => {
                 make_host_dir(host, name).at(&path)?;
-                let host_dir = open_host_dir(host, name).at(&path)?;
-                save_dir(&open_mem_dir(tree, name).at(&path)?, &host_dir, &path)?;
+                let to = open_host_dir(host, name).at(&path)?;
+                let from = open_mem_dir(tree, name).at(&path)?;
+                let entries = from.read_dir().into_iter();
+                levels.push(Level {
+                    from,
+                    to,
+                    path,
+                    entries,
+                    made: Some((entry.name, meta)),
+                });
+                continue;
             }
             FileKind::RegularFile => {
                 let MemNode::File(source) = tree.open_at(name, &read_only()).at(&path)? else {
@@ -147,7 +218,6 @@ fn save_dir(tree: &MemDir, host: &HostDir, host_path: &Path) -> Result<(), Persi
             }
             kind => unreachable!("a MemFs holds no {kind:?}"),
         }
-        // Last, since filling a directory changes its mtime.
         let (atime, mtime) = times_of(&meta);
         host.set_times_at(name, false, atime, mtime).at(&path)?;
     }

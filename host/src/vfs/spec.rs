@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
-use super::{Limits, MemFs, Mount};
+use super::{ByteBudget, MemFs, Mount};
 
 /// Where a mount's files come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +15,8 @@ pub enum MountSource {
         /// Path inside the shared tree ("/" for all of it).
         subtree: String,
     },
-    /// A private, empty in-memory directory for this worker alone.
+    /// A private, empty in-memory directory for this worker alone, whose
+    /// bytes count against the worker's memory cap.
     Scratch,
     /// A directory of the host.
     Host {
@@ -58,13 +60,16 @@ impl MountSpec {
         self
     }
 
-    /// Opens the mount for one worker. `shared` is the run's tree.
-    pub fn open(&self, shared: &MemFs) -> Result<Mount, String> {
+    /// Opens the mount for one worker. `shared` is the run's tree; a
+    /// scratch tree draws its bytes from `private`, the worker's budget.
+    pub fn open(&self, shared: &MemFs, private: &Arc<ByteBudget>) -> Result<Mount, String> {
         match &self.source {
             MountSource::Shared { subtree } => Mount::mem(shared, subtree, self.read_only)
                 .map_err(|e| format!("cannot mount shared tree path {subtree}: {e}")),
-            MountSource::Scratch => Mount::mem(&MemFs::new(Limits::UNLIMITED), "/", self.read_only)
-                .map_err(|e| format!("cannot create a scratch directory: {e}")),
+            MountSource::Scratch => {
+                Mount::mem(&MemFs::private(Arc::clone(private)), "/", self.read_only)
+                    .map_err(|e| format!("cannot create a scratch directory: {e}"))
+            }
             MountSource::Host { dir } => Mount::host_path(dir, self.read_only)
                 .map_err(|e| format!("cannot mount host directory {}: {e}", dir.display())),
         }

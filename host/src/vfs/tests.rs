@@ -575,6 +575,41 @@ mod directories {
     }
 }
 
+mod listings {
+    use super::*;
+
+    fn listed(dir: &DirHandle) -> Vec<String> {
+        dir.list().unwrap().map(|entry| entry.name).collect()
+    }
+
+    #[test]
+    fn a_listing_reads_every_entry_in_order_batch_by_batch() {
+        for b in backends() {
+            for n in ["a", "b"] {
+                put(&b.root, n, b"");
+            }
+            assert_eq!(listed(&b.root), names(&b.root), "{}", b.name);
+        }
+        let b = mem();
+        for n in 0..1000 {
+            put(&b.root, &format!("{n:04}"), b"");
+        }
+        let all = listed(&b.root);
+        assert_eq!(all.len(), 1000);
+        assert!(all.is_sorted());
+        let mut listing = b.root.list().unwrap();
+        let first: Vec<_> = listing.by_ref().take(100).map(|e| e.name).collect();
+        assert_eq!(first.last().unwrap(), "0099");
+        // Names after the cursor that appear meanwhile are seen, as readdir may.
+        put(&b.root, "zzz", b"");
+        b.root.unlink_file_at("0999").unwrap();
+        let rest: Vec<_> = listing.map(|e| e.name).collect();
+        assert_eq!(rest.first().unwrap(), "0100");
+        assert_eq!(rest.last().unwrap(), "zzz");
+        assert_eq!(rest.len(), 900);
+    }
+}
+
 mod renames_and_links {
     use super::*;
 
@@ -1552,10 +1587,75 @@ mod quotas {
         assert_eq!(root.open_at("g", creating()).map(drop), no_space);
         assert_eq!(root.symlink_at("f", "m"), no_space);
         assert_eq!(names(&root), ["d", "f", "l"]);
-        root.link_at("f", &root, "f2").unwrap();
+        assert_eq!(root.link_at("f", &root, "f2"), no_space, "a name counts");
         root.unlink_file_at("l").unwrap();
         root.create_dir_at("e").unwrap();
         assert_eq!(fs.usage().inodes, 4);
+    }
+
+    #[test]
+    fn hard_links_count_as_names_until_they_go() {
+        let (fs, root) = limited(1000, 4);
+        let f = file(&root, "f", creating());
+        root.link_at("f", &root, "g").unwrap();
+        root.link_at("f", &root, "h").unwrap();
+        assert_eq!(fs.usage().inodes, 4, "root, f and two more names");
+        assert_eq!(
+            root.link_at("f", &root, "i"),
+            Err(FsError::InsufficientSpace)
+        );
+        root.unlink_file_at("g").unwrap();
+        assert_eq!(fs.usage().inodes, 3);
+        file(&root, "x", creating());
+        root.rename_at("x", &root, "h").unwrap();
+        assert_eq!(fs.usage().inodes, 3, "a rename over a name drops the name");
+        root.unlink_file_at("f").unwrap();
+        assert_eq!(fs.usage().inodes, 3, "the open file is still counted");
+        root.unlink_file_at("h").unwrap();
+        drop(f);
+        assert_eq!(fs.usage().inodes, 1);
+        file(&root, "a", creating());
+        root.link_at("a", &root, "b").unwrap();
+        drop(root);
+        drop(fs);
+    }
+
+    #[test]
+    fn a_private_tree_shares_its_budget_and_allocates_nothing_past_it() {
+        let budget = std::sync::Arc::new(ByteBudget::new(64 << 20));
+        let fs = MemFs::private(budget.clone());
+        assert_eq!(
+            fs.limits(),
+            Limits {
+                max_bytes: 64 << 20,
+                max_inodes: 65_536
+            }
+        );
+        let root = Mount::mem(&fs, "/", false).unwrap().root();
+        // What the worker's linear memory holds is not the tree's to take.
+        assert!(budget.reserve(60 << 20));
+        let f = file(&root, "f", creating());
+        let no_space = Err(FsError::InsufficientSpace);
+        assert_eq!(f.set_size(2 << 30), no_space);
+        assert_eq!(f.write_at(2 << 30, b"x").map(drop), no_space);
+        assert_eq!(f.set_size(5 << 20), no_space);
+        f.set_size(4 << 20).unwrap();
+        assert_eq!(budget.used(), 64 << 20);
+        assert!(!budget.reserve(1), "nor is the tree's the memory's");
+        root.unlink_file_at("f").unwrap();
+        drop(f);
+        assert_eq!(budget.used(), 60 << 20);
+    }
+
+    #[test]
+    fn the_default_limits_are_finite() {
+        assert_eq!(
+            Limits::DEFAULT,
+            Limits {
+                max_bytes: 1 << 30,
+                max_inodes: 1 << 20
+            }
+        );
     }
 
     #[test]
@@ -1692,6 +1792,43 @@ mod persistence {
                 .contains("corral-save")
         });
         assert_eq!(leftovers.count(), 0, "no temporary files stay behind");
+    }
+
+    #[test]
+    fn a_chain_deeper_than_the_stack_saves_and_seeds() {
+        const DEPTH: usize = 3000;
+        let fs = MemFs::new(Limits::UNLIMITED);
+        let mut dir = Mount::mem(&fs, "/", false).unwrap().root();
+        for _ in 0..DEPTH {
+            dir.create_dir_at("d").unwrap();
+            dir = subdir(&dir, "d");
+        }
+        put(&dir, "leaf", b"bottom");
+        let saved = tempfile::tempdir().unwrap();
+        let target = saved.path().join("out");
+        // A small stack: the old recursion overflowed it well before this depth.
+        let (fs, target) = thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                fs.save_to(&target).unwrap();
+                let copy = MemFs::new(Limits::UNLIMITED);
+                copy.seed_from(&target).unwrap();
+                (copy, target)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(fs.usage().inodes, DEPTH as u64 + 2);
+        let mut dir = Mount::mem(&fs, "/", false).unwrap().root();
+        for _ in 0..DEPTH {
+            dir = subdir(&dir, "d");
+        }
+        assert_eq!(
+            get(&dir, "leaf"),
+            b"bottom",
+            "seeded back from the saved copy"
+        );
+        drop((dir, target));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! check those first.
 
 use std::mem;
+use std::ops::Bound;
 use std::sync::{Arc, RwLockWriteGuard};
 use std::time::SystemTime;
 
@@ -88,9 +89,17 @@ impl MemDir {
     }
 
     pub(crate) fn read_dir(&self) -> Vec<DirEntry> {
+        self.read_dir_after(None, usize::MAX)
+    }
+
+    /// Up to `limit` entries, in name order, from the first whose name
+    /// sorts after `after` (from the first of all without one).
+    pub(crate) fn read_dir_after(&self, after: Option<&str>, limit: usize) -> Vec<DirEntry> {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         read(&self.dir.dir().state)
             .entries
-            .iter()
+            .range::<str, _>((start, Bound::Unbounded))
+            .take(limit)
             .map(|(name, inode)| DirEntry {
                 name: name.clone(),
                 kind: inode.kind(),
@@ -285,6 +294,9 @@ impl MemDir {
             return Err(FsError::NotPermitted);
         }
         let now = SystemTime::now();
+        // The new name is counted before anything changes, and given back
+        // if the file turns out to have no name left.
+        self.accounts().reserve_name()?;
         let unlinked = source.update_attrs(|attrs| {
             if attrs.nlink == 0 {
                 return true;
@@ -294,6 +306,7 @@ impl MemDir {
             false
         });
         if unlinked {
+            self.accounts().release_name();
             // Linux refuses to give a name back to a file whose last name is gone.
             return Err(FsError::NoEntry);
         }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::mem;
-use std::sync::atomic::Ordering;
 use std::sync::{
     Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
 };
@@ -229,12 +228,18 @@ impl Inode {
         }
     }
 
-    /// Records that a directory entry naming this inode went away.
+    /// Records that a directory entry naming this non-directory went away.
+    /// An extra name gives back its count at once; the last one is counted
+    /// with the inode until the inode goes (it may still be open).
     pub(super) fn drop_link(&self, now: SystemTime) {
-        self.update_attrs(|attrs| {
+        let named_still = self.update_attrs(|attrs| {
             attrs.nlink -= 1;
             attrs.ctime = now;
+            attrs.nlink > 0
         });
+        if named_still {
+            self.accounts.release_name();
+        }
     }
 
     /// Records a change of status alone (POSIX `ctime`), as a rename makes.
@@ -245,14 +250,24 @@ impl Inode {
 
 impl Drop for Inode {
     fn drop(&mut self) {
-        self.accounts.inodes.fetch_sub(1, Ordering::AcqRel);
+        // A file or symlink is counted once per name it still has (only a
+        // whole tree going away drops one that still has names), and once
+        // while it has none.
+        let mut names = 1;
         let bytes = match &mut self.body {
-            Body::File(state) => state
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner)
-                .data
-                .len(),
-            Body::Symlink { target, .. } => target.len(),
+            Body::File(state) => {
+                let state = state.get_mut().unwrap_or_else(PoisonError::into_inner);
+                names = state.attrs.nlink.max(1);
+                state.data.len()
+            }
+            Body::Symlink { target, attrs } => {
+                names = attrs
+                    .get_mut()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .nlink
+                    .max(1);
+                target.len()
+            }
             Body::Dir(dir) => {
                 // Children are dropped here one by one rather than by
                 // recursion, so a very deep tree cannot overflow the stack.
@@ -268,6 +283,9 @@ impl Drop for Inode {
             }
         };
         self.accounts.release_bytes(bytes as u64);
+        for _ in 0..names {
+            self.accounts.release_name();
+        }
     }
 }
 

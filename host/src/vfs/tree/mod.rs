@@ -45,7 +45,7 @@ pub(super) use dir::{MemDir, MemNode};
 pub(super) use file::MemFile;
 use inode::{Attrs, Body, DirBody, DirState, Inode};
 use quota::Accounts;
-pub use quota::{Limits, Usage};
+pub use quota::{ByteBudget, Limits, Usage};
 
 /// The in-memory tree shared by all workers of a run.
 ///
@@ -66,12 +66,27 @@ struct Shared {
 impl MemFs {
     /// Creates an empty tree (just a root directory) with these quotas.
     pub fn new(limits: Limits) -> MemFs {
+        MemFs::with_budget(
+            Arc::new(ByteBudget::new(limits.max_bytes)),
+            limits.max_inodes,
+        )
+    }
+
+    /// Creates an empty tree private to one worker, whose bytes come out of
+    /// `budget` (the worker's memory cap, shared with its linear memory),
+    /// with the inode quota that goes with the budget's size.
+    pub fn private(budget: Arc<ByteBudget>) -> MemFs {
+        let max_inodes = Limits::inodes_for(budget.max());
+        MemFs::with_budget(budget, max_inodes)
+    }
+
+    fn with_budget(bytes: Arc<ByteBudget>, max_inodes: u64) -> MemFs {
         static NEXT_DEVICE: AtomicU64 = AtomicU64::new(0);
         let accounts = Arc::new(Accounts {
-            limits,
+            max_inodes,
             device: (1 << 63) | NEXT_DEVICE.fetch_add(1, Ordering::Relaxed),
+            bytes,
             // The root exists whatever the quota says; it is counted all the same.
-            bytes: AtomicU64::new(0),
             inodes: AtomicU64::new(1),
             next_ino: AtomicU64::new(2),
         });
@@ -98,14 +113,18 @@ impl MemFs {
 
     /// The quotas this tree was created with.
     pub fn limits(&self) -> Limits {
-        self.shared.accounts.limits
+        let accounts = &self.shared.accounts;
+        Limits {
+            max_bytes: accounts.bytes.max(),
+            max_inodes: accounts.max_inodes,
+        }
     }
 
     /// How much of the quotas is in use now.
     pub fn usage(&self) -> Usage {
         let accounts = &self.shared.accounts;
         Usage {
-            bytes: accounts.bytes.load(Ordering::Acquire),
+            bytes: accounts.bytes.used(),
             inodes: accounts.inodes.load(Ordering::Acquire),
         }
     }
