@@ -91,45 +91,6 @@ async fn runaway_loop_and_deep_recursion_end_only_themselves() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn spawn_bomb_is_stopped_by_the_descendant_limit() {
-    let (rt, events) = runtime_with(64);
-    let run = Run::new();
-    run.register_component("hostile", load(&rt, "hostile"));
-    let policy = profile(
-        "[profiles.p.spawn]\ncomponents = [\"hostile\"]\nmax-children = 2\nmax-descendants = 10\n",
-    );
-    let root = spawn_under(&rt, &run, "hostile", "root", &["spawn-bomb"], &policy);
-    assert_eq!(
-        root.join().await,
-        ExitStatus::Exited { code: 0 },
-        "{}",
-        String::from_utf8_lossy(&root.stderr())
-    );
-    let started = events
-        .events()
-        .iter()
-        .filter(|e| matches!(e, Event::Started { .. }))
-        .count();
-    assert_eq!(started, 11, "the root and exactly 10 descendants");
-    let refused = events
-        .events()
-        .iter()
-        .filter(|e| matches!(e, Event::Denied { rule, .. } if rule == "spawn.max-descendants"))
-        .count();
-    assert!(refused > 0, "the rule named in denial events");
-    let no_spawn = spawn_under(
-        &rt,
-        &run,
-        "hostile",
-        "lonely",
-        &["spawn-bomb"],
-        &profile("[profiles.p]\n"),
-    );
-    assert_eq!(no_spawn.join().await, ExitStatus::Exited { code: 0 });
-    assert_eq!(stdout_of(&no_spawn), "spawned 0, refused 2\n");
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn queue_flood_stops_at_capacity() {
     let (rt, _) = runtime_with(16);
     let run = Run::new();
@@ -463,4 +424,106 @@ async fn fuel_is_a_deterministic_budget() {
     let stack = profile("[profiles.p]\nstack = \"256KiB\"\n");
     let hello = spawn_under(&rt, &Run::new(), "hello", "small-stack", &[], &stack);
     assert_eq!(hello.join().await, ExitStatus::Exited { code: 0 });
+}
+
+/// A preview1 command that grows its table `times` times by `step`
+/// elements: exit 0 if every grow was granted, 1 at the first refusal.
+fn table_grower(dir: &Path, step: u32, times: u32) -> std::path::PathBuf {
+    let wat = format!(
+        r#"(module
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1)
+        (table $t 1 funcref)
+        (func (export "_start")
+            (local $i i32)
+            (loop $more
+                (if (i32.eq (table.grow $t (ref.null func) (i32.const {step})) (i32.const -1))
+                    (then (call $exit (i32.const 1))))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br_if $more (i32.lt_u (local.get $i) (i32.const {times}))))
+            (call $exit (i32.const 0))))"#
+    );
+    let path = dir.join(format!("table-{step}x{times}.wat"));
+    std::fs::write(&path, wat).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn table_growth_is_charged_to_the_memory_cap() {
+    let (rt, events) = runtime_with(16);
+    let by = bystander(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let run_under = |path: std::path::PathBuf, name: &str, policy: &Profile| {
+        let program = rt.load(&path).unwrap();
+        let mut spec = WorkerSpec::new(name).stdio(Stdio::Capture);
+        policy.apply_to(&mut spec);
+        rt.spawn(&program, spec)
+    };
+    // What the module holds before it grows its table: the cap leaves it
+    // 64 KiB more.
+    let idle = run_under(
+        table_grower(dir.path(), 0, 1),
+        "idle",
+        &profile("[profiles.p]\n"),
+    );
+    assert_eq!(idle.join().await, ExitStatus::Exited { code: 0 });
+    let base = idle.wait_report().await.peak_memory;
+    let cap = profile(&format!(
+        "[profiles.p]\nmemory = \"{}KiB\"\n",
+        (base >> 10) + 64
+    ));
+    // Default engine: 4,000 elements (32 KB) fit, 16,000 (128 KB) do not.
+    let small = run_under(table_grower(dir.path(), 4_000, 1), "small", &cap);
+    assert_eq!(small.join().await, ExitStatus::Exited { code: 0 });
+    let big = run_under(table_grower(dir.path(), 16_000, 1), "big", &cap);
+    assert_eq!(big.join().await, ExitStatus::Exited { code: 1 });
+    // A fuel engine allocates tables on demand, with no ceiling of its own:
+    // 16 grows of a million elements would hold 128 MiB uncharged.
+    let fuel = profile("[profiles.p]\nmemory = \"4MiB\"\nfuel = 1_000_000_000\n");
+    let huge = run_under(table_grower(dir.path(), 1 << 20, 16), "huge", &fuel);
+    assert_eq!(huge.join().await, ExitStatus::Exited { code: 1 });
+    for name in ["big", "huge"] {
+        let denied = denials(&events.events(), name);
+        assert!(
+            denied.len() == 1 && denied[0].0 == "memory" && denied[0].1.contains("a table"),
+            "{name}: {denied:?}"
+        );
+    }
+    bystander_ok(by).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_denial_loop_is_summarized_not_sent_one_by_one() {
+    let (rt, events) = runtime_with(16);
+    let by = bystander(&rt);
+    let run = Run::new();
+    run.objects()
+        .declare_queue("forbidden", QueueConfig::default())
+        .unwrap();
+    let looper = spawn_under(
+        &rt,
+        &run,
+        "hostile-family",
+        "looper",
+        &["denied-opens", "50000"],
+        &profile("[profiles.p]\n"),
+    );
+    assert_eq!(looper.join().await, ExitStatus::Exited { code: 0 });
+    assert_eq!(stdout_of(&looper), "50000 of 50000 opens denied\n");
+    let events = events.events();
+    let sent = denials(&events, "looper").len() as u64;
+    let suppressed: u64 = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Suppressed { name, denials, .. } if name == "looper" => Some(*denials),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(sent + suppressed, 50_000, "every denial is counted");
+    let secs = looper.wait_report().await.duration.as_secs() + 1;
+    assert!(
+        sent <= 20 + 10 * secs,
+        "{sent} denial events in about {secs} s"
+    );
+    bystander_ok(by).await;
 }

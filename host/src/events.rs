@@ -44,6 +44,16 @@ pub enum Event {
         /// What was attempted (e.g. `connect 10.0.0.1:443`).
         action: String,
     },
+    /// A worker's denials came faster than its event rate allows (see
+    /// `reporter`): this many were counted but not sent one by one.
+    Suppressed {
+        /// Host-unique worker id.
+        id: u64,
+        /// The worker's name.
+        name: String,
+        /// Denials held back since the previous event of the worker.
+        denials: u64,
+    },
     /// A worker put a TCP socket in listening mode (granted by its policy).
     Listening {
         /// Host-unique worker id.
@@ -103,6 +113,9 @@ impl EventSink for Notices {
             Event::Denied {
                 name, rule, action, ..
             } => eprintln!("corral: {name}: denied {action} (policy: {rule})"),
+            Event::Suppressed { name, denials, .. } => {
+                eprintln!("corral: {name}: {denials} more denials suppressed")
+            }
             Event::Listening { name, addr, .. } => {
                 eprintln!("corral: {name} listening on {addr}")
             }
@@ -111,28 +124,101 @@ impl EventSink for Notices {
     }
 }
 
-/// Keeps every event in memory; for tests and embedders that inspect a run
-/// after the fact.
+/// Keeps the most recent events in memory, for tests and embedders that
+/// inspect a run after the fact. Bounded: past its capacity the oldest
+/// events are dropped and counted, so a long run (or a worker that makes
+/// events as fast as it can) cannot grow the host without limit.
+#[derive(Debug)]
+pub struct EventLog {
+    capacity: usize,
+    state: std::sync::Mutex<LogState>,
+}
+
 #[derive(Debug, Default)]
-pub struct EventLog(std::sync::Mutex<Vec<Event>>);
+struct LogState {
+    events: std::collections::VecDeque<Event>,
+    dropped: u64,
+}
+
+impl Default for EventLog {
+    fn default() -> EventLog {
+        EventLog {
+            capacity: EventLog::DEFAULT_CAPACITY,
+            state: Default::default(),
+        }
+    }
+}
 
 impl EventLog {
-    /// A new, empty log, shareable with a runtime.
+    /// Events a log made by [`EventLog::new`] keeps.
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+
+    /// A new, empty log of [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY)
+    /// events, shareable with a runtime.
     pub fn new() -> Arc<EventLog> {
-        Arc::new(EventLog::default())
+        EventLog::with_capacity(EventLog::DEFAULT_CAPACITY)
     }
 
-    /// The events recorded so far, oldest first.
+    /// A new, empty log that keeps the last `capacity` events (at least one).
+    pub fn with_capacity(capacity: usize) -> Arc<EventLog> {
+        Arc::new(EventLog {
+            capacity: capacity.max(1),
+            state: Default::default(),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The events kept, oldest first.
     pub fn events(&self) -> Vec<Event> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.state().events.iter().cloned().collect()
+    }
+
+    /// How many of the oldest events were dropped to stay within capacity.
+    pub fn dropped(&self) -> u64 {
+        self.state().dropped
     }
 }
 
 impl EventSink for EventLog {
     fn event(&self, event: &Event) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(event.clone());
+        let mut state = self.state();
+        if state.events.len() == self.capacity {
+            state.events.pop_front();
+            state.dropped += 1;
+        }
+        state.events.push_back(event.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(id: u64) -> Event {
+        Event::Started {
+            id,
+            name: format!("w{id}"),
+        }
+    }
+
+    #[test]
+    fn a_full_log_drops_the_oldest_and_counts_them() {
+        let log = EventLog::with_capacity(3);
+        for id in 0..5 {
+            log.event(&started(id));
+        }
+        let ids: Vec<u64> = log
+            .events()
+            .iter()
+            .map(|e| match e {
+                Event::Started { id, .. } => *id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ids, [2, 3, 4]);
+        assert_eq!(log.dropped(), 2);
     }
 }

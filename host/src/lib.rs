@@ -12,6 +12,7 @@
 //! ```
 
 mod bindings;
+mod budget;
 pub mod cli;
 pub mod config;
 pub mod error;

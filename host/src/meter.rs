@@ -43,16 +43,18 @@ impl WorkerMeter {
     }
 
     /// Marks the end of a poll, books its CPU time and picks the clock for
-    /// the next one.
-    pub fn poll_ended(&self) {
+    /// the next one. Returns the time booked, in ns.
+    pub fn poll_ended(&self) -> u64 {
         let start = self.poll_start_ns.swap(0, Ordering::Relaxed);
-        if start != 0 {
-            let precise = self.precise.load(Ordering::Relaxed);
-            let spent = now_ns(precise).saturating_sub(start);
-            self.cpu_ns.fetch_add(spent, Ordering::Relaxed);
-            self.precise
-                .store(spent > PRECISE_AFTER_NS, Ordering::Relaxed);
+        if start == 0 {
+            return 0;
         }
+        let precise = self.precise.load(Ordering::Relaxed);
+        let spent = now_ns(precise).saturating_sub(start);
+        self.cpu_ns.fetch_add(spent, Ordering::Relaxed);
+        self.precise
+            .store(spent > PRECISE_AFTER_NS, Ordering::Relaxed);
+        spent
     }
 
     /// CPU time used so far, including the poll in progress. Must be called

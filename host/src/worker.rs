@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
+use crate::budget::Budget;
 use crate::meter::WorkerMeter;
 use crate::output::{OutputPipe, Stdio};
 use crate::policy::{Limits, Policy, Profile};
@@ -230,10 +231,12 @@ impl Worker {
 }
 
 /// Books the CPU time of each poll of the wrapped future: the time the
-/// worker's wasm (and the synchronous host code it calls) occupied a thread.
+/// worker's wasm (and the synchronous host code it calls) occupied a thread,
+/// to its meter and to its ancestors' budgets.
 pub(crate) struct Metered<F> {
     pub inner: Pin<Box<F>>,
     pub meter: Arc<WorkerMeter>,
+    pub budget: Arc<Budget>,
 }
 
 impl<F: Future> Future for Metered<F> {
@@ -242,7 +245,8 @@ impl<F: Future> Future for Metered<F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         self.meter.poll_started();
         let result = self.inner.as_mut().poll(cx);
-        self.meter.poll_ended();
+        let spent = self.meter.poll_ended();
+        self.budget.book_cpu(spent);
         result
     }
 }

@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use super::corral_worker::process::{ExitStatus as WitStatus, Host, HostChild};
 use super::{Call, reply, timeout};
+use crate::budget::Budget;
 use crate::ipc::IpcError;
 use crate::policy::Policy;
 use crate::reporter::Reporter;
@@ -63,11 +65,14 @@ pub(crate) trait Spawner: Send + Sync {
 /// Starts one found component as a worker of `spec` in `lineage`.
 pub(crate) type Launch = Box<dyn FnOnce(WorkerSpec, Lineage) -> Worker + Send>;
 
-/// The family tree a worker belongs to: what its spawn limits count.
+/// The family tree a worker belongs to: what its spawn limits count, and
+/// the budget its memory and CPU time are carved from.
 #[derive(Clone, Default)]
 pub(crate) struct Lineage {
     /// Workers spawned anywhere below the tree's root worker.
     pub descendants: Arc<AtomicU32>,
+    /// The parent's budget (`None` for a root worker).
+    pub parent: Option<Arc<Budget>>,
 }
 
 /// What a worker that may spawn needs: what starts its children, its own
@@ -79,6 +84,8 @@ pub(crate) struct Family {
     pub spec: Arc<WorkerSpec>,
     /// The tree the worker and its children count against.
     pub lineage: Lineage,
+    /// The worker's own budget, which its children's come out of.
+    pub budget: Arc<Budget>,
     /// The children spawned so far (the dead ones pruned at each spawn).
     pub children: Vec<Worker>,
 }
@@ -102,6 +109,27 @@ impl Host for ProcessCtxView<'_> {
     }
 }
 
+/// Longest name a worker may give its child, in bytes.
+const MAX_CHILD_NAME: usize = 64;
+
+/// Why `name` cannot name a child, if it cannot. A child's full name is
+/// `PARENT/NAME`: no `/` in NAME keeps every spawned name under its parent's,
+/// so a worker can never take the name (and so the pipe ends, or the console
+/// prefix) of a worker outside its own subtree.
+fn child_name_fault(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > MAX_CHILD_NAME {
+        Some("is longer than 64 bytes")
+    } else if name.contains('/') {
+        Some("contains `/` (the host puts children under their parent's name, `parent/child`)")
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("contains spaces or control characters")
+    } else {
+        None
+    }
+}
+
 impl ProcessCtx {
     /// Starts a child if the policy allows it; every refusal is a denial.
     fn spawn_child(
@@ -118,6 +146,9 @@ impl ProcessCtx {
                 state.policy.name
             )))
         };
+        if let Some(fault) = child_name_fault(&name) {
+            return Err(IpcError::Invalid(format!("child name {name:?} {fault}")));
+        }
         let Some(family) = self.family.as_mut() else {
             return deny(self, "spawn.components", "does not allow spawning".into());
         };
@@ -132,21 +163,29 @@ impl ProcessCtx {
             return Err(IpcError::NotFound(format!("component `{component}`")));
         };
         family.children.retain(Worker::is_alive);
-        if spawn
-            .max_children
-            .is_some_and(|max| family.children.len() as u32 >= max)
-        {
-            let max = spawn.max_children.unwrap_or_default();
+        if family.children.len() as u32 >= spawn.max_children {
+            let max = spawn.max_children;
             return deny(
                 self,
                 "spawn.max-children",
                 format!("allows {max} live children"),
             );
         }
+        // The child's limits are what the parent has left: spawning never
+        // multiplies the memory or CPU time a worker may use.
+        let mut limits = family.spec.limits.clone();
+        limits.memory = min_limit(limits.memory, family.budget.memory_left());
+        limits.cpu_time = min_limit(limits.cpu_time, family.budget.cpu_left());
+        if limits.memory == Some(0) {
+            return deny(self, "memory", "leaves no memory for a child".into());
+        }
+        if limits.cpu_time == Some(Duration::ZERO) {
+            return deny(self, "cpu", "leaves no CPU time for a child".into());
+        }
         let descendants = family.lineage.descendants.fetch_add(1, Ordering::Relaxed) + 1;
-        if spawn.max_descendants.is_some_and(|max| descendants > max) {
+        if descendants > spawn.max_descendants {
             family.lineage.descendants.fetch_sub(1, Ordering::Relaxed);
-            let max = spawn.max_descendants.unwrap_or_default();
+            let max = spawn.max_descendants;
             return deny(
                 self,
                 "spawn.max-descendants",
@@ -154,13 +193,26 @@ impl ProcessCtx {
             );
         }
         let spec = WorkerSpec {
-            name,
+            name: format!("{}/{name}", self.name),
             args,
+            limits,
             ..(*family.spec).clone()
         };
-        let child = launch(spec, family.lineage.clone());
+        let lineage = Lineage {
+            descendants: family.lineage.descendants.clone(),
+            parent: Some(family.budget.clone()),
+        };
+        let child = launch(spec, lineage);
         family.children.push(child.clone());
         Ok(child)
+    }
+}
+
+/// The tighter of two optional limits (`None`: no limit).
+fn min_limit<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -215,8 +215,8 @@ pub(super) fn describe(profile: &Profile) -> String {
             format!(
                 "{} (children {}, descendants {})",
                 p.spawn.components.join(", "),
-                or_none(p.spawn.max_children.map(|n| n.to_string())),
-                or_none(p.spawn.max_descendants.map(|n| n.to_string()))
+                p.spawn.max_children,
+                p.spawn.max_descendants
             )
         },
     );

@@ -36,11 +36,17 @@ impl Manifest {
             let invalid = |key: &str, message: String| {
                 source.invalid_at_key(&["worker", &index, key], message)
             };
-            if worker.name.is_empty() || worker.name.contains(char::is_whitespace) {
+            // `/` is reserved for the names of spawned children
+            // (`parent/child`), so that none can pass for a manifest worker.
+            if worker.name.is_empty()
+                || worker
+                    .name
+                    .contains(|c: char| c.is_whitespace() || c == '/')
+            {
                 return Err(invalid(
                     "name",
                     format!(
-                        "worker name {:?} must be non-empty and contain no spaces",
+                        "worker name {:?} must be non-empty and contain no spaces or `/`",
                         worker.name
                     ),
                 ));
@@ -140,10 +146,10 @@ impl Manifest {
             let invalid =
                 |key: &str, message: String| source.invalid_at_key(&["pool", &index, key], message);
             let name = &pool.name;
-            if name.is_empty() || name.contains(char::is_whitespace) {
+            if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '/') {
                 return Err(invalid(
                     "name",
-                    format!("pool name {name:?} must be non-empty and contain no spaces"),
+                    format!("pool name {name:?} must be non-empty and contain no spaces or `/`"),
                 ));
             }
             if workers.contains(name.as_str()) || !seen.insert(name.clone()) {

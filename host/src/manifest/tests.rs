@@ -215,3 +215,16 @@ fn pool_errors_name_the_line_and_the_problem() {
     .to_string();
     assert!(err.contains("two workers or pools are named `w`"), "{err}");
 }
+
+#[test]
+fn a_slash_is_reserved_for_the_names_of_spawned_children() {
+    let worker = "[[worker]]\nname = \"boss/helper\"\ncomponent = \"a.wasm\"\n".to_string();
+    let pool = format!(
+        "{STAGES}[[pool]]\nname = \"boss/helper\"\ncomponent = \"sq.wasm\"\n\
+         input = \"a\"\noutput = \"b\"\n"
+    );
+    for text in [worker, pool] {
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("no spaces or `/`"), "{err}");
+    }
+}

@@ -110,16 +110,36 @@ pub struct Counts {
     pub memories: Option<u32>,
 }
 
-/// Spawning of child workers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Spawning of child workers. A child's memory cap and CPU time come out of
+/// what its parent has left (see `docs/architecture.md`), so these counts
+/// bound the number of workers, not the bytes or time they use.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpawnPolicy {
     /// Components (by the name the run registered them under) the worker
     /// may spawn. Empty: spawning is denied.
     pub components: Vec<String>,
     /// Most children alive at once.
-    pub max_children: Option<u32>,
-    /// Most descendants (children, grandchildren...) ever spawned.
-    pub max_descendants: Option<u32>,
+    pub max_children: u32,
+    /// Most descendants (children, grandchildren...) ever spawned in the
+    /// tree below the worker that was started by the host.
+    pub max_descendants: u32,
+}
+
+impl SpawnPolicy {
+    /// `max-children` when a policy grants spawning but does not say.
+    pub const DEFAULT_MAX_CHILDREN: u32 = 16;
+    /// `max-descendants` when a policy grants spawning but does not say.
+    pub const DEFAULT_MAX_DESCENDANTS: u32 = 64;
+}
+
+impl Default for SpawnPolicy {
+    fn default() -> SpawnPolicy {
+        SpawnPolicy {
+            components: Vec::new(),
+            max_children: SpawnPolicy::DEFAULT_MAX_CHILDREN,
+            max_descendants: SpawnPolicy::DEFAULT_MAX_DESCENDANTS,
+        }
+    }
 }
 
 /// A fixed starting time and a seed: the worker's clocks start there and

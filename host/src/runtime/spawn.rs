@@ -16,6 +16,7 @@ use super::program::Program;
 use super::variant::VariantKey;
 use super::{MemoryLimiter, Runtime, WorkerState, deterministic};
 use crate::bindings::process::{Family, Launch, Lineage, Spawner};
+use crate::budget::Budget;
 use crate::events::Event;
 use crate::meter::WorkerMeter;
 use crate::output::{OutputPipe, StreamKind};
@@ -80,15 +81,22 @@ impl Runtime {
         let started = Instant::now();
         let meter = Arc::new(WorkerMeter::default());
         let limits = spec.limits.clone();
+        let budget = Budget::new(
+            limits.memory,
+            limits.cpu_time,
+            meter.clone(),
+            lineage.parent.clone(),
+        );
         let execution = Metered {
             inner: Box::pin(self.clone().execute(
                 program,
                 spec,
                 shared.clone(),
                 meter.clone(),
-                lineage,
+                (lineage, budget.clone()),
             )),
             meter: meter.clone(),
+            budget,
         };
         let wall_limit = async {
             match limits.wall_time {
@@ -132,7 +140,7 @@ impl Runtime {
         spec: WorkerSpec,
         shared: Arc<WorkerShared>,
         meter: Arc<WorkerMeter>,
-        lineage: Lineage,
+        family: (Lineage, Arc<Budget>),
     ) -> ExitStatus {
         let Some(command) = &program.0.command else {
             return ExitStatus::FailedToStart {
@@ -164,7 +172,7 @@ impl Runtime {
             &shared.name,
             outputs,
             &meter,
-            lineage,
+            family,
         ) {
             Ok(store) => store,
             Err(reason) => return ExitStatus::FailedToStart { reason },
@@ -198,6 +206,12 @@ impl Runtime {
         outputs: (OutputPipe, OutputPipe),
         meter: &Arc<WorkerMeter>,
     ) -> Result<Store<WorkerState>, String> {
+        let budget = Budget::new(
+            spec.limits.memory,
+            spec.limits.cpu_time,
+            meter.clone(),
+            None,
+        );
         self.new_store_in(
             &self.inner.engine,
             spec,
@@ -205,11 +219,12 @@ impl Runtime {
             name,
             outputs,
             meter,
-            Lineage::default(),
+            (Lineage::default(), budget),
         )
     }
 
-    /// [`new_store`](Self::new_store) for a worker in a family tree.
+    /// [`new_store`](Self::new_store) for a worker in a family tree, whose
+    /// memory and CPU time are charged to `budget`.
     #[allow(clippy::too_many_arguments)]
     fn new_store_in(
         &self,
@@ -219,13 +234,9 @@ impl Runtime {
         name: &Arc<str>,
         (stdout, stderr): (OutputPipe, OutputPipe),
         meter: &Arc<WorkerMeter>,
-        lineage: Lineage,
+        (lineage, budget): (Lineage, Arc<Budget>),
     ) -> Result<Store<WorkerState>, String> {
-        let reporter = Reporter {
-            id,
-            name: name.clone(),
-            sink: self.inner.events.clone(),
-        };
+        let reporter = Reporter::new(id, name.clone(), self.inner.events.clone());
         let policy = &spec.policy;
         let mut wasi = WasiCtxBuilder::new();
         wasi.arg(&spec.name)
@@ -265,14 +276,16 @@ impl Runtime {
             spawner: Arc::new(self.clone()),
             spec: Arc::new(spec.clone()),
             lineage,
+            budget: budget.clone(),
             children: Vec::new(),
         });
         let limiter = MemoryLimiter {
-            cap: spec.limits.memory,
-            budget: spec.limits.memory.map(|_| private_bytes),
+            private: spec.limits.memory.map(|_| private_bytes),
             pending: 0,
             counts: spec.policy.counts,
             meter: meter.clone(),
+            budget: budget.clone(),
+            charged: 0,
             reporter: Some(reporter.clone()),
         };
         let state = WorkerState::new(
@@ -287,12 +300,10 @@ impl Runtime {
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
-        let cpu_limit = spec.limits.cpu_time;
         let cpu_meter = meter.clone();
         store.epoch_deadline_callback(move |_| {
-            if let Some(limit) = cpu_limit
-                && cpu_meter.cpu_ns() > limit.as_nanos() as u64
-            {
+            // The worker's own budget, or an ancestor's that its family spent.
+            if budget.cpu_spent(cpu_meter.cpu_ns()) {
                 return Err(wasmtime::Error::new(CpuLimitReached));
             }
             // Yielding at every tick lets thousands of busy workers share the
@@ -309,11 +320,7 @@ impl Runtime {
         name: &Arc<str>,
         stream: &'static str,
     ) -> impl FnOnce(u64) + Send + 'static {
-        let reporter = Reporter {
-            id,
-            name: name.clone(),
-            sink: self.inner.events.clone(),
-        };
+        let reporter = Reporter::new(id, name.clone(), self.inner.events.clone());
         move |limit| {
             let limit = bytesize::ByteSize(limit).display().iec();
             reporter.deny(

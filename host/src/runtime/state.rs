@@ -14,27 +14,71 @@ use crate::bindings::filesystem::{VfsCtx, VfsCtxView, VfsView};
 use crate::bindings::process::{Family, ProcessCtx, ProcessCtxView, ProcessView};
 use crate::bindings::wasi::{PolicedSockets, PolicedSocketsView};
 use crate::bindings::{IpcCtx, IpcCtxView, IpcView};
+use crate::budget::Budget;
 use crate::ipc::Registry;
 use crate::meter::WorkerMeter;
 use crate::policy::Policy;
 use crate::reporter::Reporter;
 use crate::vfs::ByteBudget;
 
-/// Enforces the worker's memory cap over all its linear memories and its
-/// private trees together, and its policy's counts of instances, tables and
+/// Enforces the worker's memory cap over all its linear memories and
+/// tables together (charged to its family's [`Budget`], so a child's bytes
+/// count against its ancestors' caps too), and over its linear memories and
+/// private trees together; and its policy's counts of instances, tables and
 /// memories.
 pub(crate) struct MemoryLimiter {
-    pub cap: Option<u64>,
     /// With a cap: the budget that linear memory shares with the worker's
     /// `@scratch` trees, of `cap` bytes.
-    pub budget: Option<Arc<ByteBudget>>,
-    /// Bytes taken from `budget` for the grow in progress, given back if
+    pub private: Option<Arc<ByteBudget>>,
+    /// Bytes taken from `private` for the grow in progress, given back if
     /// the grow fails after all.
     pub pending: u64,
     pub counts: crate::policy::Counts,
     pub meter: Arc<WorkerMeter>,
+    /// Where the worker's bytes are charged; given back when the store goes.
+    pub budget: Arc<Budget>,
+    /// Bytes charged to `budget` so far: linear memory and tables.
+    pub charged: u64,
     /// Told of the first refused grow (later ones would only repeat it).
     pub reporter: Option<Reporter>,
+}
+
+/// What one table element costs the host: wasmtime keeps a pointer-sized
+/// slot per element of a funcref table (externref slots are smaller).
+const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
+
+impl MemoryLimiter {
+    /// Charges `bytes` more to the budget; on refusal remembers `what` was
+    /// asked (in case the worker dies of it) and reports the first one.
+    fn grow(&mut self, bytes: u64, what: impl FnOnce() -> String) -> bool {
+        match self.budget.charge_memory(bytes) {
+            Ok(()) => {
+                self.charged += bytes;
+                true
+            }
+            Err(cap) => {
+                // The guest sees an ordinary allocation failure (memory.grow
+                // or table.grow returns -1); the host remembers why in case
+                // the worker dies of it.
+                let total = self.charged.saturating_add(bytes);
+                self.meter.memory_refused(total);
+                if let Some(reporter) = self.reporter.take() {
+                    let size = |b: u64| bytesize::ByteSize(b).display().iec().to_string();
+                    reporter.deny(
+                        "memory",
+                        format!("{} to {} (cap {})", what(), size(total), size(cap)),
+                    );
+                }
+                false
+            }
+        }
+    }
+}
+
+impl Drop for MemoryLimiter {
+    fn drop(&mut self) {
+        self.budget.release_memory(self.charged);
+    }
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -46,30 +90,33 @@ impl ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         let held = self.meter.memory_held();
         let total = held.saturating_sub(current as u64) + desired as u64;
-        let grow = (desired as u64).saturating_sub(current as u64);
+        let grow = total.saturating_sub(held);
         let granted = self
-            .budget
+            .private
             .as_ref()
-            .is_none_or(|budget| budget.reserve(grow));
+            .is_none_or(|private| private.reserve(grow));
         if !granted {
             // The guest sees an ordinary allocation failure (memory.grow
             // returns -1); the host remembers why in case the worker dies of it.
             self.meter.memory_refused(total);
-            if let (Some(reporter), Some(cap)) = (self.reporter.take(), self.cap) {
+            if let (Some(reporter), Some(private)) = (self.reporter.take(), &self.private) {
                 let size = |b: u64| bytesize::ByteSize(b).display().iec().to_string();
-                let files = self
-                    .budget
-                    .as_ref()
-                    .map_or(0, |b| b.used().saturating_sub(held));
+                let files = private.used().saturating_sub(held);
                 reporter.deny(
                     "memory",
                     format!(
                         "growing memory to {} with {} in private files (cap {})",
                         size(total),
                         size(files),
-                        size(cap)
+                        size(private.max())
                     ),
                 );
+            }
+            return Ok(false);
+        }
+        if !self.grow(grow, || "growing memory".into()) {
+            if let Some(private) = &self.private {
+                private.release(grow);
             }
             return Ok(false);
         }
@@ -79,20 +126,25 @@ impl ResourceLimiter for MemoryLimiter {
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        if let Some(budget) = &self.budget {
-            budget.release(std::mem::take(&mut self.pending));
+        let pending = std::mem::take(&mut self.pending);
+        if let Some(private) = &self.private {
+            private.release(pending);
         }
+        self.budget.release_memory(pending);
+        self.charged -= pending;
         tracing::debug!("memory grow failed below the worker's cap: {error}");
         Ok(())
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
-        _desired: usize,
+        current: usize,
+        desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(true)
+        let elements = desired.saturating_sub(current) as u64;
+        let bytes = elements.saturating_mul(TABLE_ELEMENT_BYTES);
+        Ok(self.grow(bytes, || format!("growing a table by {elements} elements")))
     }
 
     fn instances(&self) -> usize {
@@ -227,22 +279,19 @@ impl WorkerState {
     /// limits, the default policy, the given mounts.
     pub(crate) fn for_tests(mounts: crate::vfs::MountTable) -> WorkerState {
         WorkerState::new(
-            Reporter {
-                id: 0,
-                name: Arc::from("test"),
-                sink: None,
-            },
+            Reporter::new(0, Arc::from("test"), None),
             Arc::default(),
             Registry::new(),
             None,
             mounts,
             WasiCtx::builder().build(),
             MemoryLimiter {
-                cap: None,
-                budget: None,
+                private: None,
                 pending: 0,
                 counts: Default::default(),
                 meter: Default::default(),
+                budget: Budget::new(None, None, Default::default(), None),
+                charged: 0,
                 reporter: None,
             },
         )

@@ -303,8 +303,12 @@ impl PolicyFile {
                 ipc: Some(ipc),
                 spawn: SpawnPolicy {
                     components: spawn.components.unwrap_or_default(),
-                    max_children: spawn.max_children,
-                    max_descendants: spawn.max_descendants,
+                    max_children: spawn
+                        .max_children
+                        .unwrap_or(SpawnPolicy::DEFAULT_MAX_CHILDREN),
+                    max_descendants: spawn
+                        .max_descendants
+                        .unwrap_or(SpawnPolicy::DEFAULT_MAX_DESCENDANTS),
                 },
                 stdout_limit: p.stdout,
                 stderr_limit: p.stderr,
