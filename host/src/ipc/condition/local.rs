@@ -158,6 +158,42 @@ mod tests {
         assert_eq!(lock.owner(), None);
     }
 
+    /// A holds a re-entrant lock twice and waits with one guard; B takes the
+    /// lock meanwhile. When A is killed, its other guard must not free B's
+    /// lock, nor tell the next holder that its owner died.
+    #[tokio::test]
+    async fn a_killed_waiters_other_guard_leaves_the_new_holder_alone() {
+        let lock = Lock::new("r", true);
+        let cond = Condition::new("c", lock.clone());
+        let waiter = tokio::spawn({
+            let (lock, cond) = (lock.clone(), cond.clone());
+            async move {
+                let _outer = lock.acquire(1, None).await.unwrap();
+                let mut inner = Guard::Local(lock.acquire(1, None).await.unwrap(), 1);
+                cond.wait(&mut inner, None).await
+            }
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let b = loop {
+            if cond.waiters.lock().unwrap().len() == 1 {
+                if let Some(g) = lock.try_acquire(2).unwrap() {
+                    break g;
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "A never waited");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        waiter.abort();
+        assert!(waiter.await.unwrap_err().is_cancelled());
+        assert_eq!(lock.owner(), Some(2), "B's lock was freed under it");
+        assert!(lock.try_acquire(3).unwrap().is_none());
+        b.release();
+        let next = lock.acquire(3, Some(Duration::from_secs(5))).await.unwrap();
+        assert!(!next.previous_owner_died(), "A died outside the lock");
+        next.release();
+        assert_eq!(lock.owner(), None);
+    }
+
     #[tokio::test]
     async fn wrong_lock_is_refused() {
         let cond = Condition::new("c", Lock::new("l", false));
