@@ -202,6 +202,7 @@ fn expected(producers: &[&str], each: u64) -> (HashSet<Vec<u8>>, u64) {
 const BIG: QueueConfig = QueueConfig {
     capacity: 1_000_000,
     max_message: 1 << 20,
+    max_bytes: 1 << 30,
     acknowledged: false,
 };
 

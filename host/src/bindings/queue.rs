@@ -100,9 +100,17 @@ impl HostQueue for IpcCtxView<'_> {
         messages: Batch,
         wait: Option<u64>,
     ) -> Call<()> {
-        match (self.queue_for(&q, Op::Put)?, unbatch(messages)) {
-            (Ok(res), Ok(messages)) => reply(res.object.put_many(messages, timeout(wait)).await),
-            (Err(e), _) | (_, Err(e)) => reply(Err(e)),
+        let res = match self.queue_for(&q, Op::Put)? {
+            Ok(res) => res,
+            Err(e) => return reply(Err(e)),
+        };
+        // Before anything is allocated per message: a batch of millions of
+        // empty messages from a small guest must cost the host nothing.
+        let lengths = messages.lengths.iter().map(|&n| n as usize);
+        let checked = res.object.queue().check_batch(lengths);
+        match checked.and_then(|()| unbatch(messages)) {
+            Ok(messages) => reply(res.object.put_many(messages, timeout(wait)).await),
+            Err(e) => reply(Err(e)),
         }
     }
 

@@ -175,10 +175,10 @@ mod tests {
         });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         let b = loop {
-            if cond.waiters.lock().unwrap().len() == 1 {
-                if let Some(g) = lock.try_acquire(2).unwrap() {
-                    break g;
-                }
+            if cond.waiters.lock().unwrap().len() == 1
+                && let Some(g) = lock.try_acquire(2).unwrap()
+            {
+                break g;
             }
             assert!(tokio::time::Instant::now() < deadline, "A never waited");
             tokio::time::sleep(Duration::from_millis(1)).await;

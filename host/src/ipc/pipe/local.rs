@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::PipeConfig;
-use crate::ipc::fifo::Fifo;
+use crate::ipc::fifo::{Bounds, Fifo};
 use crate::ipc::{IpcError, WorkerId, with_timeout};
 
 /// A named duplex pipe.
@@ -30,13 +30,11 @@ enum EndState {
 impl Pipe {
     /// Creates a pipe.
     pub fn new(name: impl Into<String>, config: PipeConfig) -> Arc<Pipe> {
+        let bounds = Bounds::new(config.capacity, config.max_bytes, config.max_message);
         Arc::new(Pipe {
             name: name.into(),
             ends_granted: config.ends,
-            to: [
-                Fifo::new(config.capacity, config.max_message),
-                Fifo::new(config.capacity, config.max_message),
-            ],
+            to: [Fifo::new(bounds), Fifo::new(bounds)],
             holders: Mutex::new([EndState::Free; 2]),
         })
     }
@@ -254,7 +252,7 @@ mod tests {
         let config = PipeConfig {
             capacity: 1,
             max_message: 4,
-            ends: None,
+            ..PipeConfig::default()
         };
         let pipe = Pipe::new("p", config);
         let a = pipe.open(1, "a").unwrap();

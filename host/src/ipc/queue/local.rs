@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::{QueueConfig, check_max, nothing_taken};
-use crate::ipc::fifo::Fifo;
+use crate::ipc::fifo::{Bounds, Fifo};
 use crate::ipc::{IpcError, with_timeout};
 
 /// A named queue. Shared by every worker of a run; workers use it through a
@@ -34,7 +34,7 @@ impl Queue {
         Arc::new(Queue {
             name: name.into(),
             acknowledged: config.acknowledged,
-            fifo: Fifo::new(config.capacity, config.max_message),
+            fifo: Fifo::new(config.bounds()),
             unfinished: AtomicU64::new(0),
             all_done: Notify::new(),
             lost: AtomicU64::new(0),
@@ -59,6 +59,11 @@ impl Queue {
     /// How many messages fit before `put` waits.
     pub fn capacity(&self) -> usize {
         self.fifo.capacity()
+    }
+
+    /// What the queue holds at most.
+    pub(in crate::ipc) fn bounds(&self) -> &Bounds {
+        self.fifo.bounds()
     }
 
     /// Whether items of dead consumers are redelivered.

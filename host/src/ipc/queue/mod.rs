@@ -27,6 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use self::redis::{RedisQueue, RedisQueueHandle};
+use super::fifo::Bounds;
 use super::{Backend, IpcError, NamedObject};
 
 /// How a queue is declared.
@@ -36,8 +37,22 @@ pub struct QueueConfig {
     pub capacity: usize,
     /// The largest message accepted, in bytes; larger ones get `TooLarge`.
     pub max_message: usize,
+    /// The bytes of all messages held together before `put` waits; a
+    /// batch larger than this gets `TooLarge`. Bounds what the queue makes
+    /// its host hold, whatever `capacity` and `max_message` are.
+    pub max_bytes: usize,
     /// Redeliver items whose consumer ended before `task_done`.
     pub acknowledged: bool,
+}
+
+/// The default [`QueueConfig::max_bytes`]: 64 MiB, so the default 1024
+/// messages of up to 1 MiB cannot make the host hold a gigabyte per queue.
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+
+impl QueueConfig {
+    fn bounds(&self) -> Bounds {
+        Bounds::new(self.capacity, self.max_bytes, self.max_message)
+    }
 }
 
 impl Default for QueueConfig {
@@ -45,6 +60,7 @@ impl Default for QueueConfig {
         QueueConfig {
             capacity: 1024,
             max_message: 1 << 20,
+            max_bytes: DEFAULT_MAX_BYTES,
             acknowledged: false,
         }
     }
@@ -108,6 +124,19 @@ impl Queue {
         match self {
             Queue::Local(q) => q.capacity(),
             Queue::Redis(q) => q.capacity(),
+        }
+    }
+
+    /// Checks a batch of messages of these lengths against the queue's
+    /// bounds, before anything is allocated for it: `TooLarge` or `Invalid`
+    /// if it could never fit (see [`QueueConfig`]). Never waits.
+    pub fn check_batch(
+        &self,
+        lengths: impl ExactSizeIterator<Item = usize>,
+    ) -> Result<(), IpcError> {
+        match self {
+            Queue::Local(q) => q.bounds().check_batch(lengths),
+            Queue::Redis(q) => q.bounds().check_batch(lengths),
         }
     }
 

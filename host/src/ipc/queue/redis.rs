@@ -29,7 +29,7 @@ use super::redis_scripts::{GET, PUT, READY, REAP, REQUEUE, SETTLE};
 use super::{QueueConfig, check_max, nothing_taken};
 use crate::ipc::IpcError;
 use crate::ipc::backend::redis::{Attempt, RedisBackend, check_name, int, unique};
-use crate::ipc::fifo::check_batch;
+use crate::ipc::fifo::Bounds;
 
 /// A named queue in Redis. Hosts that declare the same name in the same
 /// namespace share it.
@@ -37,6 +37,7 @@ pub struct RedisQueue {
     backend: Arc<RedisBackend>,
     name: String,
     config: QueueConfig,
+    bounds: Bounds,
     list: String,
     unfinished: String,
     closed: String,
@@ -88,6 +89,7 @@ impl RedisQueue {
                 getters: key(":getters"),
                 putters: key(":putters"),
                 channel,
+                bounds: config.bounds(),
                 config,
                 reaper,
             }
@@ -101,7 +103,14 @@ impl RedisQueue {
 
     /// How many messages fit before `put` waits.
     pub fn capacity(&self) -> usize {
-        self.config.capacity.max(1)
+        self.bounds.capacity
+    }
+
+    /// What one call may put. Redis counts the queue's messages, not their
+    /// bytes: `max_bytes` bounds each batch (what this host holds for a
+    /// call), and the server's own `maxmemory` bounds the list.
+    pub(in crate::ipc) fn bounds(&self) -> &Bounds {
+        &self.bounds
     }
 
     /// Whether messages of dead consumers are delivered again.
@@ -389,12 +398,10 @@ impl RedisQueueHandle {
     }
 
     fn check(&self, messages: &[Vec<u8>]) -> Result<(), IpcError> {
-        let queue = &self.0.queue;
-        check_batch(
-            messages.iter().map(Vec::len),
-            queue.config.max_message,
-            queue.capacity(),
-        )
+        self.0
+            .queue
+            .bounds
+            .check_batch(messages.iter().map(Vec::len))
     }
 
     async fn put_once(&self, messages: &[Vec<u8>]) -> Attempt<()> {

@@ -14,6 +14,7 @@ fn queue(capacity: usize) -> Arc<Queue> {
         QueueConfig {
             capacity,
             max_message: 8,
+            max_bytes: 1 << 20,
             acknowledged: false,
         },
     )
@@ -147,6 +148,7 @@ async fn dead_consumer_items_are_redelivered_in_order_when_acknowledged() {
         QueueConfig {
             capacity: 2,
             max_message: 8,
+            max_bytes: 1 << 20,
             acknowledged: true,
         },
     );
@@ -303,7 +305,7 @@ mod model {
         fn queue_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let (capacity, max) = (4usize, 8usize);
-            let q = Queue::new("m", QueueConfig { capacity, max_message: max, acknowledged: false });
+            let q = Queue::new("m", QueueConfig { capacity, max_message: max, max_bytes: 1 << 20, acknowledged: false });
             let h = q.handle();
             let zero = Some(Duration::ZERO);
             let mut model: VecDeque<Vec<u8>> = VecDeque::new();
