@@ -43,6 +43,11 @@ impl Condition {
     /// Releases the lock held through `guard`, waits for a notification,
     /// then takes the lock back (waiting for it without a timeout, as Python
     /// does). `Ok(false)`: the timeout elapsed before any notification.
+    ///
+    /// Cancel safety: if this future is dropped while it waits for a
+    /// notification or for the lock, the lock is not held and `guard` (and
+    /// every other guard of this worker on the lock) holds nothing: dropping
+    /// them unlocks nothing, and a notification sent to it wakes no one.
     pub async fn wait(
         &self,
         guard: &mut Guard,

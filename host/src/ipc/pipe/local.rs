@@ -113,6 +113,8 @@ impl PipeEnd {
 
     /// Sends a message to the other end, waiting while its buffer is full.
     /// `Closed` once the other end is gone (nobody would read it).
+    ///
+    /// Cancel safety: if this future is dropped, the message was not sent.
     pub async fn send(&self, message: Vec<u8>, timeout: Option<Duration>) -> Result<(), IpcError> {
         if self.closed {
             return Err(IpcError::Closed);
@@ -127,6 +129,8 @@ impl PipeEnd {
 
     /// Receives the next message, waiting for one. After the other end
     /// closed: what it sent, then `Closed`.
+    ///
+    /// Cancel safety: if this future is dropped, no message was taken.
     pub async fn recv(&self, timeout: Option<Duration>) -> Result<Bytes, IpcError> {
         if self.closed {
             return Err(IpcError::Closed);

@@ -178,6 +178,9 @@ impl Queue {
     }
 
     /// Waits until every message ever put has been marked done (or lost).
+    ///
+    /// Cancel safety: if this future is dropped, nothing changed; it only
+    /// reads.
     pub async fn join(&self, timeout: Option<Duration>) -> Result<(), IpcError> {
         match self {
             Queue::Local(q) => q.join(timeout).await,
@@ -232,6 +235,10 @@ impl QueueHandle {
     }
 
     /// Puts one message, waiting while the queue is full.
+    ///
+    /// Cancel safety: if this future is dropped, the message was put or it
+    /// was not, and the unfinished count matches (locally: never put; in
+    /// Redis: put only if a script already ran whose reply was not read).
     pub async fn put(&self, message: Vec<u8>, timeout: Option<Duration>) -> Result<(), IpcError> {
         match &self.inner {
             HandleOn::Local(h) => h.put(message, timeout).await,
@@ -240,6 +247,9 @@ impl QueueHandle {
     }
 
     /// Puts a batch, all or nothing, waiting until all of it fits.
+    ///
+    /// Cancel safety: as [`QueueHandle::put`], for the whole batch: never
+    /// part of it.
     pub async fn put_many(
         &self,
         messages: Vec<Vec<u8>>,
@@ -260,6 +270,13 @@ impl QueueHandle {
     }
 
     /// Takes one message, waiting while the queue is empty.
+    ///
+    /// Cancel safety: if this future is dropped, locally no message was
+    /// taken. In Redis a script whose reply was not read yet may have taken
+    /// it: in acknowledged mode it stays in this consumer's in-flight list
+    /// and goes back to the queue when the handle drops; in the default mode
+    /// it is lost (and, since it was never handed out, counted neither lost
+    /// nor done, so `join` waits for it: a known gap).
     pub async fn get(&self, timeout: Option<Duration>) -> Result<Bytes, IpcError> {
         match &self.inner {
             HandleOn::Local(h) => h.get(timeout).await,
@@ -273,6 +290,9 @@ impl QueueHandle {
     }
 
     /// Takes between 1 and `max` messages, waiting for the first.
+    ///
+    /// Cancel safety: as [`QueueHandle::get`], for every message of the
+    /// batch.
     pub async fn get_many(
         &self,
         max: usize,
