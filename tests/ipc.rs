@@ -196,7 +196,7 @@ async fn killed_producer_mid_put_leaves_the_queue_whole() {
     filler.terminate();
     filler.join().await;
     let queue = run.objects().queue("q").unwrap();
-    assert_eq!(queue.len(), 3, "the blocked put added nothing");
+    assert_eq!(queue.len().await, 3, "the blocked put added nothing");
     queue.close();
     let drain = spawn(&rt, &run, &probe, "drain", &["drain", "q"]);
     assert_eq!(
@@ -240,10 +240,10 @@ async fn acknowledged_queue_redelivers_a_dead_consumers_message() {
     let probe = load(&rt, "ipc-probe");
     let first = spawn(&rt, &run, &probe, "first", &["grab", "q"]);
     wait_for_output(&first, "grabbed job-1").await;
-    assert_eq!(queue.len(), 0);
+    assert_eq!(queue.len().await, 0);
     first.terminate(); // dies between get and task-done
     first.join().await;
-    assert_eq!(queue.len(), 1, "the message went back");
+    assert_eq!(queue.len().await, 1, "the message went back");
     queue.close();
     let second = spawn(&rt, &run, &probe, "second", &["drain", "q"]);
     assert_eq!(expect_ok(&second).await, "got job-1\ndrained\n");
@@ -425,7 +425,7 @@ async fn semaphore_bounds_concurrency() {
     let log = run.objects().queue("log").unwrap().handle();
     let (mut now, mut most) = (0i32, 0i32);
     for _ in 0..12 {
-        match &log.try_get().unwrap().unwrap()[..] {
+        match &log.try_get().await.unwrap().unwrap()[..] {
             b"+" => now += 1,
             _ => now -= 1,
         }
@@ -462,9 +462,11 @@ async fn barrier_releases_everyone_after_the_last_arrival() {
     indexes.sort();
     assert_eq!(indexes, [0, 1, 2, 3]);
     let log = run.objects().queue("log").unwrap().handle();
-    let entries: Vec<String> = (0..8)
-        .map(|_| String::from_utf8(log.try_get().unwrap().unwrap().to_vec()).unwrap())
-        .collect();
+    let mut entries = Vec::new();
+    for _ in 0..8 {
+        let entry = log.try_get().await.unwrap().unwrap();
+        entries.push(String::from_utf8(entry.to_vec()).unwrap());
+    }
     assert!(
         entries[..4].iter().all(|e| e.starts_with("before")),
         "{entries:?}"
@@ -608,7 +610,7 @@ async fn a_queue_holds_at_most_max_bytes() {
     let short = Some(Duration::from_millis(20));
     h.put_many(vec![vec![0; 1024]; 4], None).await.unwrap();
     assert!(
-        !h.try_put(vec![0]).unwrap(),
+        !h.try_put(vec![0]).await.unwrap(),
         "4 KiB held: the queue is full"
     );
     assert_eq!(h.put(vec![0; 1], short).await, Err(IpcError::Timeout));

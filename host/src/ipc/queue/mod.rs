@@ -106,17 +106,18 @@ impl Queue {
         }
     }
 
-    /// Messages waiting to be taken. Never waits (Redis: one round trip).
-    pub fn len(&self) -> usize {
+    /// Messages waiting to be taken. Never waits (Redis: one round trip on
+    /// async I/O, holding no thread).
+    pub async fn len(&self) -> usize {
         match self {
             Queue::Local(q) => q.len(),
-            Queue::Redis(q) => q.len(),
+            Queue::Redis(q) => Box::pin(q.len()).await,
         }
     }
 
     /// Whether no message is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
     }
 
     /// How many messages fit before `put` waits.
@@ -262,10 +263,14 @@ impl QueueHandle {
     }
 
     /// Puts one message if there is room now: `Ok(false)` when full.
-    pub fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
+    /// Never waits for room (Redis: one round trip on async I/O).
+    ///
+    /// Cancel safety: locally it completes at its first poll. In Redis, if
+    /// this future is dropped, the message may have been put.
+    pub async fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
         match &self.inner {
             HandleOn::Local(h) => h.try_put(message),
-            HandleOn::Redis(h) => h.try_put(message),
+            HandleOn::Redis(h) => Box::pin(h.try_put(message)).await,
         }
     }
 
@@ -304,11 +309,15 @@ impl QueueHandle {
         }
     }
 
-    /// Takes one message if one is there now.
-    pub fn try_get(&self) -> Result<Option<Bytes>, IpcError> {
+    /// Takes one message if one is there now. Never waits for one (Redis:
+    /// one round trip on async I/O).
+    ///
+    /// Cancel safety: locally it completes at its first poll. In Redis, as
+    /// [`QueueHandle::get`].
+    pub async fn try_get(&self) -> Result<Option<Bytes>, IpcError> {
         match &self.inner {
             HandleOn::Local(h) => h.try_get(),
-            HandleOn::Redis(h) => h.try_get(),
+            HandleOn::Redis(h) => Box::pin(h.try_get()).await,
         }
     }
 

@@ -118,21 +118,19 @@ impl RedisQueue {
         self.config.acknowledged
     }
 
-    /// Messages waiting now (`LLEN`); 0 if Redis cannot be reached.
-    pub fn len(&self) -> usize {
-        let len = self.backend.block(async {
-            ::redis::cmd("LLEN")
-                .arg(&self.list)
-                .query_async::<usize>(&mut self.backend.conn())
-                .await
-                .map_err(|e| self.backend.error(e))
-        });
+    /// Messages waiting now (`LLEN`); 0 if Redis cannot be reached. One
+    /// round trip, on async I/O: it holds no thread while it waits.
+    pub async fn len(&self) -> usize {
+        let len = ::redis::cmd("LLEN")
+            .arg(&self.list)
+            .query_async::<usize>(&mut self.backend.conn())
+            .await;
         len.unwrap_or(0)
     }
 
     /// Whether no message is waiting (`true` if Redis cannot be reached).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
     }
 
     /// Messages lost by consumers that ended before `task-done`, across
@@ -440,15 +438,15 @@ impl RedisQueueHandle {
             .await
     }
 
-    /// Puts one message if there is room now.
-    pub fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
+    /// Puts one message if there is room now: one round trip, on async
+    /// I/O (it holds no thread while it waits).
+    ///
+    /// Cancel safety: if this future is dropped, the message may have been
+    /// put (a script whose reply was not read), counted unfinished.
+    pub async fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
         let messages = [message];
         self.check(&messages)?;
-        let put = self
-            .0
-            .queue
-            .backend
-            .block(async { self.put_once(&messages).await.now() })?;
+        let put = self.put_once(&messages).await.now()?;
         Ok(put.is_some())
     }
 
@@ -475,14 +473,12 @@ impl RedisQueueHandle {
         Ok(items)
     }
 
-    /// Takes one message if one is there now.
-    pub fn try_get(&self) -> Result<Option<Bytes>, IpcError> {
-        let taken = self
-            .0
-            .queue
-            .backend
-            .block(async { self.0.take(1).await.now() })?
-            .unwrap_or_default();
+    /// Takes one message if one is there now: one round trip, on async I/O
+    /// (it holds no thread while it waits).
+    ///
+    /// Cancel safety: as [`RedisQueueHandle::get_many`].
+    pub async fn try_get(&self) -> Result<Option<Bytes>, IpcError> {
+        let taken = self.0.take(1).await.now()?.unwrap_or_default();
         self.record(&taken);
         Ok(taken.into_iter().next())
     }
