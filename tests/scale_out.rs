@@ -661,3 +661,29 @@ async fn a_try_get_during_a_redis_outage_holds_no_runtime_thread() {
     assert!(rounds > 100, "the sibling ran {rounds} rounds in 2 s");
     assert_eq!(remote.try_get().await, Ok(None), "back once Redis answers");
 }
+
+/// At-most-once: a consumer killed after the take script ran and before its
+/// reply was read (its `get` future dropped) loses those messages, and they
+/// are counted lost and taken off `unfinished`, so `join` returns. Before,
+/// nobody counted them and `join` waited forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_of_a_take_whose_reply_was_never_read_are_counted_lost() {
+    let redis = Redis::start();
+    let run = library_run(&redis, &namespace("lostreply"), false).await;
+    let queue = run.objects().queue("jobs").unwrap();
+    let consumer = queue.handle();
+    // Loads the take script, so that the take below is one round trip.
+    assert_eq!(consumer.try_get().await, Ok(None));
+    queue.handle().put(b"doomed".to_vec(), None).await.unwrap();
+    {
+        let mut get = std::pin::pin!(consumer.get(None));
+        assert!(futures::poll!(get.as_mut()).is_pending(), "sent, not read");
+        // The connection's driver sends the script and reads its reply
+        // meanwhile; the reply then goes nowhere.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(queue.len().await, 0, "the script took it");
+    drop(consumer);
+    assert_eq!(queue.join(Some(Duration::from_secs(10))).await, Ok(()));
+    assert_eq!(queue.lost(), 1);
+}

@@ -280,8 +280,8 @@ impl QueueHandle {
     /// taken. In Redis a script whose reply was not read yet may have taken
     /// it: in acknowledged mode it stays in this consumer's in-flight list
     /// and goes back to the queue when the handle drops; in the default mode
-    /// it is lost (and, since it was never handed out, counted neither lost
-    /// nor done, so `join` waits for it: a known gap).
+    /// it is lost, and counted lost (and so done for `join`) when the handle
+    /// drops, as a message taken and never marked done.
     pub async fn get(&self, timeout: Option<Duration>) -> Result<Bytes, IpcError> {
         match &self.inner {
             HandleOn::Local(h) => h.get(timeout).await,

@@ -14,6 +14,10 @@
 //!   back at the head; a host that dies stops renewing its lease, and any
 //!   other host's reaper moves its in-flight lists back once the lease has
 //!   expired (the visibility timeout).
+//! - In the default (at-most-once) mode the in-flight key is a count of the
+//!   messages this consumer took and did not mark done, kept by the take
+//!   script itself: a consumer that ends (even mid-take, its reply never
+//!   read) has them counted lost and taken off `unfinished`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -512,7 +516,8 @@ impl RedisQueueHandle {
 impl Drop for RedisQueueHandle {
     fn drop(&mut self) {
         let consumer = self.0.clone();
-        let taken = std::mem::take(&mut *consumer.lock_taken());
+        // Redis counts what this consumer took and did not mark done.
+        consumer.lock_taken().clear();
         let pending = consumer.take_pending();
         let acknowledged = consumer.queue.config.acknowledged;
         let took = consumer.took.load(Ordering::Relaxed);
@@ -542,9 +547,9 @@ impl Drop for RedisQueueHandle {
                 SETTLE
                     .key(&q.unfinished)
                     .key(&q.lost)
+                    .key(&consumer.inflight)
                     .arg(&q.channel)
                     .arg(all.dones)
-                    .arg(taken.len())
                     .invoke_async::<i64>(&mut q.backend.conn())
                     .await
             };
