@@ -196,7 +196,7 @@ async fn killed_producer_mid_put_leaves_the_queue_whole() {
     filler.terminate();
     filler.join().await;
     let queue = run.objects().queue("q").unwrap();
-    assert_eq!(queue.len(), 3, "the blocked put added nothing");
+    assert_eq!(queue.len().await, 3, "the blocked put added nothing");
     queue.close();
     let drain = spawn(&rt, &run, &probe, "drain", &["drain", "q"]);
     assert_eq!(
@@ -240,10 +240,10 @@ async fn acknowledged_queue_redelivers_a_dead_consumers_message() {
     let probe = load(&rt, "ipc-probe");
     let first = spawn(&rt, &run, &probe, "first", &["grab", "q"]);
     wait_for_output(&first, "grabbed job-1").await;
-    assert_eq!(queue.len(), 0);
+    assert_eq!(queue.len().await, 0);
     first.terminate(); // dies between get and task-done
     first.join().await;
-    assert_eq!(queue.len(), 1, "the message went back");
+    assert_eq!(queue.len().await, 1, "the message went back");
     queue.close();
     let second = spawn(&rt, &run, &probe, "second", &["drain", "q"]);
     assert_eq!(expect_ok(&second).await, "got job-1\ndrained\n");
@@ -292,7 +292,7 @@ async fn errors_are_values_naming_what_failed() {
     let config = QueueConfig {
         capacity: 4,
         max_message: 1024,
-        acknowledged: false,
+        ..QueueConfig::default()
     };
     run.objects().declare_queue("small", config).unwrap();
     let probe = load(&rt, "ipc-probe");
@@ -427,7 +427,7 @@ async fn semaphore_bounds_concurrency() {
     let log = run.objects().queue("log").unwrap().handle();
     let (mut now, mut most) = (0i32, 0i32);
     for _ in 0..12 {
-        match &log.try_get().unwrap().unwrap()[..] {
+        match &log.try_get().await.unwrap().unwrap()[..] {
             b"+" => now += 1,
             _ => now -= 1,
         }
@@ -464,9 +464,11 @@ async fn barrier_releases_everyone_after_the_last_arrival() {
     indexes.sort();
     assert_eq!(indexes, [0, 1, 2, 3]);
     let log = run.objects().queue("log").unwrap().handle();
-    let entries: Vec<String> = (0..8)
-        .map(|_| String::from_utf8(log.try_get().unwrap().unwrap().to_vec()).unwrap())
-        .collect();
+    let mut entries = Vec::new();
+    for _ in 0..8 {
+        let entry = log.try_get().await.unwrap().unwrap();
+        entries.push(String::from_utf8(entry.to_vec()).unwrap());
+    }
     assert!(
         entries[..4].iter().all(|e| e.starts_with("before")),
         "{entries:?}"
@@ -544,4 +546,80 @@ async fn multiplexer_waits_on_two_queues_a_pipe_and_a_timer() {
         .unwrap();
     assert!(ticks >= 5, "the timer fired while waiting: {out}");
     assert_eq!(host_end.try_recv(), Err(IpcError::Closed));
+}
+
+/// The host's peak resident set so far (`VmHWM`), in bytes.
+fn host_peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// Millions of zero-length messages in one `put-many` (4 guest bytes each)
+/// are refused before the host allocates anything per message; before the
+/// fix each call made the host allocate ~56 bytes a message (450 MB here).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_batch_of_empty_messages_is_refused_before_the_host_allocates() {
+    let (rt, _) = runtime_with(8);
+    let run = Run::new();
+    run.objects()
+        .declare_queue("q", queue_config(1_000_000))
+        .unwrap();
+    let hostile = load(&rt, "ipc-hostile");
+    let before = host_peak_rss();
+    let n = (8u32 << 20).to_string();
+    let out = expect_ok(&spawn(
+        &rt,
+        &run,
+        &hostile,
+        "h",
+        &["put-many-empty", "q", &n],
+    ))
+    .await;
+    assert_eq!(
+        out,
+        "Err(Error::Invalid(\"a batch of 8388608 messages can never fit a capacity of 1000000\")) len=0\n"
+    );
+    let grown = host_peak_rss().saturating_sub(before);
+    // The guest's own memory and the lifted list of lengths (32 MiB) remain.
+    assert!(grown < 200 << 20, "the host's peak grew by {grown} bytes");
+    let fits = expect_ok(&spawn(
+        &rt,
+        &run,
+        &hostile,
+        "f",
+        &["put-many-empty", "q", "1000"],
+    ))
+    .await;
+    assert_eq!(fits, "Ok(()) len=1000\n");
+}
+
+/// A queue's bytes are bounded: a producer filling `max-bytes` with few
+/// large messages gets "full" (a timeout), and a batch larger than the
+/// whole queue is `too-large` at once.
+#[tokio::test]
+async fn a_queue_holds_at_most_max_bytes() {
+    let run = Run::new();
+    let config = QueueConfig {
+        capacity: 1000,
+        max_message: 1024,
+        max_bytes: 4096,
+        ..QueueConfig::default()
+    };
+    let q = run.objects().declare_queue("q", config).unwrap();
+    let h = q.handle();
+    let short = Some(Duration::from_millis(20));
+    h.put_many(vec![vec![0; 1024]; 4], None).await.unwrap();
+    assert!(
+        !h.try_put(vec![0]).await.unwrap(),
+        "4 KiB held: the queue is full"
+    );
+    assert_eq!(h.put(vec![0; 1], short).await, Err(IpcError::Timeout));
+    assert_eq!(
+        h.put_many(vec![vec![0; 1024]; 5], None).await,
+        Err(IpcError::TooLarge(4096))
+    );
+    h.get(None).await.unwrap();
+    h.put(vec![0; 1000], short).await.unwrap();
 }

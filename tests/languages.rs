@@ -115,7 +115,7 @@ async fn consumer(lang: &str) {
     let results = run.objects().queue("results").unwrap().handle();
     let sum = u64::from_str_radix(checksum, 16).unwrap();
     let mut reports = Vec::new();
-    while let Some(report) = results.try_get().unwrap() {
+    while let Some(report) = results.try_get().await.unwrap() {
         reports.push(String::from_utf8(report.to_vec()).unwrap());
     }
     assert!(
@@ -319,7 +319,7 @@ async fn a_queue_fed_pool_ends_by_stop_close_or_producers() {
         assert_eq!(failures[0].0, 50);
         let taker = output.handle();
         let mut got = Vec::new();
-        while let Some(m) = taker.try_get().unwrap() {
+        while let Some(m) = taker.try_get().await.unwrap() {
             got.push(String::from_utf8(m.to_vec()).unwrap());
         }
         let mut expected: Vec<String> = (1..=50u64).map(|i| (i * i).to_string()).collect();

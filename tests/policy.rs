@@ -117,7 +117,7 @@ async fn queue_flood_stops_at_capacity() {
         stdout_of(&w),
         "the queue took 500 messages, then said full\n"
     );
-    assert_eq!(run.objects().queue("q").unwrap().len(), 500);
+    assert_eq!(run.objects().queue("q").unwrap().len().await, 500);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -101,6 +101,14 @@ impl Redis {
         }
     }
 
+    /// Stops (SIGSTOP) or continues (SIGCONT) the server: a Redis that
+    /// accepts connections and answers nothing, as a hung server would.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// Starts it again on the same socket and directory.
     fn restart(&mut self) {
         self.kill();
@@ -202,6 +210,7 @@ fn expected(producers: &[&str], each: u64) -> (HashSet<Vec<u8>>, u64) {
 const BIG: QueueConfig = QueueConfig {
     capacity: 1_000_000,
     max_message: 1 << 20,
+    max_bytes: 1 << 30,
     acknowledged: false,
 };
 
@@ -522,8 +531,8 @@ async fn namespaces_keep_deployments_apart() {
         .put(b"for one".to_vec(), Some(Duration::from_secs(10)))
         .await
         .unwrap();
-    assert_eq!(q2.handle().try_get().unwrap(), None);
-    assert_eq!(q2.len(), 0);
+    assert_eq!(q2.handle().try_get().await.unwrap(), None);
+    assert_eq!(q2.len().await, 0);
     assert_eq!(
         q1_again
             .handle()
@@ -615,4 +624,66 @@ async fn redis_down_at_start_and_restarted_mid_run() {
         h.task_done().unwrap();
     }
     q.join(Some(Duration::from_secs(5))).await.unwrap();
+}
+
+/// A Redis call that does not wait for the queue (`try-get`, `try-put`,
+/// `len`) still waits for Redis: during an outage it must hold no runtime
+/// thread. On a one-thread runtime, a sibling using a local queue keeps
+/// running while a `try-get` waits for a hung server. (Before, such calls
+/// used `block_in_place`: on this runtime they failed at once, and on a
+/// multi-thread one each held a thread of the blocking pool.)
+#[tokio::test]
+async fn a_try_get_during_a_redis_outage_holds_no_runtime_thread() {
+    let redis = Redis::start();
+    let run = library_run(&redis, &namespace("outage"), false).await;
+    let remote = run.objects().queue("jobs").unwrap().handle();
+    assert_eq!(remote.try_get().await, Ok(None));
+    let local = corral::ipc::local::Queue::new("local", QueueConfig::default());
+    redis.signal("-STOP");
+    let started = Instant::now();
+    let sibling = async {
+        let h = local.handle();
+        let mut rounds = 0u64;
+        while started.elapsed() < Duration::from_secs(2) {
+            h.put(vec![1], None).await.unwrap();
+            h.get(None).await.unwrap();
+            h.task_done().unwrap();
+            rounds += 1;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        rounds
+    };
+    let waiting = tokio::time::timeout(Duration::from_secs(30), remote.try_get());
+    let (got, rounds) = tokio::join!(waiting, sibling);
+    redis.signal("-CONT");
+    let got = got.expect("the try-get never ended");
+    assert!(matches!(got, Err(IpcError::Unavailable(_))), "{got:?}");
+    assert!(rounds > 100, "the sibling ran {rounds} rounds in 2 s");
+    assert_eq!(remote.try_get().await, Ok(None), "back once Redis answers");
+}
+
+/// At-most-once: a consumer killed after the take script ran and before its
+/// reply was read (its `get` future dropped) loses those messages, and they
+/// are counted lost and taken off `unfinished`, so `join` returns. Before,
+/// nobody counted them and `join` waited forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_of_a_take_whose_reply_was_never_read_are_counted_lost() {
+    let redis = Redis::start();
+    let run = library_run(&redis, &namespace("lostreply"), false).await;
+    let queue = run.objects().queue("jobs").unwrap();
+    let consumer = queue.handle();
+    // Loads the take script, so that the take below is one round trip.
+    assert_eq!(consumer.try_get().await, Ok(None));
+    queue.handle().put(b"doomed".to_vec(), None).await.unwrap();
+    {
+        let mut get = std::pin::pin!(consumer.get(None));
+        assert!(futures::poll!(get.as_mut()).is_pending(), "sent, not read");
+        // The connection's driver sends the script and reads its reply
+        // meanwhile; the reply then goes nowhere.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(queue.len().await, 0, "the script took it");
+    drop(consumer);
+    assert_eq!(queue.join(Some(Duration::from_secs(10))).await, Ok(()));
+    assert_eq!(queue.lost(), 1);
 }

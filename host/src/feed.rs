@@ -154,11 +154,11 @@ fn input_stream(
                 got = s.taken.get(None) => got.map(Some),
                 () = done => {
                     s.producers_done = None;
-                    s.taken.try_get()
+                    s.taken.try_get().await
                 }
             },
             // Nobody can put any more: what is there now is all there is.
-            None => s.taken.try_get(),
+            None => s.taken.try_get().await,
         };
         let ended = match next {
             Ok(Some(message)) if !message.is_empty() => return Some((message.to_vec(), s)),

@@ -69,6 +69,7 @@ async fn queue(
             QueueConfig {
                 capacity,
                 max_message: size.max(MIB),
+                max_bytes: capacity * size.max(MIB),
                 acknowledged: false,
             },
         )

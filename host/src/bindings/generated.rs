@@ -20,6 +20,11 @@ wasmtime::component::bindgen!({
     imports: {
         "corral:worker/queue.[method]queue.put": async | trappable,
         "corral:worker/queue.[method]queue.put-many": async | trappable,
+        // Never wait, but on a Redis queue they make a round trip: async,
+        // so that it holds no runtime thread (a local queue answers at once).
+        "corral:worker/queue.[method]queue.try-put": async | trappable,
+        "corral:worker/queue.[method]queue.try-get": async | trappable,
+        "corral:worker/queue.[method]queue.len": async | trappable,
         "corral:worker/queue.[method]queue.get": async | trappable,
         "corral:worker/queue.[method]queue.get-many": async | trappable,
         "corral:worker/queue.[method]queue.join": async | trappable,

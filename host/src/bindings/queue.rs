@@ -87,11 +87,11 @@ impl HostQueue for IpcCtxView<'_> {
         }
     }
 
-    fn try_put(&mut self, q: Resource<QueueRes>, message: Vec<u8>) -> Call<bool> {
-        reply(
-            self.queue_for(&q, Op::Put)?
-                .and_then(|res| res.object.try_put(message)),
-        )
+    async fn try_put(&mut self, q: Resource<QueueRes>, message: Vec<u8>) -> Call<bool> {
+        match self.queue_for(&q, Op::Put)? {
+            Ok(res) => reply(res.object.try_put(message).await),
+            Err(e) => reply(Err(e)),
+        }
     }
 
     async fn put_many(
@@ -100,9 +100,17 @@ impl HostQueue for IpcCtxView<'_> {
         messages: Batch,
         wait: Option<u64>,
     ) -> Call<()> {
-        match (self.queue_for(&q, Op::Put)?, unbatch(messages)) {
-            (Ok(res), Ok(messages)) => reply(res.object.put_many(messages, timeout(wait)).await),
-            (Err(e), _) | (_, Err(e)) => reply(Err(e)),
+        let res = match self.queue_for(&q, Op::Put)? {
+            Ok(res) => res,
+            Err(e) => return reply(Err(e)),
+        };
+        // Before anything is allocated per message: a batch of millions of
+        // empty messages from a small guest must cost the host nothing.
+        let lengths = messages.lengths.iter().map(|&n| n as usize);
+        let checked = res.object.queue().check_batch(lengths);
+        match checked.and_then(|()| unbatch(messages)) {
+            Ok(messages) => reply(res.object.put_many(messages, timeout(wait)).await),
+            Err(e) => reply(Err(e)),
         }
     }
 
@@ -113,12 +121,11 @@ impl HostQueue for IpcCtxView<'_> {
         }
     }
 
-    fn try_get(&mut self, q: Resource<QueueRes>) -> Call<Option<Vec<u8>>> {
-        reply(
-            self.queue_for(&q, Op::Get)?
-                .and_then(|res| res.object.try_get())
-                .map(|m| m.map(Vec::from)),
-        )
+    async fn try_get(&mut self, q: Resource<QueueRes>) -> Call<Option<Vec<u8>>> {
+        match self.queue_for(&q, Op::Get)? {
+            Ok(res) => reply(res.object.try_get().await.map(|m| m.map(Vec::from))),
+            Err(e) => reply(Err(e)),
+        }
     }
 
     async fn get_many(
@@ -138,8 +145,8 @@ impl HostQueue for IpcCtxView<'_> {
         }
     }
 
-    fn len(&mut self, q: Resource<QueueRes>) -> wasmtime::Result<u32> {
-        Ok(self.table.get(&q)?.object.queue().len() as u32)
+    async fn len(&mut self, q: Resource<QueueRes>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&q)?.object.queue().len().await as u32)
     }
 
     fn capacity(&mut self, q: Resource<QueueRes>) -> wasmtime::Result<u32> {

@@ -9,31 +9,64 @@ use tokio::sync::Notify;
 
 use super::{IpcError, Waiting};
 
-/// Checks a batch of messages (their lengths) before anything is added: a
-/// message over `max_message` bytes is `TooLarge`, and a batch larger than
-/// `capacity` could never fit. The rule of every FIFO, local or in Redis.
-pub(crate) fn check_batch(
-    mut lengths: impl ExactSizeIterator<Item = usize>,
-    max_message: usize,
-    capacity: usize,
-) -> Result<(), IpcError> {
-    let count = lengths.len();
-    if lengths.any(|len| len > max_message) {
-        return Err(IpcError::TooLarge(max_message as u64));
-    }
-    if count > capacity {
-        return Err(IpcError::Invalid(format!(
-            "a batch of {count} messages can never fit a capacity of {capacity}"
-        )));
-    }
-    Ok(())
+/// What a FIFO holds at most: messages, bytes in all, bytes in one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// Messages held before a push waits.
+    pub capacity: usize,
+    /// Bytes held (all messages together) before a push waits.
+    pub max_bytes: usize,
+    /// The largest message accepted.
+    pub max_message: usize,
 }
 
-/// Bounded FIFO. `capacity` limits what producers may add; items put back
-/// (redelivery) may exceed it, so nothing is ever dropped to make room.
+impl Bounds {
+    /// Bounds with the degenerate cases removed: room for at least one
+    /// message, and no message larger than the whole FIFO (it could never
+    /// be put, so it is `TooLarge` at once rather than waiting forever).
+    pub fn new(capacity: usize, max_bytes: usize, max_message: usize) -> Bounds {
+        Bounds {
+            capacity: capacity.max(1),
+            max_bytes,
+            max_message: max_message.min(max_bytes),
+        }
+    }
+
+    /// Checks a batch of messages (their lengths) before anything is
+    /// allocated or added for it: a batch of more messages than the FIFO
+    /// holds is `Invalid`, and one with a message over `max_message` or more
+    /// bytes than `max_bytes` is `TooLarge`: it could never fit. The count is
+    /// checked first, in constant time, so a huge batch costs nothing. The
+    /// rule of every FIFO, local or in Redis.
+    pub fn check_batch(
+        &self,
+        lengths: impl ExactSizeIterator<Item = usize>,
+    ) -> Result<(), IpcError> {
+        let count = lengths.len();
+        if count > self.capacity {
+            return Err(IpcError::Invalid(format!(
+                "a batch of {count} messages can never fit a capacity of {}",
+                self.capacity
+            )));
+        }
+        let mut total = 0usize;
+        for len in lengths {
+            if len > self.max_message {
+                return Err(IpcError::TooLarge(self.max_message as u64));
+            }
+            total = total.saturating_add(len);
+        }
+        if total > self.max_bytes {
+            return Err(IpcError::TooLarge(self.max_bytes as u64));
+        }
+        Ok(())
+    }
+}
+
+/// Bounded FIFO. Its [`Bounds`] limit what producers may add; items put
+/// back (redelivery) may exceed them, so nothing is ever dropped to make room.
 pub(crate) struct Fifo {
-    capacity: usize,
-    max_message: usize,
+    bounds: Bounds,
     state: Mutex<FifoState>,
     /// Wakes one waiting consumer per added item.
     items_added: Notify,
@@ -51,16 +84,25 @@ pub(crate) struct Fifo {
 
 struct FifoState {
     items: VecDeque<Bytes>,
+    /// The bytes of `items`, together.
+    bytes: usize,
     closed: bool,
 }
 
+impl FifoState {
+    /// Whether `count` more messages of `bytes` bytes in all fit now.
+    fn has_room(&self, bounds: &Bounds, count: usize, bytes: usize) -> bool {
+        self.items.len() + count <= bounds.capacity && self.bytes + bytes <= bounds.max_bytes
+    }
+}
+
 impl Fifo {
-    pub fn new(capacity: usize, max_message: usize) -> Fifo {
+    pub fn new(bounds: Bounds) -> Fifo {
         Fifo {
-            capacity: capacity.max(1),
-            max_message,
+            bounds,
             state: Mutex::new(FifoState {
                 items: VecDeque::new(),
+                bytes: 0,
                 closed: false,
             }),
             items_added: Notify::new(),
@@ -109,7 +151,11 @@ impl Fifo {
     }
 
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.bounds.capacity
+    }
+
+    pub fn bounds(&self) -> &Bounds {
+        &self.bounds
     }
 
     pub fn len(&self) -> usize {
@@ -118,19 +164,17 @@ impl Fifo {
 
     /// Adds every message if they all fit now. `Ok(false)`: not enough room.
     pub fn try_push_all(&self, messages: &mut Vec<Bytes>) -> Result<bool, IpcError> {
-        check_batch(
-            messages.iter().map(Bytes::len),
-            self.max_message,
-            self.capacity,
-        )?;
+        self.bounds.check_batch(messages.iter().map(Bytes::len))?;
+        let bytes = messages.iter().map(Bytes::len).sum();
         let mut state = self.lock();
         if state.closed {
             return Err(IpcError::Closed);
         }
-        if state.items.len() + messages.len() > self.capacity {
+        if !state.has_room(&self.bounds, messages.len(), bytes) {
             return Ok(false);
         }
         let added = messages.len();
+        state.bytes += bytes;
         state.items.extend(messages.drain(..));
         drop(state);
         self.added(added);
@@ -141,16 +185,17 @@ impl Fifo {
     /// message comes back: `Ok(Some(message))`. The single-message path of
     /// queues and pipes, without the batch's vector.
     pub fn try_push_one(&self, message: Bytes) -> Result<Option<Bytes>, IpcError> {
-        if message.len() > self.max_message {
-            return Err(IpcError::TooLarge(self.max_message as u64));
+        if message.len() > self.bounds.max_message {
+            return Err(IpcError::TooLarge(self.bounds.max_message as u64));
         }
         let mut state = self.lock();
         if state.closed {
             return Err(IpcError::Closed);
         }
-        if state.items.len() >= self.capacity {
+        if !state.has_room(&self.bounds, 1, message.len()) {
             return Ok(Some(message));
         }
+        state.bytes += message.len();
         state.items.push_back(message);
         drop(state);
         self.added(1);
@@ -199,6 +244,7 @@ impl Fifo {
         }
         let n = max.min(state.items.len());
         let taken: Vec<Bytes> = state.items.drain(..n).collect();
+        state.bytes -= taken.iter().map(Bytes::len).sum::<usize>();
         let more = !state.items.is_empty();
         drop(state);
         self.taken(n, more);
@@ -216,6 +262,7 @@ impl Fifo {
                 Ok(None)
             };
         };
+        state.bytes -= item.len();
         let more = !state.items.is_empty();
         drop(state);
         self.taken(1, more);
@@ -258,6 +305,7 @@ impl Fifo {
         let mut state = self.lock();
         let mut n = 0;
         for item in items.rev() {
+            state.bytes += item.len();
             state.items.push_front(item);
             n += 1;
         }
@@ -291,7 +339,8 @@ impl Fifo {
         }
     }
 
-    /// Resolves when a push of one item would not wait (or would fail: closed).
+    /// Resolves when a push of one item would not wait (or would fail:
+    /// closed). With bytes, one that is not larger than what is free now.
     pub async fn ready_to_push(&self) {
         let _watching = self.watchers.enter();
         loop {
@@ -300,7 +349,7 @@ impl Fifo {
             changed.as_mut().enable();
             {
                 let state = self.lock();
-                if state.items.len() < self.capacity || state.closed {
+                if state.has_room(&self.bounds, 1, 0) || state.closed {
                     return;
                 }
             }

@@ -5,7 +5,9 @@
 //!
 //! Every blocking operation is `async` and takes an optional timeout: a
 //! waiting worker holds no thread, and dropping the future (a worker killed
-//! mid-wait) cancels the wait without side effects.
+//! mid-wait) cancels the wait. What a dropped future leaves behind is in
+//! each operation's doc ("Cancel safety"): nothing, locally; in Redis, a
+//! script whose reply was not read may have run.
 //!
 //! One folder per object: `<object>/mod.rs` is its API (the type the rest
 //! of the host uses, its semantics and the rules both backends share),

@@ -4,6 +4,7 @@
 //! [queues.jobs]         # named objects the workers share
 //! capacity = 1000
 //! max-message = "64KiB"
+//! max-bytes = "16MiB"   # all its messages together (default 64MiB)
 //!
 //! [defaults]            # optional; applies to every worker
 //! memory = "64MiB"
@@ -160,6 +161,9 @@ pub struct QueueEntry {
     /// Largest message accepted (default 1MiB).
     #[serde(default, deserialize_with = "serde_opt::size")]
     pub max_message: Option<u64>,
+    /// Bytes of all its messages together before `put` waits (default 64MiB).
+    #[serde(default, deserialize_with = "serde_opt::size")]
+    pub max_bytes: Option<u64>,
     /// Redeliver messages whose consumer ended before `task-done`.
     #[serde(default)]
     pub acknowledged: bool,
@@ -179,6 +183,9 @@ pub struct PipeEntry {
     /// Largest message accepted (default 16MiB).
     #[serde(default, deserialize_with = "serde_opt::size")]
     pub max_message: Option<u64>,
+    /// Bytes buffered per direction before `send` waits (default 64MiB).
+    #[serde(default, deserialize_with = "serde_opt::size")]
+    pub max_bytes: Option<u64>,
 }
 
 /// `[locks.NAME]`: a lock.
@@ -391,6 +398,9 @@ impl Manifest {
                 max_message: q
                     .max_message
                     .map_or(QueueConfig::default().max_message, |m| m as usize),
+                max_bytes: q
+                    .max_bytes
+                    .map_or(QueueConfig::default().max_bytes, |m| m as usize),
                 acknowledged: q.acknowledged,
             };
             objects.declare_queue_on(on("queue", name, q.backend)?, name, config)?;
@@ -401,6 +411,9 @@ impl Manifest {
                 max_message: p
                     .max_message
                     .map_or(PipeConfig::default().max_message, |m| m as usize),
+                max_bytes: p
+                    .max_bytes
+                    .map_or(PipeConfig::default().max_bytes, |m| m as usize),
                 ends: p.ends.clone(),
             };
             objects.declare_pipe(name, config)?;

@@ -66,6 +66,7 @@ count = 2
 [queues.jobs]
 capacity = 10
 max-message = "1KiB"
+max-bytes = "4KiB"
 acknowledged = true
 
 [pipes.chat]
@@ -87,6 +88,10 @@ parties = 2
     let q = run.objects().queue("jobs").unwrap();
     assert_eq!(q.capacity(), 10);
     assert!(q.is_acknowledged());
+    assert_eq!(
+        q.check_batch([1024; 5].into_iter()),
+        Err(IpcError::TooLarge(4096))
+    );
     assert!(run.objects().pipe("chat").is_ok());
     assert!(run.objects().condition("ready").is_ok());
     assert_eq!(run.objects().semaphore("slots").unwrap().value(), 2);

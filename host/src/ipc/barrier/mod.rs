@@ -136,6 +136,11 @@ impl BarrierHandle {
     }
 
     /// Arrives and waits for the other parties: this worker's arrival index.
+    ///
+    /// Cancel safety: if this future is dropped after this worker arrived
+    /// and before the round completed, the barrier is broken for the other
+    /// parties, as if this worker had timed out (in Redis, if the reply to
+    /// its arrival was not read yet, once its handle drops).
     pub async fn wait(&mut self, timeout: Option<Duration>) -> Result<u32, IpcError> {
         match &mut self.inner {
             BarrierOn::Local(h) => h.wait(timeout).await,

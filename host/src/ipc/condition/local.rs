@@ -43,6 +43,11 @@ impl Condition {
     /// Releases the lock held through `guard`, waits for a notification,
     /// then takes the lock back (waiting for it without a timeout, as Python
     /// does). `Ok(false)`: the timeout elapsed before any notification.
+    ///
+    /// Cancel safety: if this future is dropped while it waits for a
+    /// notification or for the lock, the lock is not held and `guard` (and
+    /// every other guard of this worker on the lock) holds nothing: dropping
+    /// them unlocks nothing, and a notification sent to it wakes no one.
     pub async fn wait(
         &self,
         guard: &mut Guard,
@@ -155,6 +160,42 @@ mod tests {
         assert_eq!(lock.owner(), Some(1));
         assert_eq!(cond.notify_all(), 0);
         g.release();
+        assert_eq!(lock.owner(), None);
+    }
+
+    /// A holds a re-entrant lock twice and waits with one guard; B takes the
+    /// lock meanwhile. When A is killed, its other guard must not free B's
+    /// lock, nor tell the next holder that its owner died.
+    #[tokio::test]
+    async fn a_killed_waiters_other_guard_leaves_the_new_holder_alone() {
+        let lock = Lock::new("r", true);
+        let cond = Condition::new("c", lock.clone());
+        let waiter = tokio::spawn({
+            let (lock, cond) = (lock.clone(), cond.clone());
+            async move {
+                let _outer = lock.acquire(1, None).await.unwrap();
+                let mut inner = Guard::Local(lock.acquire(1, None).await.unwrap(), 1);
+                cond.wait(&mut inner, None).await
+            }
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let b = loop {
+            if cond.waiters.lock().unwrap().len() == 1
+                && let Some(g) = lock.try_acquire(2).unwrap()
+            {
+                break g;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "A never waited");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        waiter.abort();
+        assert!(waiter.await.unwrap_err().is_cancelled());
+        assert_eq!(lock.owner(), Some(2), "B's lock was freed under it");
+        assert!(lock.try_acquire(3).unwrap().is_none());
+        b.release();
+        let next = lock.acquire(3, Some(Duration::from_secs(5))).await.unwrap();
+        assert!(!next.previous_owner_died(), "A died outside the lock");
+        next.release();
         assert_eq!(lock.owner(), None);
     }
 

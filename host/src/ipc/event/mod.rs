@@ -81,6 +81,9 @@ impl Event {
     }
 
     /// Waits until the flag is set: `Ok(false)` if the timeout elapsed first.
+    ///
+    /// Cancel safety: if this future is dropped, nothing changed; it only
+    /// reads.
     pub async fn wait(&self, timeout: Option<Duration>) -> Result<bool, IpcError> {
         match self {
             Event::Local(e) => e.wait(timeout).await,

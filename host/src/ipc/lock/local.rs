@@ -153,7 +153,14 @@ impl Lock {
         }
     }
 
-    fn unlock(&self, died: bool) {
+    /// Gives up one of `owner`'s guards. A guard of a worker that does not
+    /// hold the lock now is one that a condition wait suspended: its worker
+    /// gave the lock up, and another may hold it; such a guard unlocks
+    /// nothing (only the holder changes `owner`, so the check cannot race).
+    fn unlock(&self, owner: WorkerId, died: bool) {
+        if self.owner.load(Ordering::SeqCst) != owner.wrapping_add(1) {
+            return;
+        }
         if died {
             self.owner_died.store(true, Ordering::SeqCst);
         }
@@ -235,7 +242,7 @@ impl Guard {
     pub fn release(mut self) {
         self.released = true;
         if !self.suspended {
-            self.lock.unlock(false);
+            self.lock.unlock(self.owner, false);
         }
     }
 }
@@ -243,7 +250,7 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if !self.released && !self.suspended {
-            self.lock.unlock(true);
+            self.lock.unlock(self.owner, true);
         }
     }
 }

@@ -94,6 +94,11 @@ impl Lock {
     }
 
     /// Takes the lock for `worker`, waiting while another worker holds it.
+    ///
+    /// Cancel safety: if this future is dropped, locally the lock was not
+    /// taken. In Redis a script whose reply was not read yet may have taken
+    /// it: nobody renews that lease, so it frees itself once the lease
+    /// expires and the next holder is told its previous owner died.
     pub async fn acquire(
         self: &Arc<Self>,
         worker: WorkerId,

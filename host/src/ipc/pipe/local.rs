@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::PipeConfig;
-use crate::ipc::fifo::Fifo;
+use crate::ipc::fifo::{Bounds, Fifo};
 use crate::ipc::{IpcError, WorkerId, with_timeout};
 
 /// A named duplex pipe.
@@ -30,13 +30,11 @@ enum EndState {
 impl Pipe {
     /// Creates a pipe.
     pub fn new(name: impl Into<String>, config: PipeConfig) -> Arc<Pipe> {
+        let bounds = Bounds::new(config.capacity, config.max_bytes, config.max_message);
         Arc::new(Pipe {
             name: name.into(),
             ends_granted: config.ends,
-            to: [
-                Fifo::new(config.capacity, config.max_message),
-                Fifo::new(config.capacity, config.max_message),
-            ],
+            to: [Fifo::new(bounds), Fifo::new(bounds)],
             holders: Mutex::new([EndState::Free; 2]),
         })
     }
@@ -115,6 +113,8 @@ impl PipeEnd {
 
     /// Sends a message to the other end, waiting while its buffer is full.
     /// `Closed` once the other end is gone (nobody would read it).
+    ///
+    /// Cancel safety: if this future is dropped, the message was not sent.
     pub async fn send(&self, message: Vec<u8>, timeout: Option<Duration>) -> Result<(), IpcError> {
         if self.closed {
             return Err(IpcError::Closed);
@@ -129,6 +129,8 @@ impl PipeEnd {
 
     /// Receives the next message, waiting for one. After the other end
     /// closed: what it sent, then `Closed`.
+    ///
+    /// Cancel safety: if this future is dropped, no message was taken.
     pub async fn recv(&self, timeout: Option<Duration>) -> Result<Bytes, IpcError> {
         if self.closed {
             return Err(IpcError::Closed);
@@ -254,7 +256,7 @@ mod tests {
         let config = PipeConfig {
             capacity: 1,
             max_message: 4,
-            ends: None,
+            ..PipeConfig::default()
         };
         let pipe = Pipe::new("p", config);
         let a = pipe.open(1, "a").unwrap();

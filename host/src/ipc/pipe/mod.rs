@@ -21,16 +21,24 @@ pub struct PipeConfig {
     pub capacity: usize,
     /// The largest message accepted, in bytes.
     pub max_message: usize,
+    /// The bytes buffered per direction before `send` waits: bounds what
+    /// the pipe makes its host hold.
+    pub max_bytes: usize,
     /// The names of the two workers granted the ends, in end order. `None`:
     /// the first two workers that open the pipe get the ends.
     pub ends: Option<[String; 2]>,
 }
+
+/// The default [`PipeConfig::max_bytes`] per direction: 64 MiB, so the
+/// default 64 messages of up to 16 MiB cannot make the host hold a gigabyte.
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 
 impl Default for PipeConfig {
     fn default() -> Self {
         PipeConfig {
             capacity: 64,
             max_message: 16 << 20,
+            max_bytes: DEFAULT_MAX_BYTES,
             ends: None,
         }
     }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::{QueueConfig, check_max, nothing_taken};
-use crate::ipc::fifo::Fifo;
+use crate::ipc::fifo::{Bounds, Fifo};
 use crate::ipc::{IpcError, with_timeout};
 
 /// A named queue. Shared by every worker of a run; workers use it through a
@@ -34,7 +34,7 @@ impl Queue {
         Arc::new(Queue {
             name: name.into(),
             acknowledged: config.acknowledged,
-            fifo: Fifo::new(config.capacity, config.max_message),
+            fifo: Fifo::new(config.bounds()),
             unfinished: AtomicU64::new(0),
             all_done: Notify::new(),
             lost: AtomicU64::new(0),
@@ -59,6 +59,11 @@ impl Queue {
     /// How many messages fit before `put` waits.
     pub fn capacity(&self) -> usize {
         self.fifo.capacity()
+    }
+
+    /// What the queue holds at most.
+    pub(in crate::ipc) fn bounds(&self) -> &Bounds {
+        self.fifo.bounds()
     }
 
     /// Whether items of dead consumers are redelivered.
@@ -87,8 +92,12 @@ impl Queue {
         }
     }
 
-    fn add_unfinished(&self, n: u64) {
+    /// Counts `n` items unfinished until the returned claim is kept; a
+    /// claim dropped unkept (the put failed, or its future was dropped: a
+    /// producer killed while it waited for room) takes them off again.
+    fn claim_unfinished(&self, n: u64) -> UnfinishedClaim<'_> {
         self.unfinished.fetch_add(n, Ordering::SeqCst);
+        UnfinishedClaim { queue: self, n }
     }
 
     fn finish(&self, n: u64) {
@@ -134,6 +143,28 @@ impl Queue {
     }
 }
 
+/// Items counted unfinished for a put that has not happened yet; see
+/// [`Queue::claim_unfinished`].
+struct UnfinishedClaim<'a> {
+    queue: &'a Queue,
+    n: u64,
+}
+
+impl UnfinishedClaim<'_> {
+    /// The items were put: they stay unfinished until marked done.
+    fn keep(mut self) {
+        self.n = 0;
+    }
+}
+
+impl Drop for UnfinishedClaim<'_> {
+    fn drop(&mut self) {
+        if self.n > 0 {
+            self.queue.finish(self.n);
+        }
+    }
+}
+
 /// One worker's use of a queue. Dropping it (the worker ended, however)
 /// settles the items it took and did not mark done; see the module docs.
 pub struct QueueHandle {
@@ -160,10 +191,14 @@ impl QueueHandle {
     }
 
     /// Puts one message, waiting while the queue is full.
+    ///
+    /// Cancel safety: if this future is dropped, the message was either put
+    /// whole or not at all, and the unfinished count is as if the call was
+    /// never made.
     pub async fn put(&self, message: Vec<u8>, timeout: Option<Duration>) -> Result<(), IpcError> {
         // Counted before the item is visible, so a fast consumer's task_done
         // never runs ahead of the count.
-        self.queue.add_unfinished(1);
+        let claim = self.queue.claim_unfinished(1);
         let result = match self.queue.fifo.try_push_one(Bytes::from(message)) {
             Ok(None) => Ok(()),
             // The waiting future is boxed so that this one stays small: the
@@ -171,13 +206,17 @@ impl QueueHandle {
             Ok(Some(item)) => Box::pin(with_timeout(timeout, self.queue.fifo.push_one(item))).await,
             Err(e) => Err(e),
         };
-        if result.is_err() {
-            self.queue.finish(1);
+        if result.is_ok() {
+            claim.keep();
         }
         result
     }
 
     /// Puts a batch, all or nothing, waiting until all of it fits.
+    ///
+    /// Cancel safety: if this future is dropped, either the whole batch was
+    /// put or none of it, and the unfinished count is as if the call was
+    /// never made.
     pub async fn put_many(
         &self,
         messages: Vec<Vec<u8>>,
@@ -185,24 +224,24 @@ impl QueueHandle {
     ) -> Result<(), IpcError> {
         let n = messages.len() as u64;
         let mut items = Queue::to_bytes(messages);
-        self.queue.add_unfinished(n);
+        let claim = self.queue.claim_unfinished(n);
         let result = match self.queue.fifo.try_push_all(&mut items) {
             Ok(true) => Ok(()),
             Ok(false) => Box::pin(with_timeout(timeout, self.queue.fifo.push_all(items))).await,
             Err(e) => Err(e),
         };
-        if result.is_err() {
-            self.queue.finish(n);
+        if result.is_ok() {
+            claim.keep();
         }
         result
     }
 
     /// Puts one message if there is room now. `Ok(false)`: the queue is full.
     pub fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
-        self.queue.add_unfinished(1);
+        let claim = self.queue.claim_unfinished(1);
         let result = self.queue.fifo.try_push_one(Bytes::from(message));
-        if !matches!(result, Ok(None)) {
-            self.queue.finish(1);
+        if matches!(result, Ok(None)) {
+            claim.keep();
         }
         result.map(|back| back.is_none())
     }

@@ -27,6 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use self::redis::{RedisQueue, RedisQueueHandle};
+use super::fifo::Bounds;
 use super::{Backend, IpcError, NamedObject};
 
 /// How a queue is declared.
@@ -36,8 +37,22 @@ pub struct QueueConfig {
     pub capacity: usize,
     /// The largest message accepted, in bytes; larger ones get `TooLarge`.
     pub max_message: usize,
+    /// The bytes of all messages held together before `put` waits; a
+    /// batch larger than this gets `TooLarge`. Bounds what the queue makes
+    /// its host hold, whatever `capacity` and `max_message` are.
+    pub max_bytes: usize,
     /// Redeliver items whose consumer ended before `task_done`.
     pub acknowledged: bool,
+}
+
+/// The default [`QueueConfig::max_bytes`]: 64 MiB, so the default 1024
+/// messages of up to 1 MiB cannot make the host hold a gigabyte per queue.
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+
+impl QueueConfig {
+    fn bounds(&self) -> Bounds {
+        Bounds::new(self.capacity, self.max_bytes, self.max_message)
+    }
 }
 
 impl Default for QueueConfig {
@@ -45,6 +60,7 @@ impl Default for QueueConfig {
         QueueConfig {
             capacity: 1024,
             max_message: 1 << 20,
+            max_bytes: DEFAULT_MAX_BYTES,
             acknowledged: false,
         }
     }
@@ -90,17 +106,18 @@ impl Queue {
         }
     }
 
-    /// Messages waiting to be taken. Never waits (Redis: one round trip).
-    pub fn len(&self) -> usize {
+    /// Messages waiting to be taken. Never waits (Redis: one round trip on
+    /// async I/O, holding no thread).
+    pub async fn len(&self) -> usize {
         match self {
             Queue::Local(q) => q.len(),
-            Queue::Redis(q) => q.len(),
+            Queue::Redis(q) => Box::pin(q.len()).await,
         }
     }
 
     /// Whether no message is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
     }
 
     /// How many messages fit before `put` waits.
@@ -108,6 +125,19 @@ impl Queue {
         match self {
             Queue::Local(q) => q.capacity(),
             Queue::Redis(q) => q.capacity(),
+        }
+    }
+
+    /// Checks a batch of messages of these lengths against the queue's
+    /// bounds, before anything is allocated for it: `TooLarge` or `Invalid`
+    /// if it could never fit (see [`QueueConfig`]). Never waits.
+    pub fn check_batch(
+        &self,
+        lengths: impl ExactSizeIterator<Item = usize>,
+    ) -> Result<(), IpcError> {
+        match self {
+            Queue::Local(q) => q.bounds().check_batch(lengths),
+            Queue::Redis(q) => q.bounds().check_batch(lengths),
         }
     }
 
@@ -149,6 +179,9 @@ impl Queue {
     }
 
     /// Waits until every message ever put has been marked done (or lost).
+    ///
+    /// Cancel safety: if this future is dropped, nothing changed; it only
+    /// reads.
     pub async fn join(&self, timeout: Option<Duration>) -> Result<(), IpcError> {
         match self {
             Queue::Local(q) => q.join(timeout).await,
@@ -203,6 +236,10 @@ impl QueueHandle {
     }
 
     /// Puts one message, waiting while the queue is full.
+    ///
+    /// Cancel safety: if this future is dropped, the message was put or it
+    /// was not, and the unfinished count matches (locally: never put; in
+    /// Redis: put only if a script already ran whose reply was not read).
     pub async fn put(&self, message: Vec<u8>, timeout: Option<Duration>) -> Result<(), IpcError> {
         match &self.inner {
             HandleOn::Local(h) => h.put(message, timeout).await,
@@ -211,6 +248,9 @@ impl QueueHandle {
     }
 
     /// Puts a batch, all or nothing, waiting until all of it fits.
+    ///
+    /// Cancel safety: as [`QueueHandle::put`], for the whole batch: never
+    /// part of it.
     pub async fn put_many(
         &self,
         messages: Vec<Vec<u8>>,
@@ -223,14 +263,25 @@ impl QueueHandle {
     }
 
     /// Puts one message if there is room now: `Ok(false)` when full.
-    pub fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
+    /// Never waits for room (Redis: one round trip on async I/O).
+    ///
+    /// Cancel safety: locally it completes at its first poll. In Redis, if
+    /// this future is dropped, the message may have been put.
+    pub async fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
         match &self.inner {
             HandleOn::Local(h) => h.try_put(message),
-            HandleOn::Redis(h) => h.try_put(message),
+            HandleOn::Redis(h) => Box::pin(h.try_put(message)).await,
         }
     }
 
     /// Takes one message, waiting while the queue is empty.
+    ///
+    /// Cancel safety: if this future is dropped, locally no message was
+    /// taken. In Redis a script whose reply was not read yet may have taken
+    /// it: in acknowledged mode it stays in this consumer's in-flight list
+    /// and goes back to the queue when the handle drops; in the default mode
+    /// it is lost, and counted lost (and so done for `join`) when the handle
+    /// drops, as a message taken and never marked done.
     pub async fn get(&self, timeout: Option<Duration>) -> Result<Bytes, IpcError> {
         match &self.inner {
             HandleOn::Local(h) => h.get(timeout).await,
@@ -244,6 +295,9 @@ impl QueueHandle {
     }
 
     /// Takes between 1 and `max` messages, waiting for the first.
+    ///
+    /// Cancel safety: as [`QueueHandle::get`], for every message of the
+    /// batch.
     pub async fn get_many(
         &self,
         max: usize,
@@ -255,11 +309,15 @@ impl QueueHandle {
         }
     }
 
-    /// Takes one message if one is there now.
-    pub fn try_get(&self) -> Result<Option<Bytes>, IpcError> {
+    /// Takes one message if one is there now. Never waits for one (Redis:
+    /// one round trip on async I/O).
+    ///
+    /// Cancel safety: locally it completes at its first poll. In Redis, as
+    /// [`QueueHandle::get`].
+    pub async fn try_get(&self) -> Result<Option<Bytes>, IpcError> {
         match &self.inner {
             HandleOn::Local(h) => h.try_get(),
-            HandleOn::Redis(h) => h.try_get(),
+            HandleOn::Redis(h) => Box::pin(h.try_get()).await,
         }
     }
 

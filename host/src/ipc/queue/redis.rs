@@ -14,6 +14,10 @@
 //!   back at the head; a host that dies stops renewing its lease, and any
 //!   other host's reaper moves its in-flight lists back once the lease has
 //!   expired (the visibility timeout).
+//! - In the default (at-most-once) mode the in-flight key is a count of the
+//!   messages this consumer took and did not mark done, kept by the take
+//!   script itself: a consumer that ends (even mid-take, its reply never
+//!   read) has them counted lost and taken off `unfinished`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +33,7 @@ use super::redis_scripts::{GET, PUT, READY, REAP, REQUEUE, SETTLE};
 use super::{QueueConfig, check_max, nothing_taken};
 use crate::ipc::IpcError;
 use crate::ipc::backend::redis::{Attempt, RedisBackend, check_name, int, unique};
-use crate::ipc::fifo::check_batch;
+use crate::ipc::fifo::Bounds;
 
 /// A named queue in Redis. Hosts that declare the same name in the same
 /// namespace share it.
@@ -37,6 +41,7 @@ pub struct RedisQueue {
     backend: Arc<RedisBackend>,
     name: String,
     config: QueueConfig,
+    bounds: Bounds,
     list: String,
     unfinished: String,
     closed: String,
@@ -88,6 +93,7 @@ impl RedisQueue {
                 getters: key(":getters"),
                 putters: key(":putters"),
                 channel,
+                bounds: config.bounds(),
                 config,
                 reaper,
             }
@@ -101,7 +107,14 @@ impl RedisQueue {
 
     /// How many messages fit before `put` waits.
     pub fn capacity(&self) -> usize {
-        self.config.capacity.max(1)
+        self.bounds.capacity
+    }
+
+    /// What one call may put. Redis counts the queue's messages, not their
+    /// bytes: `max_bytes` bounds each batch (what this host holds for a
+    /// call), and the server's own `maxmemory` bounds the list.
+    pub(in crate::ipc) fn bounds(&self) -> &Bounds {
+        &self.bounds
     }
 
     /// Whether messages of dead consumers are delivered again.
@@ -109,21 +122,19 @@ impl RedisQueue {
         self.config.acknowledged
     }
 
-    /// Messages waiting now (`LLEN`); 0 if Redis cannot be reached.
-    pub fn len(&self) -> usize {
-        let len = self.backend.block(async {
-            ::redis::cmd("LLEN")
-                .arg(&self.list)
-                .query_async::<usize>(&mut self.backend.conn())
-                .await
-                .map_err(|e| self.backend.error(e))
-        });
+    /// Messages waiting now (`LLEN`); 0 if Redis cannot be reached. One
+    /// round trip, on async I/O: it holds no thread while it waits.
+    pub async fn len(&self) -> usize {
+        let len = ::redis::cmd("LLEN")
+            .arg(&self.list)
+            .query_async::<usize>(&mut self.backend.conn())
+            .await;
         len.unwrap_or(0)
     }
 
     /// Whether no message is waiting (`true` if Redis cannot be reached).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
     }
 
     /// Messages lost by consumers that ended before `task-done`, across
@@ -389,12 +400,10 @@ impl RedisQueueHandle {
     }
 
     fn check(&self, messages: &[Vec<u8>]) -> Result<(), IpcError> {
-        let queue = &self.0.queue;
-        check_batch(
-            messages.iter().map(Vec::len),
-            queue.config.max_message,
-            queue.capacity(),
-        )
+        self.0
+            .queue
+            .bounds
+            .check_batch(messages.iter().map(Vec::len))
     }
 
     async fn put_once(&self, messages: &[Vec<u8>]) -> Attempt<()> {
@@ -433,15 +442,15 @@ impl RedisQueueHandle {
             .await
     }
 
-    /// Puts one message if there is room now.
-    pub fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
+    /// Puts one message if there is room now: one round trip, on async
+    /// I/O (it holds no thread while it waits).
+    ///
+    /// Cancel safety: if this future is dropped, the message may have been
+    /// put (a script whose reply was not read), counted unfinished.
+    pub async fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
         let messages = [message];
         self.check(&messages)?;
-        let put = self
-            .0
-            .queue
-            .backend
-            .block(async { self.put_once(&messages).await.now() })?;
+        let put = self.put_once(&messages).await.now()?;
         Ok(put.is_some())
     }
 
@@ -468,14 +477,12 @@ impl RedisQueueHandle {
         Ok(items)
     }
 
-    /// Takes one message if one is there now.
-    pub fn try_get(&self) -> Result<Option<Bytes>, IpcError> {
-        let taken = self
-            .0
-            .queue
-            .backend
-            .block(async { self.0.take(1).await.now() })?
-            .unwrap_or_default();
+    /// Takes one message if one is there now: one round trip, on async I/O
+    /// (it holds no thread while it waits).
+    ///
+    /// Cancel safety: as [`RedisQueueHandle::get_many`].
+    pub async fn try_get(&self) -> Result<Option<Bytes>, IpcError> {
+        let taken = self.0.take(1).await.now()?.unwrap_or_default();
         self.record(&taken);
         Ok(taken.into_iter().next())
     }
@@ -509,7 +516,8 @@ impl RedisQueueHandle {
 impl Drop for RedisQueueHandle {
     fn drop(&mut self) {
         let consumer = self.0.clone();
-        let taken = std::mem::take(&mut *consumer.lock_taken());
+        // Redis counts what this consumer took and did not mark done.
+        consumer.lock_taken().clear();
         let pending = consumer.take_pending();
         let acknowledged = consumer.queue.config.acknowledged;
         let took = consumer.took.load(Ordering::Relaxed);
@@ -539,9 +547,9 @@ impl Drop for RedisQueueHandle {
                 SETTLE
                     .key(&q.unfinished)
                     .key(&q.lost)
+                    .key(&consumer.inflight)
                     .arg(&q.channel)
                     .arg(all.dones)
-                    .arg(taken.len())
                     .invoke_async::<i64>(&mut q.backend.conn())
                     .await
             };

@@ -34,10 +34,13 @@ return 1
 /// expected in-flight (-1: do not reconcile), acknowledged messages...
 /// Applies the acknowledgements, then takes up to `max` messages (0: none).
 /// Returns the messages (empty: none now) or -1 (closed and drained).
+/// In at-most-once mode the in-flight key counts the messages taken and
+/// not yet done, so that those of a reply never read are counted too.
 pub(super) static GET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local done = tonumber(ARGV[5])
+if ARGV[2] ~= '1' and done > 0 then redis.call('DECRBY', KEYS[2], done) end
 for i = 7, #ARGV do
   if redis.call('LREM', KEYS[2], 1, ARGV[i]) == 1 then done = done + 1 end
 end
@@ -67,6 +70,7 @@ if ARGV[2] == '1' then
   end
 else
   items = redis.call('LPOP', KEYS[1], max)
+  redis.call('INCRBY', KEYS[2], #items)
 end
 if redis.call('DEL', KEYS[7]) == 1 then redis.call('PUBLISH', ARGV[3], 'space') end
 return items
@@ -97,12 +101,15 @@ return moved
     )
 });
 
-/// A consumer of an at-most-once queue ends. KEYS: unfinished, lost.
-/// ARGV: channel, dones, lost.
+/// A consumer of an at-most-once queue ends. KEYS: unfinished, lost,
+/// in-flight count. ARGV: channel, dones. Whatever it took and did not mark
+/// done is lost, including what a take whose reply was never read took.
 pub(super) static SETTLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local lost = tonumber(ARGV[3])
+local lost = tonumber(redis.call('GET', KEYS[3]) or 0) - tonumber(ARGV[2])
+redis.call('DEL', KEYS[3])
+if lost < 0 then lost = 0 end
 if lost > 0 then redis.call('INCRBY', KEYS[2], lost) end
 local n = tonumber(ARGV[2]) + lost
 if n > 0 and redis.call('DECRBY', KEYS[1], n) <= 0 then

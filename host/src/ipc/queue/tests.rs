@@ -14,6 +14,7 @@ fn queue(capacity: usize) -> Arc<Queue> {
         QueueConfig {
             capacity,
             max_message: 8,
+            max_bytes: 1 << 20,
             acknowledged: false,
         },
     )
@@ -147,6 +148,7 @@ async fn dead_consumer_items_are_redelivered_in_order_when_acknowledged() {
         QueueConfig {
             capacity: 2,
             max_message: 8,
+            max_bytes: 1 << 20,
             acknowledged: true,
         },
     );
@@ -178,6 +180,33 @@ async fn cancelled_get_loses_nothing() {
     assert_eq!(h.get(SHORT).await, Err(IpcError::Timeout));
     h.put(vec![7], None).await.unwrap();
     assert_eq!(h.get(SHORT).await.unwrap(), vec![7]);
+}
+
+/// A producer killed while it waits for room (its future dropped) must not
+/// leave its message counted unfinished: `join` would wait forever.
+#[tokio::test]
+async fn producers_killed_while_blocked_in_put_leave_join_returning() {
+    let q = queue(1);
+    let consumer = q.handle();
+    q.handle().put(vec![0], None).await.unwrap();
+    let blocked_put = tokio::spawn({
+        let q = q.clone();
+        async move { q.handle().put(vec![1], None).await }
+    });
+    let blocked_batch = tokio::spawn({
+        let q = q.clone();
+        async move { q.handle().put_many(vec![vec![2]], None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(!blocked_put.is_finished() && !blocked_batch.is_finished());
+    blocked_put.abort();
+    blocked_batch.abort();
+    assert!(blocked_put.await.unwrap_err().is_cancelled());
+    assert!(blocked_batch.await.unwrap_err().is_cancelled());
+    assert_eq!(consumer.get(None).await.unwrap(), vec![0]);
+    consumer.task_done().unwrap();
+    assert_eq!(consumer.try_get(), Ok(None));
+    assert_eq!(q.join(Some(Duration::from_secs(5))).await, Ok(()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,7 +305,7 @@ mod model {
         fn queue_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let (capacity, max) = (4usize, 8usize);
-            let q = Queue::new("m", QueueConfig { capacity, max_message: max, acknowledged: false });
+            let q = Queue::new("m", QueueConfig { capacity, max_message: max, max_bytes: 1 << 20, acknowledged: false });
             let h = q.handle();
             let zero = Some(Duration::ZERO);
             let mut model: VecDeque<Vec<u8>> = VecDeque::new();

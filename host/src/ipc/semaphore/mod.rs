@@ -73,6 +73,10 @@ impl Semaphore {
     }
 
     /// Takes a permit, waiting for one.
+    ///
+    /// Cancel safety: if this future is dropped, locally no permit was
+    /// taken. In Redis a script whose reply was not read yet may have taken
+    /// one, which is then never given back.
     pub async fn acquire(&self, timeout: Option<Duration>) -> Result<(), IpcError> {
         match self {
             Semaphore::Local(s) => s.acquire(timeout).await,
