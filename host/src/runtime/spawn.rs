@@ -17,6 +17,7 @@ use super::variant::VariantKey;
 use super::{MemoryLimiter, Runtime, WorkerState, deterministic};
 use crate::bindings::process::{Family, Launch, Lineage, Spawner};
 use crate::events::Event;
+use crate::ledger::{Ledger, LimitHit};
 use crate::meter::WorkerMeter;
 use crate::output::{OutputPipe, StreamKind};
 use crate::policy::network_allows;
@@ -247,9 +248,16 @@ impl Runtime {
         if let Some(det) = policy.deterministic {
             deterministic::install(&mut wasi, det);
         }
+        let ledger = Arc::new(Ledger::new(spec.policy.counts.ledger_limits(), {
+            let reporter = reporter.clone();
+            move |hit: LimitHit| reporter.deny(hit.kind.rule(), hit.to_string())
+        }));
         let mut mounts = crate::vfs::MountTable::new();
         for mount_spec in &spec.mounts {
-            let mount = mount_spec.open(spec.run.fs())?;
+            let mount = mount_spec
+                .open(spec.run.fs())?
+                .charged_to(&ledger)
+                .map_err(|e| format!("cannot mount {}: {e}", mount_spec.guest_path))?;
             mounts
                 .add(&mount_spec.guest_path, mount)
                 .map_err(|e| format!("cannot mount at {}: {e}", mount_spec.guest_path))?;
@@ -271,7 +279,7 @@ impl Runtime {
             spec.policy.clone(),
             spec.run.shared_objects(),
             family,
-            mounts,
+            (mounts, ledger),
             wasi.build(),
             limiter,
         );

@@ -15,6 +15,7 @@ use crate::bindings::process::{Family, ProcessCtx, ProcessCtxView, ProcessView};
 use crate::bindings::wasi::{PolicedSockets, PolicedSocketsView};
 use crate::bindings::{IpcCtx, IpcCtxView, IpcView};
 use crate::ipc::Registry;
+use crate::ledger::Ledger;
 use crate::meter::WorkerMeter;
 use crate::policy::Policy;
 use crate::reporter::Reporter;
@@ -111,13 +112,14 @@ pub(crate) struct WorkerState {
 
 impl WorkerState {
     /// The state of the worker `reporter` reports for, its contexts made
-    /// from `policy`, its run's `objects` and its `family`.
+    /// from `policy`, its run's `objects` and its `family`; its mounts'
+    /// handles are charged to the `ledger` they were charged to.
     pub fn new(
         reporter: Reporter,
         policy: Arc<Policy>,
         objects: Arc<Registry>,
         family: Option<Family>,
-        mounts: crate::vfs::MountTable,
+        (mounts, ledger): (crate::vfs::MountTable, Arc<Ledger>),
         wasi: WasiCtx,
         limiter: MemoryLimiter,
     ) -> WorkerState {
@@ -138,7 +140,7 @@ impl WorkerState {
             },
             policy,
             reporter,
-            vfs: VfsCtx { mounts },
+            vfs: VfsCtx { mounts, ledger },
             wasi,
             table: ResourceTable::new(),
             limiter,
@@ -209,7 +211,7 @@ impl WorkerState {
             Arc::default(),
             Registry::new(),
             None,
-            mounts,
+            (mounts, Arc::default()),
             WasiCtx::builder().build(),
             MemoryLimiter {
                 cap: None,
