@@ -217,3 +217,56 @@ async fn open_forever_on_scratch_gets_an_error_at_max_handles_not_a_trap() {
     assert_eq!(denied[0].0, "max-handles");
     sibling_ok(sibling).await;
 }
+
+/// The CLI under a soft `RLIMIT_NOFILE` of 300 and a hard one of 600: it
+/// raises the soft limit to 600, so workers together may hold 600 - 256 =
+/// 344 descriptors (44 had it not raised it), fewer than one worker's
+/// default of 1024: the attacker meets the host-wide pool, and the host
+/// keeps its reserve to finish the run and report.
+#[test]
+fn the_cli_raises_its_descriptor_limit_and_keeps_a_reserve_for_the_host() {
+    use std::os::unix::process::CommandExt;
+
+    let attacked = tempfile::tempdir().unwrap();
+    let mount = format!("{}:/d:rw", attacked.path().display());
+    let guest = common::guest("hostile-fd");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_corral"));
+    command
+        .args(["run", "--cache-dir"])
+        .arg(common::shared_cache_dir())
+        .args(["--max-workers", "8", "--mount", &mount])
+        .arg(&guest)
+        .args(["--", "open-forever", "/d", "exit"]);
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 300,
+                rlim_max: 600,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = common::child::output_within(&mut command, b"", Duration::from_secs(120));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let pool = 600 - corral::ledger::HOST_FD_RESERVE;
+    // The mount's root is one of the pool's.
+    assert!(
+        stdout.starts_with(&format!("[hostile-fd] opened {}\n", pool - 1)),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "denied holding more host file descriptors: all workers together hold the host's \
+             {pool} (RLIMIT_NOFILE minus a reserve of 256) (policy: max-host-fds)"
+        )),
+        "{stderr}"
+    );
+}
