@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod feed;
 pub mod ipc;
+pub mod ledger;
 pub mod manifest;
 mod meter;
 pub mod output;

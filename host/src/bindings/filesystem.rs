@@ -11,6 +11,12 @@
 //! and `OutputStream`, so wasmtime-wasi's `wasi:io/streams` drives them, and
 //! their errors carry an [`FsError`] that `filesystem-error-code` recovers.
 //!
+//! Every descriptor and stream holds a [`Token`] of the worker's
+//! [`Ledger`]: past its `max-handles`, `open-at`, `read-directory` and the
+//! `*-via-stream` calls fail with `insufficient-memory` (the closest WASI
+//! code to `EMFILE`), before wasmtime's own cap on a store's handles would
+//! trap the worker.
+//!
 //! Every method is synchronous on the host. The in-memory tree never
 //! waits: it holds one inode's lock for the length of a copy. A host mount
 //! makes a few local system calls per method (a read is capped at 16 MiB),
@@ -34,10 +40,13 @@ mod streams;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 use super::generated::wasi::filesystem::{preopens, types};
+use crate::ledger::{Kind, Ledger, Token};
 use crate::vfs::{DirHandle, DirListing, FileHandle, FsError, MountTable, Node};
 use convert::{descriptor_stat, descriptor_type, follows, hash_value, new_timestamp, open_options};
 use streams::{FileReader, FileWriter};
@@ -51,6 +60,8 @@ use types::{
 pub struct VfsCtx {
     /// The worker's mounts, one preopen each.
     pub mounts: MountTable,
+    /// What the worker's open handles are charged to.
+    pub ledger: Arc<Ledger>,
 }
 
 /// What the filesystem binding works on: a worker's [`VfsCtx`] and the
@@ -84,11 +95,19 @@ pub(crate) fn add_to_linker<T: VfsView + 'static>(linker: &mut Linker<T>) -> was
     Ok(())
 }
 
+/// The `descriptor` resource: an open directory or file, and the handle
+/// it costs the worker.
+pub struct Descriptor {
+    node: Node,
+    _handle: Token,
+}
+
 /// The `directory-entry-stream` resource: a directory's entries, read as
 /// the guest asks for them (see [`DirListing`]), so an open stream holds
-/// one batch of names, not the whole listing.
+/// one batch of names, not the whole listing; and the handle it costs.
 pub struct DirEntryStream {
     entries: DirListing,
+    _handle: Token,
 }
 
 /// A host call's result: the outer `Result` traps the worker (a bad
@@ -120,16 +139,31 @@ fn file_of(node: &Node) -> Result<&FileHandle, FsError> {
 
 impl VfsCtxView<'_> {
     /// The descriptor behind a guest handle; a stale or forged handle traps.
-    fn node(&self, fd: &Resource<Node>) -> wasmtime::Result<Node> {
-        Ok(self.table.get(fd)?.clone())
+    fn node(&self, fd: &Resource<Descriptor>) -> wasmtime::Result<Node> {
+        Ok(self.table.get(fd)?.node.clone())
+    }
+
+    /// One more open handle for the worker, or `TooManyOpenFiles` past its
+    /// limit (which the ledger reports).
+    fn handle(&self) -> Result<Token, FsError> {
+        self.ctx
+            .ledger
+            .try_acquire(Kind::Handle)
+            .map_err(|_| FsError::TooManyOpenFiles)
     }
 }
 
 impl preopens::Host for VfsCtxView<'_> {
-    fn get_directories(&mut self) -> wasmtime::Result<Vec<(Resource<Node>, String)>> {
+    fn get_directories(&mut self) -> wasmtime::Result<Vec<(Resource<Descriptor>, String)>> {
         let mut preopens = Vec::with_capacity(self.ctx.mounts.len());
         for (guest_path, root) in self.ctx.mounts.preopens() {
-            preopens.push((self.table.push(Node::Dir(root))?, guest_path));
+            // `get-directories` has no error case: past the limit, the
+            // worker traps (wasi-libc calls it once, at start).
+            let descriptor = Descriptor {
+                node: Node::Dir(root),
+                _handle: self.handle()?,
+            };
+            preopens.push((self.table.push(descriptor)?, guest_path));
         }
         Ok(preopens)
     }
@@ -148,7 +182,7 @@ impl types::Host for VfsCtxView<'_> {
 impl types::HostDescriptor for VfsCtxView<'_> {
     fn read_via_stream(
         &mut self,
-        fd: Resource<Node>,
+        fd: Resource<Descriptor>,
         offset: Filesize,
     ) -> Call<Resource<DynInputStream>> {
         let file = match self.node(&fd)? {
@@ -157,28 +191,33 @@ impl types::HostDescriptor for VfsCtxView<'_> {
             Node::File(file) if !file.can_read() => return reply(Err(FsError::BadDescriptor)),
             Node::File(file) => file,
         };
+        let handle = match self.handle() {
+            Ok(handle) => handle,
+            Err(err) => return reply(Err(err)),
+        };
         let stream: DynInputStream = Box::new(FileReader {
             file,
             position: offset,
+            _handle: handle,
         });
         Ok(Ok(self.table.push(stream)?))
     }
 
     fn write_via_stream(
         &mut self,
-        fd: Resource<Node>,
+        fd: Resource<Descriptor>,
         offset: Filesize,
     ) -> Call<Resource<DynOutputStream>> {
         self.output_stream(fd, Some(offset))
     }
 
-    fn append_via_stream(&mut self, fd: Resource<Node>) -> Call<Resource<DynOutputStream>> {
+    fn append_via_stream(&mut self, fd: Resource<Descriptor>) -> Call<Resource<DynOutputStream>> {
         self.output_stream(fd, None)
     }
 
     fn advise(
         &mut self,
-        fd: Resource<Node>,
+        fd: Resource<Descriptor>,
         _offset: Filesize,
         _length: Filesize,
         _advice: Advice,
@@ -187,11 +226,11 @@ impl types::HostDescriptor for VfsCtxView<'_> {
         reply(file_of(&self.node(&fd)?).map(drop))
     }
 
-    fn sync_data(&mut self, fd: Resource<Node>) -> Call<()> {
+    fn sync_data(&mut self, fd: Resource<Descriptor>) -> Call<()> {
         reply(self.node(&fd)?.sync_data())
     }
 
-    fn get_flags(&mut self, fd: Resource<Node>) -> Call<DescriptorFlags> {
+    fn get_flags(&mut self, fd: Resource<Descriptor>) -> Call<DescriptorFlags> {
         let flags = match self.node(&fd)? {
             Node::Dir(dir) if dir.is_read_only() => DescriptorFlags::READ,
             Node::Dir(_) => DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY,
@@ -209,7 +248,7 @@ impl types::HostDescriptor for VfsCtxView<'_> {
         Ok(Ok(flags))
     }
 
-    fn get_type(&mut self, fd: Resource<Node>) -> Call<DescriptorType> {
+    fn get_type(&mut self, fd: Resource<Descriptor>) -> Call<DescriptorType> {
         // Both backends open nothing but directories and regular files.
         Ok(Ok(match self.node(&fd)? {
             Node::Dir(_) => DescriptorType::Directory,
@@ -217,13 +256,13 @@ impl types::HostDescriptor for VfsCtxView<'_> {
         }))
     }
 
-    fn set_size(&mut self, fd: Resource<Node>, size: Filesize) -> Call<()> {
+    fn set_size(&mut self, fd: Resource<Descriptor>, size: Filesize) -> Call<()> {
         reply(file_of(&self.node(&fd)?).and_then(|file| file.set_size(size)))
     }
 
     fn set_times(
         &mut self,
-        fd: Resource<Node>,
+        fd: Resource<Descriptor>,
         atime: WasiNewTimestamp,
         mtime: WasiNewTimestamp,
     ) -> Call<()> {
@@ -235,7 +274,7 @@ impl types::HostDescriptor for VfsCtxView<'_> {
 
     fn read(
         &mut self,
-        fd: Resource<Node>,
+        fd: Resource<Descriptor>,
         length: Filesize,
         offset: Filesize,
     ) -> Call<(Vec<u8>, bool)> {
@@ -248,35 +287,46 @@ impl types::HostDescriptor for VfsCtxView<'_> {
         }))
     }
 
-    fn write(&mut self, fd: Resource<Node>, buffer: Vec<u8>, offset: Filesize) -> Call<Filesize> {
+    fn write(
+        &mut self,
+        fd: Resource<Descriptor>,
+        buffer: Vec<u8>,
+        offset: Filesize,
+    ) -> Call<Filesize> {
         let node = self.node(&fd)?;
         reply(file_of(&node).and_then(|file| Ok(file.write_at(offset, &buffer)? as Filesize)))
     }
 
-    fn read_directory(&mut self, fd: Resource<Node>) -> Call<Resource<DirEntryStream>> {
-        let entries = match dir_of(&self.node(&fd)?).and_then(DirHandle::list) {
-            Ok(entries) => entries,
-            Err(err) => return reply(Err(err)),
-        };
-        let stream = DirEntryStream { entries };
-        Ok(Ok(self.table.push(stream)?))
+    fn read_directory(&mut self, fd: Resource<Descriptor>) -> Call<Resource<DirEntryStream>> {
+        let node = self.node(&fd)?;
+        let listed = dir_of(&node).and_then(|dir| {
+            let handle = self.handle()?;
+            Ok(DirEntryStream {
+                entries: dir.list()?,
+                _handle: handle,
+            })
+        });
+        match listed {
+            Ok(stream) => Ok(Ok(self.table.push(stream)?)),
+            Err(err) => reply(Err(err)),
+        }
     }
 
-    fn sync(&mut self, fd: Resource<Node>) -> Call<()> {
+    fn sync(&mut self, fd: Resource<Descriptor>) -> Call<()> {
         reply(self.node(&fd)?.sync())
     }
 
-    fn create_directory_at(&mut self, fd: Resource<Node>, path: String) -> Call<()> {
+    fn create_directory_at(&mut self, fd: Resource<Descriptor>, path: String) -> Call<()> {
         reply(dir_of(&self.node(&fd)?).and_then(|dir| dir.create_dir_at(&path)))
     }
 
-    fn stat(&mut self, fd: Resource<Node>) -> Call<DescriptorStat> {
+    fn stat(&mut self, fd: Resource<Descriptor>) -> Call<DescriptorStat> {
         reply(self.node(&fd)?.stat().map(descriptor_stat))
     }
 
     fn stat_at(
         &mut self,
-        fd: Resource<Node>,
+        fd: Resource<Descriptor>,
         path_flags: PathFlags,
         path: String,
     ) -> Call<DescriptorStat> {
@@ -289,7 +339,7 @@ impl types::HostDescriptor for VfsCtxView<'_> {
 
     fn set_times_at(
         &mut self,
-        fd: Resource<Node>,
+        fd: Resource<Descriptor>,
         path_flags: PathFlags,
         path: String,
         atime: WasiNewTimestamp,
@@ -304,10 +354,10 @@ impl types::HostDescriptor for VfsCtxView<'_> {
 
     fn link_at(
         &mut self,
-        fd: Resource<Node>,
+        fd: Resource<Descriptor>,
         old_path_flags: PathFlags,
         old_path: String,
-        new_fd: Resource<Node>,
+        new_fd: Resource<Descriptor>,
         new_path: String,
     ) -> Call<()> {
         let (old, new) = (self.node(&fd)?, self.node(&new_fd)?);
@@ -324,36 +374,41 @@ impl types::HostDescriptor for VfsCtxView<'_> {
 
     fn open_at(
         &mut self,
-        fd: Resource<Node>,
+        fd: Resource<Descriptor>,
         path_flags: PathFlags,
         path: String,
         open_flags: OpenFlags,
         flags: DescriptorFlags,
-    ) -> Call<Resource<Node>> {
+    ) -> Call<Resource<Descriptor>> {
         let node = self.node(&fd)?;
         let opened = dir_of(&node).and_then(|dir| {
             let options = open_options(dir, path_flags, open_flags, flags)?;
-            dir.open_at(&path, options)
+            // The handle first: a refused one opens nothing on the host.
+            let handle = self.handle()?;
+            Ok(Descriptor {
+                node: dir.open_at(&path, options)?,
+                _handle: handle,
+            })
         });
         match opened {
-            Ok(node) => Ok(Ok(self.table.push(node)?)),
+            Ok(descriptor) => Ok(Ok(self.table.push(descriptor)?)),
             Err(err) => reply(Err(err)),
         }
     }
 
-    fn readlink_at(&mut self, fd: Resource<Node>, path: String) -> Call<String> {
+    fn readlink_at(&mut self, fd: Resource<Descriptor>, path: String) -> Call<String> {
         reply(dir_of(&self.node(&fd)?).and_then(|dir| dir.readlink_at(&path)))
     }
 
-    fn remove_directory_at(&mut self, fd: Resource<Node>, path: String) -> Call<()> {
+    fn remove_directory_at(&mut self, fd: Resource<Descriptor>, path: String) -> Call<()> {
         reply(dir_of(&self.node(&fd)?).and_then(|dir| dir.remove_dir_at(&path)))
     }
 
     fn rename_at(
         &mut self,
-        fd: Resource<Node>,
+        fd: Resource<Descriptor>,
         old_path: String,
-        new_fd: Resource<Node>,
+        new_fd: Resource<Descriptor>,
         new_path: String,
     ) -> Call<()> {
         let (old, new) = (self.node(&fd)?, self.node(&new_fd)?);
@@ -362,29 +417,34 @@ impl types::HostDescriptor for VfsCtxView<'_> {
         )
     }
 
-    fn symlink_at(&mut self, fd: Resource<Node>, old_path: String, new_path: String) -> Call<()> {
+    fn symlink_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        old_path: String,
+        new_path: String,
+    ) -> Call<()> {
         reply(dir_of(&self.node(&fd)?).and_then(|dir| dir.symlink_at(&old_path, &new_path)))
     }
 
-    fn unlink_file_at(&mut self, fd: Resource<Node>, path: String) -> Call<()> {
+    fn unlink_file_at(&mut self, fd: Resource<Descriptor>, path: String) -> Call<()> {
         reply(dir_of(&self.node(&fd)?).and_then(|dir| dir.unlink_file_at(&path)))
     }
 
     fn is_same_object(
         &mut self,
-        fd: Resource<Node>,
-        other: Resource<Node>,
+        fd: Resource<Descriptor>,
+        other: Resource<Descriptor>,
     ) -> wasmtime::Result<bool> {
         Ok(self.node(&fd)?.is_same_object(&self.node(&other)?))
     }
 
-    fn metadata_hash(&mut self, fd: Resource<Node>) -> Call<MetadataHashValue> {
+    fn metadata_hash(&mut self, fd: Resource<Descriptor>) -> Call<MetadataHashValue> {
         reply(self.node(&fd)?.metadata_hash().map(hash_value))
     }
 
     fn metadata_hash_at(
         &mut self,
-        fd: Resource<Node>,
+        fd: Resource<Descriptor>,
         path_flags: PathFlags,
         path: String,
     ) -> Call<MetadataHashValue> {
@@ -395,7 +455,7 @@ impl types::HostDescriptor for VfsCtxView<'_> {
         }))
     }
 
-    fn drop(&mut self, fd: Resource<Node>) -> wasmtime::Result<()> {
+    fn drop(&mut self, fd: Resource<Descriptor>) -> wasmtime::Result<()> {
         self.table.delete(fd)?;
         Ok(())
     }
@@ -423,7 +483,7 @@ impl VfsCtxView<'_> {
     /// A `write-via-stream` (at `offset`) or `append-via-stream` (`None`) stream.
     fn output_stream(
         &mut self,
-        fd: Resource<Node>,
+        fd: Resource<Descriptor>,
         offset: Option<Filesize>,
     ) -> Call<Resource<DynOutputStream>> {
         let file = match file_of(&self.node(&fd)?) {
@@ -431,9 +491,14 @@ impl VfsCtxView<'_> {
             Ok(_) => return reply(Err(FsError::BadDescriptor)),
             Err(err) => return reply(Err(err)),
         };
+        let handle = match self.handle() {
+            Ok(handle) => handle,
+            Err(err) => return reply(Err(err)),
+        };
         let stream: DynOutputStream = Box::new(FileWriter {
             file,
             position: offset,
+            _handle: handle,
         });
         Ok(Ok(self.table.push(stream)?))
     }

@@ -44,7 +44,7 @@ wasmtime::component::bindgen!({
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
         "wasi:random": wasmtime_wasi::p2::bindings::random,
         "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
-        "wasi:filesystem/types.descriptor": crate::vfs::Node,
+        "wasi:filesystem/types.descriptor": crate::bindings::filesystem::Descriptor,
         "wasi:filesystem/types.directory-entry-stream": crate::bindings::filesystem::DirEntryStream,
         "corral:worker/process.child": crate::bindings::process::ChildRes,
         "corral:worker/queue.queue": crate::bindings::QueueRes,

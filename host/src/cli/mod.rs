@@ -371,6 +371,8 @@ const EXIT_BAD_INPUT: u8 = 2;
 /// Entry point of the `corral` binary.
 pub fn main() -> ExitCode {
     quiet_panics();
+    // Workers' host descriptors come out of this limit minus the host's reserve.
+    crate::ledger::raise_fd_limit();
     let cli = Cli::parse();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     match worker_threads(cli.global.threads) {

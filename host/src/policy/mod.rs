@@ -8,7 +8,8 @@
 //! A worker's resource [`Limits`] are defined here too, since profiles and
 //! manifests set them.
 //!
-//! Policy depends only on leaves (units, the VFS's mount specs, config): never
+//! Policy depends only on leaves (units, the VFS's mount specs, config, the
+//! ledger's defaults): never
 //! on the worker, the runtime or the bindings, which all consult it.
 
 mod file;
@@ -17,6 +18,8 @@ pub(crate) mod ipc_check;
 mod network;
 
 use std::time::{Duration, SystemTime};
+
+use crate::ledger;
 
 pub use file::{PolicyError, PolicyFile, Profile};
 pub use grants::{IpcGrants, ObjectKind, Op, OpSet};
@@ -108,6 +111,22 @@ pub struct Counts {
     pub tables: Option<u32>,
     /// Linear memories.
     pub memories: Option<u32>,
+    /// Open filesystem handles (descriptors and their streams); `None`:
+    /// [`ledger::DEFAULT_MAX_HANDLES`].
+    pub handles: Option<u32>,
+    /// Host file descriptors the worker makes the host hold; `None`:
+    /// [`ledger::DEFAULT_MAX_HOST_FDS`].
+    pub host_fds: Option<u32>,
+}
+
+impl Counts {
+    /// The limits of the worker's [`Ledger`](ledger::Ledger), defaults filled in.
+    pub fn ledger_limits(&self) -> ledger::LedgerLimits {
+        ledger::LedgerLimits {
+            handles: self.handles.unwrap_or(ledger::DEFAULT_MAX_HANDLES) as usize,
+            host_fds: self.host_fds.unwrap_or(ledger::DEFAULT_MAX_HOST_FDS) as usize,
+        }
+    }
 }
 
 /// Spawning of child workers. A child's memory cap and CPU time come out of

@@ -18,6 +18,7 @@ use super::{MemoryLimiter, Runtime, WorkerState, deterministic};
 use crate::bindings::process::{Family, Launch, Lineage, Spawner};
 use crate::budget::Budget;
 use crate::events::Event;
+use crate::ledger::{Ledger, LimitHit};
 use crate::meter::WorkerMeter;
 use crate::output::{OutputPipe, StreamKind};
 use crate::policy::network_allows;
@@ -265,9 +266,16 @@ impl Runtime {
                 .memory
                 .unwrap_or(crate::vfs::Limits::DEFAULT.max_bytes),
         ));
+        let ledger = Arc::new(Ledger::new(spec.policy.counts.ledger_limits(), {
+            let reporter = reporter.clone();
+            move |hit: LimitHit| reporter.deny(hit.kind.rule(), hit.to_string())
+        }));
         let mut mounts = crate::vfs::MountTable::new();
         for mount_spec in &spec.mounts {
-            let mount = mount_spec.open(spec.run.fs(), &private_bytes)?;
+            let mount = mount_spec
+                .open(spec.run.fs(), &private_bytes)?
+                .charged_to(&ledger)
+                .map_err(|e| format!("cannot mount {}: {e}", mount_spec.guest_path))?;
             mounts
                 .add(&mount_spec.guest_path, mount)
                 .map_err(|e| format!("cannot mount at {}: {e}", mount_spec.guest_path))?;
@@ -293,7 +301,7 @@ impl Runtime {
             spec.policy.clone(),
             spec.run.shared_objects(),
             family,
-            mounts,
+            (mounts, ledger),
             wasi.build(),
             limiter,
         );

@@ -16,6 +16,7 @@ use crate::bindings::wasi::{PolicedSockets, PolicedSocketsView};
 use crate::bindings::{IpcCtx, IpcCtxView, IpcView};
 use crate::budget::Budget;
 use crate::ipc::Registry;
+use crate::ledger::Ledger;
 use crate::meter::WorkerMeter;
 use crate::policy::Policy;
 use crate::reporter::Reporter;
@@ -189,13 +190,14 @@ pub(crate) struct WorkerState {
 
 impl WorkerState {
     /// The state of the worker `reporter` reports for, its contexts made
-    /// from `policy`, its run's `objects` and its `family`.
+    /// from `policy`, its run's `objects` and its `family`; its mounts'
+    /// handles are charged to the `ledger` they were charged to.
     pub fn new(
         reporter: Reporter,
         policy: Arc<Policy>,
         objects: Arc<Registry>,
         family: Option<Family>,
-        mounts: crate::vfs::MountTable,
+        (mounts, ledger): (crate::vfs::MountTable, Arc<Ledger>),
         wasi: WasiCtx,
         limiter: MemoryLimiter,
     ) -> WorkerState {
@@ -216,7 +218,7 @@ impl WorkerState {
             },
             policy,
             reporter,
-            vfs: VfsCtx { mounts },
+            vfs: VfsCtx { mounts, ledger },
             wasi,
             table: ResourceTable::new(),
             limiter,
@@ -283,7 +285,7 @@ impl WorkerState {
             Arc::default(),
             Registry::new(),
             None,
-            mounts,
+            (mounts, Arc::default()),
             WasiCtx::builder().build(),
             MemoryLimiter {
                 private: None,

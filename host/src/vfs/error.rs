@@ -106,6 +106,11 @@ pub enum FsError {
     /// The host file has too many hard links.
     #[error("too many links")]
     TooManyLinks,
+    /// The worker's limit of open handles or host descriptors, or the
+    /// host's own, is reached (`EMFILE`, `ENFILE`). WASI 0.2 has no such
+    /// code: the guest sees `insufficient-memory` (`ENOMEM`).
+    #[error("too many open files")]
+    TooManyOpenFiles,
     /// The backend cannot do this.
     #[error("operation not supported")]
     Unsupported,
@@ -176,6 +181,7 @@ fn from_errno(errno: i32) -> FsError {
         libc::EROFS => FsError::ReadOnly,
         libc::ETXTBSY => FsError::TextFileBusy,
         libc::EMLINK => FsError::TooManyLinks,
+        libc::EMFILE | libc::ENFILE => FsError::TooManyOpenFiles,
         // The two are one value on Linux and two elsewhere, so not a pattern.
         e if e == libc::ENOTSUP || e == libc::EOPNOTSUPP => FsError::Unsupported,
         libc::EAGAIN => FsError::WouldBlock,

@@ -2,12 +2,15 @@
 //! that do not depend on the backend (read-only mounts, open flags,
 //! cross-mount operations) enforced here once.
 
+use std::sync::Arc;
+
 use super::backend::Backend;
 use super::error::FsError;
 use super::host::{HostDir, HostFile, HostNode};
 use super::path;
 use super::tree::{MemDir, MemFile, MemNode};
 use super::types::{DirEntry, Metadata, MetadataHash, NewTimestamp, OpenOptions};
+use crate::ledger::Ledger;
 
 /// The most one `FileHandle::read_at` returns, so that a guest asking for
 /// more than it could use cannot make the host allocate it all at once.
@@ -132,6 +135,15 @@ impl DirHandle {
             backend: DirBackend::Host(dir),
             mount,
         }
+    }
+
+    /// This directory with its host descriptor, and every descriptor
+    /// opened through it, charged to `ledger`; a tree directory holds none.
+    pub(super) fn charged_to(self, ledger: &Arc<Ledger>) -> Result<DirHandle, FsError> {
+        Ok(match self.backend {
+            DirBackend::Host(dir) => DirHandle::host(dir.charged_to(ledger)?, self.mount),
+            DirBackend::Mem(_) => self,
+        })
     }
 
     /// Whether the mount this directory belongs to is read-only.

@@ -1,8 +1,15 @@
 //! The host-directory backend: the same operations as the tree, on a real
 //! directory through cap-std, which keeps every path, `..` and symlink
 //! inside the directory it starts from (escapes fail with `NotPermitted`).
+//!
+//! A mount charged to a worker's [`Ledger`] charges every descriptor it
+//! opens (its root included) to that worker until the last handle on it is
+//! dropped; past the worker's limit or the host's pool, opens fail with
+//! `TooManyOpenFiles`. The short-lived descriptors of a listing or a
+//! directory sync are the host's reserve's.
 
 use std::fs::{File, FileTimes};
+use std::ops::Deref;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,11 +22,37 @@ use super::backend::HostObject;
 use super::error::FsError;
 use super::path::{self, Component, RelativePath};
 use super::types::{DirEntry, FileKind, Metadata, NewTimestamp, OpenOptions};
+use crate::ledger::{Kind, Ledger, Token};
+
+/// A host descriptor and what holding it costs the worker that opened it:
+/// the token is given back only when the descriptor is closed, after the
+/// last handle sharing it is gone.
+struct Charged<T> {
+    fd: T,
+    _charge: Option<Token>,
+}
+
+impl<T> Charged<T> {
+    fn free(fd: T) -> Arc<Charged<T>> {
+        Arc::new(Charged { fd, _charge: None })
+    }
+}
+
+impl<T> Deref for Charged<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.fd
+    }
+}
 
 /// An open directory on the host.
 #[derive(Clone)]
 pub(super) struct HostDir {
-    dir: Arc<Dir>,
+    dir: Arc<Charged<Dir>>,
+    /// The worker that what this directory opens is charged to; `None` for
+    /// the host's own use (seeding and saving trees).
+    ledger: Option<Arc<Ledger>>,
 }
 
 /// What `HostDir::open_at` opened.
@@ -48,7 +81,28 @@ impl HostObject for HostDir {
 
 impl HostDir {
     pub(super) fn new(dir: Dir) -> HostDir {
-        HostDir { dir: Arc::new(dir) }
+        HostDir {
+            dir: Charged::free(dir),
+            ledger: None,
+        }
+    }
+
+    /// This directory, its own descriptor and everything opened through it
+    /// charged to `ledger`. `TooManyOpenFiles` if the ledger refuses.
+    pub(super) fn charged_to(self, ledger: &Arc<Ledger>) -> Result<HostDir, FsError> {
+        let charge = Some(charge(ledger)?);
+        let dir = match Arc::try_unwrap(self.dir) {
+            Ok(unique) => unique.fd,
+            // Shared with an uncharged mount: a descriptor of its own.
+            Err(shared) => shared.fd.try_clone()?,
+        };
+        Ok(HostDir {
+            dir: Arc::new(Charged {
+                fd: dir,
+                _charge: charge,
+            }),
+            ledger: Some(ledger.clone()),
+        })
     }
 
     /// The directory opened as a `File`, for the calls `Dir` lacks (its own
@@ -132,12 +186,17 @@ impl HostDir {
             // Opening a FIFO would otherwise block until a peer shows up;
             // such files are refused below anyway.
             .nonblock(true);
+        let charge = self.ledger.as_ref().map(charge).transpose()?;
         let file = self.dir.open_with(path, &host)?;
         let meta = file.metadata()?;
         if meta.is_dir() {
-            return Ok(HostNode::Dir(HostDir::new(Dir::from_std_file(
-                file.into_std(),
-            ))));
+            return Ok(HostNode::Dir(HostDir {
+                dir: Arc::new(Charged {
+                    fd: Dir::from_std_file(file.into_std()),
+                    _charge: charge,
+                }),
+                ledger: self.ledger.clone(),
+            }));
         }
         if options.directory {
             return Err(FsError::NotDirectory);
@@ -146,7 +205,10 @@ impl HostDir {
             return Err(FsError::Unsupported);
         }
         Ok(HostNode::File(HostFile {
-            file: Arc::new(file.into_std()),
+            file: Arc::new(Charged {
+                fd: file.into_std(),
+                _charge: charge,
+            }),
         }))
     }
 
@@ -247,6 +309,13 @@ impl HostDir {
     }
 }
 
+/// One host descriptor charged to `ledger`.
+fn charge(ledger: &Arc<Ledger>) -> Result<Token, FsError> {
+    ledger
+        .try_acquire(Kind::HostFd)
+        .map_err(|_| FsError::TooManyOpenFiles)
+}
+
 /// Whether the last component is a name rather than `.` or `..`.
 fn ends_in_name(path: &RelativePath) -> bool {
     matches!(path.components.last(), Some(Component::Name(_)))
@@ -267,7 +336,7 @@ fn without_trailing_slash(path: &str) -> &str {
 /// An open regular file on the host.
 #[derive(Clone)]
 pub(super) struct HostFile {
-    file: Arc<File>,
+    file: Arc<Charged<File>>,
 }
 
 impl HostObject for HostFile {
@@ -332,7 +401,7 @@ impl HostFile {
         let slices = [std::io::IoSlice::new(data)];
         // With RWF_APPEND the offset is ignored and the write lands at the end,
         // as with O_APPEND, without giving the whole descriptor that mode.
-        Ok(pwritev2(&*self.file, &slices, 0, ReadWriteFlags::APPEND)
+        Ok(pwritev2(&self.file.fd, &slices, 0, ReadWriteFlags::APPEND)
             .map_err(std::io::Error::from)?)
     }
 

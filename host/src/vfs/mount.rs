@@ -2,6 +2,7 @@
 
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cap_std::ambient_authority;
@@ -12,6 +13,7 @@ use super::handle::{DirHandle, MountRef, Node};
 use super::host::HostDir;
 use super::tree::MemFs;
 use super::types::OpenOptions;
+use crate::ledger::Ledger;
 
 /// One directory made available to a worker: a `MemFs` (or a subtree of
 /// it) or a host directory, read-only or read-write. It becomes one WASI
@@ -55,6 +57,16 @@ impl Mount {
     pub fn host_path(path: &Path, read_only: bool) -> io::Result<Mount> {
         let dir = Dir::open_ambient_dir(path, ambient_authority())?;
         Ok(Mount::host(dir, read_only))
+    }
+
+    /// This mount charged to a worker's `ledger`: a host directory's own
+    /// descriptor and every one opened through it count against the
+    /// worker's limit of host descriptors. `TooManyOpenFiles` if the ledger
+    /// cannot take the root's.
+    pub fn charged_to(self, ledger: &Arc<Ledger>) -> Result<Mount, FsError> {
+        Ok(Mount {
+            root: self.root.charged_to(ledger)?,
+        })
     }
 
     /// A handle on the mount's root directory: what the preopen gives the guest.

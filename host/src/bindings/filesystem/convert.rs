@@ -37,6 +37,10 @@ impl From<FsError> for ErrorCode {
             FsError::ReadOnly => ErrorCode::ReadOnly,
             FsError::TextFileBusy => ErrorCode::TextFileBusy,
             FsError::TooManyLinks => ErrorCode::TooManyLinks,
+            // The closest code to `EMFILE` that guests can be given: WASI 0.2
+            // has none for it, and wasi-libc and the preview1 adapter turn
+            // this one into `ENOMEM`, a resource the program may free.
+            FsError::TooManyOpenFiles => ErrorCode::InsufficientMemory,
             FsError::Unsupported => ErrorCode::Unsupported,
             FsError::WouldBlock => ErrorCode::WouldBlock,
         }

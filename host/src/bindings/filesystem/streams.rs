@@ -1,11 +1,13 @@
 //! The streams of `read-via-stream`, `write-via-stream` and
 //! `append-via-stream`: a [`FileHandle`] as wasmtime-wasi's `InputStream` and
 //! `OutputStream`, so wasmtime-wasi's `wasi:io/streams` drives them. They
-//! know only the file they were opened on, never the worker's state.
+//! know only the file they were opened on, never the worker's state; each
+//! holds the handle token it costs the worker until wasmtime-wasi drops it.
 
 use bytes::Bytes;
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
+use crate::ledger::Token;
 use crate::vfs::{FileHandle, FsError};
 
 /// The most an output stream accepts per `write`: what `check-write`
@@ -23,6 +25,8 @@ fn stream_error(error: FsError) -> StreamError {
 pub(super) struct FileReader {
     pub(super) file: FileHandle,
     pub(super) position: u64,
+    /// The open handle the stream costs the worker.
+    pub(super) _handle: Token,
 }
 
 #[async_trait::async_trait]
@@ -55,6 +59,8 @@ impl Pollable for FileReader {
 pub(super) struct FileWriter {
     pub(super) file: FileHandle,
     pub(super) position: Option<u64>,
+    /// The open handle the stream costs the worker.
+    pub(super) _handle: Token,
 }
 
 #[async_trait::async_trait]

@@ -25,7 +25,7 @@ fn again<T: 'static>(resource: &Resource<T>) -> Resource<T> {
     Resource::new_borrow(resource.rep())
 }
 
-fn preopens(fs: &mut VfsCtxView<'_>) -> (Resource<Node>, Resource<Node>) {
+fn preopens(fs: &mut VfsCtxView<'_>) -> (Resource<Descriptor>, Resource<Descriptor>) {
     let mut dirs = preopens::Host::get_directories(fs).unwrap().into_iter();
     let (root, root_path) = dirs.next().unwrap();
     let (ro, ro_path) = dirs.next().unwrap();
@@ -33,7 +33,12 @@ fn preopens(fs: &mut VfsCtxView<'_>) -> (Resource<Node>, Resource<Node>) {
     (root, ro)
 }
 
-fn open(fs: &mut VfsCtxView<'_>, dir: &Resource<Node>, path: &str, create: bool) -> Resource<Node> {
+fn open(
+    fs: &mut VfsCtxView<'_>,
+    dir: &Resource<Descriptor>,
+    path: &str,
+    create: bool,
+) -> Resource<Descriptor> {
     let open_flags = if create {
         OpenFlags::CREATE
     } else {
@@ -75,7 +80,11 @@ fn is_same_object_follows_identity_not_names() {
     assert!(fs.is_same_object(again(&root), root2).unwrap());
 }
 
-fn open_dir(fs: &mut VfsCtxView<'_>, dir: &Resource<Node>, path: &str) -> Resource<Node> {
+fn open_dir(
+    fs: &mut VfsCtxView<'_>,
+    dir: &Resource<Descriptor>,
+    path: &str,
+) -> Resource<Descriptor> {
     fs.open_at(
         again(dir),
         PathFlags::empty(),
@@ -129,10 +138,10 @@ fn forged_and_mistyped_handles_trap_instead_of_panicking() {
     let mut worker = worker();
     let mut fs = worker.vfs();
     let (root, _) = preopens(&mut fs);
-    let forged: Resource<Node> = Resource::new_borrow(root.rep() + 1000);
+    let forged: Resource<Descriptor> = Resource::new_borrow(root.rep() + 1000);
     assert!(fs.stat(forged).is_err());
     let stream = fs.read_directory(again(&root)).unwrap().unwrap();
-    let mistyped: Resource<Node> = Resource::new_borrow(stream.rep());
+    let mistyped: Resource<Descriptor> = Resource::new_borrow(stream.rep());
     assert!(fs.get_type(mistyped).is_err());
     let dropped = again(&root);
     types::HostDescriptor::drop(&mut fs, root).unwrap();
@@ -177,4 +186,38 @@ fn flags_that_cannot_be_honoured_are_refused() {
         "b".into(),
     );
     assert_eq!(linked.unwrap(), Err(ErrorCode::Invalid));
+}
+
+#[test]
+fn past_max_handles_every_opening_call_is_insufficient_memory_until_one_is_dropped() {
+    let mut worker = worker();
+    let limits = crate::ledger::LedgerLimits {
+        handles: 5,
+        ..Default::default()
+    };
+    worker.vfs.ledger = Arc::new(Ledger::new(limits, |_| {}));
+    let mut fs = worker.vfs();
+    let (root, _ro) = preopens(&mut fs);
+    let a = open(&mut fs, &root, "a", true);
+    let reader = fs.read_via_stream(again(&a), 0).unwrap().unwrap();
+    let _writer = fs.append_via_stream(again(&a)).unwrap().unwrap();
+    let full = Some(ErrorCode::InsufficientMemory);
+    assert_eq!(fs.read_directory(again(&root)).unwrap().err(), full);
+    assert_eq!(fs.read_via_stream(again(&a), 0).unwrap().err(), full);
+    assert_eq!(fs.write_via_stream(again(&a), 0).unwrap().err(), full);
+    let opened = fs.open_at(
+        again(&root),
+        PathFlags::empty(),
+        "b".into(),
+        OpenFlags::CREATE,
+        DescriptorFlags::READ,
+    );
+    assert_eq!(opened.unwrap().err(), full);
+    assert_eq!(fs.ctx.ledger.held(Kind::Handle), 5);
+    fs.table.delete(reader).unwrap();
+    assert_eq!(fs.ctx.ledger.held(Kind::Handle), 4);
+    let stream = fs.read_directory(again(&root)).unwrap().unwrap();
+    types::HostDirectoryEntryStream::drop(&mut fs, stream).unwrap();
+    types::HostDescriptor::drop(&mut fs, a).unwrap();
+    assert_eq!(fs.ctx.ledger.held(Kind::Handle), 3);
 }

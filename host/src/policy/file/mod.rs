@@ -12,6 +12,8 @@
 //! stdout = "1MiB"           # output caps: the rest is dropped, with a notice
 //! fuel = 50_000_000         # deterministic metering (instructions, about)
 //! stack = "256KiB"          # wasm stack
+//! max-handles = 10_000      # open files, directories and their streams
+//! max-host-fds = 1024       # host file descriptors (host mounts)
 //!
 //! [profiles.base.network]
 //! connect = ["127.0.0.1:8000-8100"]
@@ -68,6 +70,8 @@ struct ProfileToml {
     instances: Option<u32>,
     tables: Option<u32>,
     memories: Option<u32>,
+    max_handles: Option<u32>,
+    max_host_fds: Option<u32>,
     env: Option<Vec<String>>,
     mounts: Option<Vec<toml::Spanned<String>>>,
     #[serde(default, deserialize_with = "serde_opt::size")]
@@ -316,6 +320,8 @@ impl PolicyFile {
                     instances: p.instances,
                     tables: p.tables,
                     memories: p.memories,
+                    handles: p.max_handles,
+                    host_fds: p.max_host_fds,
                 },
                 fuel: p.fuel,
                 stack: p.stack,
@@ -408,6 +414,8 @@ fn overlay(parent: ProfileToml, child: ProfileToml) -> ProfileToml {
         instances: child.instances.or(parent.instances),
         tables: child.tables.or(parent.tables),
         memories: child.memories.or(parent.memories),
+        max_handles: child.max_handles.or(parent.max_handles),
+        max_host_fds: child.max_host_fds.or(parent.max_host_fds),
         env: child.env.or(parent.env),
         mounts: child.mounts.or(parent.mounts),
         stdout: child.stdout.or(parent.stdout),
