@@ -46,7 +46,10 @@ fn open_forever(dir: &str, sleep: bool) {
         .create(true)
         .write(true)
         .open(format!("{dir}/again"));
-    println!("after closing one: {}", if again.is_ok() { "ok" } else { "refused" });
+    println!(
+        "after closing one: {}",
+        if again.is_ok() { "ok" } else { "refused" }
+    );
     std::io::stdout().flush().unwrap();
     if sleep {
         loop {
