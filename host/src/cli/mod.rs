@@ -25,7 +25,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::output::ConsoleStyle;
 use crate::runtime::{CompileCache, EngineOptions, RuntimeConfig};
 use crate::units::{parse_duration, parse_size};
-use crate::vfs::MountSpec;
+use crate::vfs::{MountSource, MountSpec};
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -65,9 +65,11 @@ struct GlobalArgs {
     /// When to color worker name prefixes
     #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
     color: ColorChoice,
-    /// How many workers may be alive at once in this host
-    #[arg(long, global = true, value_name = "N", default_value_t = EngineOptions::default().max_workers)]
-    max_workers: u32,
+    /// How many workers may be alive at once in this host [default: what the
+    /// run needs: its workers, pool instances and the descendants their
+    /// spawn grants allow, or 12000]. Each is a slot reserved at start
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_workers: Option<u32>,
     /// OS threads that run workers [default: $TOKIO_WORKER_THREADS, else one per
     /// core]. One thread gives the lowest latency between two workers that
     /// talk to each other (a pipe round trip); more give throughput
@@ -114,6 +116,7 @@ enum Command {
   corral run app.wasm --env LANG=C --env HOME -- --verbose input.txt
   corral run untrusted.wasm --memory 64MiB --cpu 2s --timeout 10s
   corral run tool.wasm --mount ./data:/data:ro --mount @scratch:/tmp
+  corral run tool.wasm --dir .::/work < in.bin > out.bin   # as `wasmtime run`
   corral run writer.wasm -n 4 --mount @shared:/ --vfs-save ./out")]
     Run(RunArgs),
     /// Start every worker of a manifest (corral.toml) and wait for them all
@@ -242,6 +245,17 @@ struct RunArgs {
     /// directories are read-only unless :rw. Without --mount it sees no files.
     #[arg(long = "mount", value_name = "SOURCE:GUEST[:ro|rw]", value_parser = str::parse::<MountSpec>)]
     mounts: Vec<MountSpec>,
+    /// Give the worker host directory HOST, read-write, at GUEST [default:
+    /// HOST as written], as `wasmtime run --dir` does: --mount HOST:GUEST:rw
+    #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
+    dirs: Vec<MountSpec>,
+    /// Prefix each output line with `[name]` [default: with -n above 1]
+    #[arg(long, overrides_with = "no_prefix")]
+    prefix: bool,
+    /// Pass the workers' stdout and stderr through byte for byte [default:
+    /// for a single worker, which also reads corral's stdin]
+    #[arg(long, overrides_with = "prefix")]
+    no_prefix: bool,
     #[command(flatten)]
     fs: FsArgs,
     /// Arguments passed to the worker
@@ -334,6 +348,41 @@ struct PoolArgs {
     mounts: Vec<MountSpec>,
 }
 
+/// `--dir HOST[::GUEST]`, spelled as `wasmtime run` spells it: host
+/// directory HOST, read-write, at GUEST (HOST itself when absent). Guest
+/// paths here are absolute; a relative GUEST (`.`, `data`) is made so,
+/// which guest libc treats alike: it resolves relative paths through a `/`
+/// preopen as through `.`.
+fn parse_dir(text: &str) -> Result<MountSpec, String> {
+    let (host, guest) = text.split_once("::").unwrap_or((text, text));
+    if host.is_empty() || guest.is_empty() {
+        return Err(format!(
+            "`{text}` is not a directory to give: write HOST or HOST::GUEST (e.g. .::/work)"
+        ));
+    }
+    let mut relative = guest;
+    while let Some(rest) = relative.strip_prefix("./") {
+        relative = rest;
+    }
+    let relative = relative
+        .strip_prefix('.')
+        .filter(|r| r.is_empty())
+        .unwrap_or(relative);
+    let mut guest_path = if relative.starts_with('/') {
+        relative.to_string()
+    } else {
+        format!("/{relative}")
+    };
+    while guest_path.len() > 1 && guest_path.ends_with('/') {
+        guest_path.pop();
+    }
+    Ok(MountSpec {
+        source: MountSource::Host { dir: host.into() },
+        guest_path,
+        read_only: false,
+    })
+}
+
 /// The run's shared in-memory tree: where it starts, where it is saved, how
 /// big it may grow.
 #[derive(Debug, Clone, Default, Args)]
@@ -423,18 +472,19 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let config = runtime_config(&cli.global)?;
+    let max_workers = cli.global.max_workers;
     let ui = launch::Ui {
         quiet: cli.global.quiet,
         json_events: cli.global.events.is_some(),
     };
     match cli.command {
-        Command::Run(args) => launch::run(config, ui, args).await,
+        Command::Run(args) => launch::run(config, ui, args, max_workers).await,
         Command::Up {
             manifest,
             fs,
             backend,
-        } => launch::up(config, ui, &manifest, fs, backend).await,
-        Command::Pool(args) => pool::pool(config, ui.quiet, args).await,
+        } => launch::up(config, ui, &manifest, fs, backend, max_workers).await,
+        Command::Pool(args) => pool::pool(config, ui.quiet, args, max_workers).await,
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file),
         Command::Policy(PolicyCommand::Test {
             policy: reference,
@@ -476,7 +526,9 @@ fn runtime_config(global: &GlobalArgs) -> anyhow::Result<RuntimeConfig> {
     };
     Ok(RuntimeConfig {
         engine: EngineOptions {
-            max_workers: global.max_workers,
+            max_workers: global
+                .max_workers
+                .unwrap_or(EngineOptions::default().max_workers),
             ..EngineOptions::default()
         },
         cache_dir,
