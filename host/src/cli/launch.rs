@@ -517,3 +517,31 @@ fn print_summary(ui: Ui, names: &[String], reports: &[WorkerReport]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(max_descendants: Option<u32>) -> SpawnPolicy {
+        SpawnPolicy {
+            components: vec!["child".into()],
+            max_children: None,
+            max_descendants,
+        }
+    }
+
+    #[test]
+    fn the_engine_is_sized_to_the_run() {
+        assert_eq!(slots_needed([(1, None)], 0), 1);
+        assert_eq!(slots_needed([(10, None)], 4), 14);
+        let bounded = grant(Some(9));
+        assert_eq!(slots_needed([(2, Some(&bounded)), (3, None)], 0), 23);
+        let unbounded = grant(None);
+        assert_eq!(
+            slots_needed([(1, Some(&unbounded))], 0),
+            EngineOptions::default().max_workers
+        );
+        // A grant of no component is no grant.
+        assert_eq!(slots_needed([(1, Some(&SpawnPolicy::default()))], 0), 1);
+    }
+}

@@ -258,8 +258,13 @@ struct RunArgs {
     no_prefix: bool,
     #[command(flatten)]
     fs: FsArgs,
-    /// Arguments passed to the worker
-    #[arg(last = true, value_name = "ARGS")]
+    /// Arguments passed to the worker: after FILE as `wasmtime run` takes
+    /// them (from the first that is not an option of corral's), or after `--`
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
     args: Vec<String>,
 }
 
@@ -561,4 +566,31 @@ fn quiet_panics() {
             "corral: internal error: {message}{place}. This is a bug in corral; please report it."
         );
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(text: &str) -> (String, String, bool) {
+        let spec = parse_dir(text).unwrap();
+        let MountSource::Host { dir } = spec.source else {
+            panic!("{text}: not a host directory");
+        };
+        (dir.display().to_string(), spec.guest_path, spec.read_only)
+    }
+
+    #[test]
+    fn dir_is_spelled_as_wasmtime_spells_it_and_read_write() {
+        assert_eq!(
+            dir("/srv/data"),
+            ("/srv/data".into(), "/srv/data".into(), false)
+        );
+        assert_eq!(dir("./in::/data/"), ("./in".into(), "/data".into(), false));
+        assert_eq!(dir("."), (".".into(), "/".into(), false));
+        assert_eq!(dir("out::./sub"), ("out".into(), "/sub".into(), false));
+        assert_eq!(dir("x::y"), ("x".into(), "/y".into(), false));
+        assert!(parse_dir("::/data").is_err());
+        assert!(parse_dir("x::").is_err());
+    }
 }

@@ -635,16 +635,21 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_host_stream_closes_inherited_output() {
-        let mut pipe = pipe_to(Stdio::Inherit, false, |_: &[u8]| {
-            Err(std::io::ErrorKind::BrokenPipe.into())
-        });
-        pipe.write(Bytes::from_static(b"x")).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while pipe.check_write().is_ok() {
-            assert!(std::time::Instant::now() < deadline, "never closed");
-            std::thread::sleep(Duration::from_millis(5));
+    fn a_closed_host_stream_ends_the_writer_like_sigpipe() {
+        for stdio in [Stdio::Inherit, Stdio::Console] {
+            let mut pipe = pipe_to(stdio, false, |_: &[u8]| {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            });
+            pipe.write(Bytes::from_static(b"x\n")).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while pipe.check_write().is_ok() {
+                assert!(std::time::Instant::now() < deadline, "never closed");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            match pipe.check_write() {
+                Err(StreamError::Trap(e)) => assert!(e.downcast_ref::<BrokenPipe>().is_some()),
+                other => panic!("{stdio:?}: {other:?}"),
+            }
         }
-        assert!(matches!(pipe.check_write(), Err(StreamError::Closed)));
     }
 }
