@@ -3,7 +3,8 @@
 //! Exit codes (also in `corral --help`):
 //! 0 every worker exited 0 · 1-255 the first failing worker's own exit code ·
 //! 2 bad input or usage · 3 a worker failed to start · 130 interrupted ·
-//! 134 a worker trapped · 137 a worker was killed by a limit · 143 terminated.
+//! 134 a worker trapped · 137 a worker was killed by a limit · 141 a worker
+//! wrote to a stdout or stderr nobody reads (as SIGPIPE) · 143 terminated.
 
 mod compile;
 mod feeds;
@@ -36,6 +37,8 @@ Exit status:
   130      interrupted (Ctrl-C, SIGINT): workers were terminated
   134      a worker trapped
   137      a worker was killed by a limit (memory, CPU time, timeout)
+  141      a worker wrote to a stdout or stderr nobody reads any more, as a
+           program killed by SIGPIPE (`corral run tool.wasm | head -n 1`)
   143      terminated (SIGTERM): workers were terminated";
 
 /// Run WebAssembly components as sandboxed workers.
@@ -135,6 +138,7 @@ Manifest:
   args = [\"a\"]
   env = { K = \"V\" }
   cpu = \"2s\"
+  prefix = false            # output as it is, not prefixed [hello-3]
 
   [[pool]]                # a task component as a pipeline stage
   name = \"square\"
