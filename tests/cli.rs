@@ -38,12 +38,17 @@ fn g(name: &str) -> String {
 }
 
 #[test]
-fn run_prefixes_output_and_passes_args() {
+fn run_passes_args_and_prefixes_output_only_when_asked() {
     let out = corral(&["run", &g("hello"), "--", "a", "b"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "[hello] hello from hello (worker 1), args: [\"a\", \"b\"]\n"
+        "hello from hello (worker 1), args: [\"a\", \"b\"]\n"
+    );
+    let out = corral(&["run", &g("hello"), "--prefix"]);
+    assert_eq!(
+        text(&out.stdout),
+        "[hello] hello from hello (worker 1), args: []\n"
     );
     assert_eq!(
         text(&out.stderr),

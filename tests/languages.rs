@@ -470,7 +470,7 @@ fn scaffold_builds_and_runs(lang: &str, build: &[&str], env: &[(&str, PathBuf)],
     let ran = corral(&["run", wasm.to_str().unwrap()]);
     assert_eq!(
         text(&ran.stdout),
-        format!("[{name}] hello from {name}\n"),
+        format!("hello from {name}\n"),
         "{lang}: {}",
         text(&ran.stderr)
     );

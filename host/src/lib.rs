@@ -41,4 +41,4 @@ pub use pool::{Pool, PoolError, PoolOptions, PoolStats, TaskError, TaskResult};
 pub use run::Run;
 pub use runtime::{EngineOptions, Inspection, Program, Runtime, RuntimeConfig};
 pub use status::{CacheOutcome, ExitStatus, Frame, InputKind, KillReason};
-pub use worker::{Worker, WorkerReport, WorkerSpec};
+pub use worker::{Stdin, Worker, WorkerReport, WorkerSpec};

@@ -67,6 +67,12 @@ pub enum KillReason {
         /// How the worker died of it (its trap message).
         detail: String,
     },
+    /// The worker wrote to a host stream (`stdout`, `stderr`) whose reader
+    /// is gone, as a native program dies of SIGPIPE.
+    BrokenPipe {
+        /// Which stream.
+        stream: String,
+    },
 }
 
 /// One frame of a worker's wasm backtrace.
@@ -162,6 +168,9 @@ impl std::fmt::Display for KillReason {
                 bytesize::ByteSize(*limit).display().iec(),
                 bytesize::ByteSize(*requested).display().iec()
             ),
+            KillReason::BrokenPipe { stream } => {
+                write!(f, "broken pipe: nothing reads its {stream}")
+            }
         }
     }
 }

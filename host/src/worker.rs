@@ -35,6 +35,8 @@ pub struct WorkerSpec {
     pub limits: Limits,
     /// Where stdout and stderr go.
     pub stdio: Stdio,
+    /// What the worker reads on stdin.
+    pub stdin: Stdin,
     /// The run whose named objects and file tree the worker may use.
     /// Workers that do not share a run share nothing.
     pub run: Run,
@@ -82,6 +84,12 @@ impl WorkerSpec {
         self
     }
 
+    /// Sets what the worker reads on stdin.
+    pub fn stdin(mut self, stdin: Stdin) -> Self {
+        self.stdin = stdin;
+        self
+    }
+
     /// Adds a mount.
     pub fn mount(mut self, mount: MountSpec) -> Self {
         self.mounts.push(mount);
@@ -93,6 +101,19 @@ impl WorkerSpec {
         self.run = run.clone();
         self
     }
+}
+
+/// What a worker reads on stdin.
+#[derive(Debug, Clone, Default)]
+pub enum Stdin {
+    /// Nothing: the first read finds the end of input.
+    #[default]
+    Empty,
+    /// The host process's own stdin, read only as the worker asks for it.
+    /// Give it to one worker: workers that share it race for its bytes.
+    Inherit,
+    /// These bytes, then the end of input.
+    Bytes(bytes::Bytes),
 }
 
 // Here rather than in `policy/`: the policy module sits below the worker and

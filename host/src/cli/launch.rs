@@ -14,12 +14,14 @@ use super::{BackendArgs, FsArgs, RunArgs};
 use crate::ipc::Backend;
 use crate::ipc::redis::{RedisBackend, RedisConfig};
 use crate::manifest::{FilesystemEntry, Manifest, Placement};
-use crate::policy::{Limits, Profile};
+use crate::output::Stdio;
+use crate::policy::{Limits, Profile, SpawnPolicy};
+use crate::pool::PoolOptions;
 use crate::run::Run;
 use crate::runtime::{EngineOptions, Program, Runtime, RuntimeConfig};
-use crate::status::ExitStatus;
-use crate::vfs::Limits as FsLimits;
-use crate::worker::{Worker, WorkerReport, WorkerSpec};
+use crate::status::{ExitStatus, KillReason};
+use crate::vfs::{Limits as FsLimits, MountSpec};
+use crate::worker::{Stdin, Worker, WorkerReport, WorkerSpec};
 
 /// What the user asked to see besides worker output.
 #[derive(Debug, Clone, Copy)]
@@ -31,8 +33,18 @@ pub(super) struct Ui {
 const EXIT_FAILED_TO_START: u8 = 3;
 const EXIT_TRAPPED: u8 = 134;
 const EXIT_KILLED: u8 = 137;
+/// How long the summary waits for worker output still queued for the
+/// console: a reader that stopped reading does not hold it up for long.
+const SUMMARY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// What a shell reports for a program killed by SIGPIPE (128 + 13).
+const EXIT_BROKEN_PIPE: u8 = 141;
 
-pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow::Result<u8> {
+pub(super) async fn run(
+    mut config: RuntimeConfig,
+    ui: Ui,
+    args: RunArgs,
+    max_workers: Option<u32>,
+) -> anyhow::Result<u8> {
     let env = args
         .env
         .iter()
@@ -50,8 +62,25 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
         Some(reference) => Some(Profile::load(reference, Path::new(""))?),
         None => None,
     };
+    let grant = profile.as_ref().map(|p| &p.policy.spawn);
+    config.engine.max_workers =
+        max_workers.unwrap_or_else(|| slots_needed([(args.count, grant)], 0));
     let runtime = Runtime::new(config)?;
     let program = runtime.load(&args.file)?;
+    // One worker is run as a program: its output is its own, and it reads
+    // corral's stdin. Several are told apart by their prefixes.
+    let prefixed = args.prefix || (!args.no_prefix && args.count > 1);
+    let stdio = if prefixed {
+        Stdio::Console
+    } else {
+        Stdio::Inherit
+    };
+    let stdin = if args.count == 1 {
+        Stdin::Inherit
+    } else {
+        Stdin::Empty
+    };
+    let mounts: Vec<MountSpec> = args.mounts.iter().chain(&args.dirs).cloned().collect();
     let limits = Limits {
         memory: args.memory,
         cpu_time: args.cpu,
@@ -72,9 +101,10 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
                 args: args.args.clone(),
                 env: env.clone(),
                 limits: limits.clone(),
-                stdio: Default::default(),
+                stdio,
+                stdin: stdin.clone(),
                 run: run.clone(),
-                mounts: args.mounts.clone(),
+                mounts: mounts.clone(),
                 policy: Default::default(),
             };
             if let Some(profile) = &profile {
@@ -97,14 +127,14 @@ pub(super) async fn run(config: RuntimeConfig, ui: Ui, args: RunArgs) -> anyhow:
 }
 
 pub(super) async fn up(
-    config: RuntimeConfig,
+    mut config: RuntimeConfig,
     ui: Ui,
     path: &Path,
     fs: FsArgs,
     backend: BackendArgs,
+    max_workers: Option<u32>,
 ) -> anyhow::Result<u8> {
     let manifest = Manifest::from_file(path)?;
-    let runtime = Runtime::new(config)?;
     let fs = Filesystem::from_args(&fs, manifest.filesystem.as_ref());
     let redis = connect_backend(&manifest, backend).await?;
     let default = manifest.backend.as_ref().and_then(|b| b.default);
@@ -125,6 +155,20 @@ pub(super) async fn up(
             profiles.insert(entry.name.clone(), profile);
         }
     }
+    let pool_instances = manifest
+        .pools
+        .iter()
+        .map(|p| p.workers.unwrap_or(PoolOptions::default().workers))
+        .fold(0u32, |sum, n| {
+            sum.saturating_add(u32::try_from(n).unwrap_or(u32::MAX))
+        });
+    let workers = manifest.workers.iter().map(|entry| {
+        let grant = profiles.get(&entry.name).map(|p| &p.policy.spawn);
+        (entry.count, grant)
+    });
+    config.engine.max_workers =
+        max_workers.unwrap_or_else(|| slots_needed(workers, pool_instances));
+    let runtime = Runtime::new(config)?;
     let mut specs = Vec::new();
     // Index range of each entry's instances, for `after`.
     let mut started_at: HashMap<&str, std::ops::Range<usize>> = HashMap::new();
@@ -150,7 +194,12 @@ pub(super) async fn up(
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 limits: entry.effective_limits(&manifest.defaults),
-                stdio: Default::default(),
+                stdio: if entry.prefix {
+                    Stdio::Console
+                } else {
+                    Stdio::Inherit
+                },
+                stdin: Stdin::Empty,
                 run: run.clone(),
                 mounts: entry.mounts.clone(),
                 policy: Default::default(),
@@ -196,6 +245,26 @@ pub(super) async fn up(
     }
     fs.save(&run, ui)?;
     Ok(code)
+}
+
+/// How many workers may be alive at once in a run of `workers` (each
+/// `count` copies under a spawn grant, if any) beside `pool_instances`:
+/// every worker, and every descendant its grant allows (a grant always has
+/// a bound: `max-descendants` defaults to 64). The engine reserves a slot
+/// for each up front, which costs start time: a run of one worker needs one.
+fn slots_needed<'a>(
+    workers: impl IntoIterator<Item = (u32, Option<&'a SpawnPolicy>)>,
+    pool_instances: u32,
+) -> u32 {
+    let mut total = pool_instances;
+    for (count, grant) in workers {
+        let each = match grant {
+            Some(grant) if !grant.components.is_empty() => grant.max_descendants.saturating_add(1),
+            _ => 1,
+        };
+        total = total.saturating_add(count.saturating_mul(each));
+    }
+    total.max(1)
 }
 
 /// Refuses, before anything starts, a policy the engine cannot run: the
@@ -367,6 +436,9 @@ async fn launch(
         })
         .collect();
     if !ui.json_events {
+        // The workers' own last words come before the report on them.
+        let flushed = tokio::task::spawn_blocking(|| crate::output::flush_console(SUMMARY_WAIT));
+        let _ = flushed.await;
         print_summary(ui, &names, &reports);
     }
     if let Some(stop) = stopped {
@@ -382,21 +454,38 @@ async fn launch(
 fn exit_code(status: &ExitStatus) -> u8 {
     match status {
         ExitStatus::Exited { code } => u8::try_from(*code).ok().filter(|&c| c != 0).unwrap_or(1),
+        ExitStatus::Killed {
+            reason: KillReason::BrokenPipe { .. },
+        } => EXIT_BROKEN_PIPE,
         ExitStatus::Trapped { .. } => EXIT_TRAPPED,
         ExitStatus::Killed { .. } => EXIT_KILLED,
         ExitStatus::FailedToStart { .. } => EXIT_FAILED_TO_START,
     }
 }
 
+/// Whether the worker died writing to a stream nobody reads.
+fn broken_pipe(status: &ExitStatus) -> bool {
+    matches!(
+        status,
+        ExitStatus::Killed {
+            reason: KillReason::BrokenPipe { .. }
+        }
+    )
+}
+
 /// One line per worker on stderr, failures in full (with the wasm
-/// backtrace). A single worker that exits 0 prints nothing, like any program.
+/// backtrace). A single worker that exits 0 prints nothing, like any
+/// program, and one killed by a broken pipe says nothing either, as a shell
+/// says nothing of a program killed by SIGPIPE.
 fn print_summary(ui: Ui, names: &[String], reports: &[WorkerReport]) {
-    let all_ok = reports.iter().all(|r| r.status.success());
+    let all_ok = reports
+        .iter()
+        .all(|r| r.status.success() || broken_pipe(&r.status));
     if ui.quiet || (all_ok && reports.len() == 1) {
         for (name, report) in names
             .iter()
             .zip(reports)
-            .filter(|(_, r)| !r.status.success())
+            .filter(|(_, r)| !r.status.success() && !broken_pipe(&r.status))
         {
             eprintln!("corral: {name} {}", report.status);
         }
@@ -419,5 +508,36 @@ fn print_summary(ui: Ui, names: &[String], reports: &[WorkerReport]) {
             reports.len(),
             reports.len() - ok
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(max_descendants: u32) -> SpawnPolicy {
+        SpawnPolicy {
+            components: vec!["child".into()],
+            max_descendants,
+            ..SpawnPolicy::default()
+        }
+    }
+
+    #[test]
+    fn the_engine_is_sized_to_the_run() {
+        assert_eq!(slots_needed([(1, None)], 0), 1);
+        assert_eq!(slots_needed([(10, None)], 4), 14);
+        let bounded = grant(9);
+        assert_eq!(slots_needed([(2, Some(&bounded)), (3, None)], 0), 23);
+        let by_default = SpawnPolicy {
+            components: vec!["child".into()],
+            ..SpawnPolicy::default()
+        };
+        assert_eq!(
+            slots_needed([(1, Some(&by_default))], 0),
+            SpawnPolicy::DEFAULT_MAX_DESCENDANTS + 1
+        );
+        // A grant of no component is no grant.
+        assert_eq!(slots_needed([(1, Some(&SpawnPolicy::default()))], 0), 1);
     }
 }

@@ -3,7 +3,8 @@
 //! Exit codes (also in `corral --help`):
 //! 0 every worker exited 0 · 1-255 the first failing worker's own exit code ·
 //! 2 bad input or usage · 3 a worker failed to start · 130 interrupted ·
-//! 134 a worker trapped · 137 a worker was killed by a limit · 143 terminated.
+//! 134 a worker trapped · 137 a worker was killed by a limit · 141 a worker
+//! wrote to a stdout or stderr nobody reads (as SIGPIPE) · 143 terminated.
 
 mod compile;
 mod feeds;
@@ -25,7 +26,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::output::ConsoleStyle;
 use crate::runtime::{CompileCache, EngineOptions, RuntimeConfig};
 use crate::units::{parse_duration, parse_size};
-use crate::vfs::MountSpec;
+use crate::vfs::{MountSource, MountSpec};
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -36,6 +37,8 @@ Exit status:
   130      interrupted (Ctrl-C, SIGINT): workers were terminated
   134      a worker trapped
   137      a worker was killed by a limit (memory, CPU time, timeout)
+  141      a worker wrote to a stdout or stderr nobody reads any more, as a
+           program killed by SIGPIPE (`corral run tool.wasm | head -n 1`)
   143      terminated (SIGTERM): workers were terminated";
 
 /// Run WebAssembly components as sandboxed workers.
@@ -65,9 +68,11 @@ struct GlobalArgs {
     /// When to color worker name prefixes
     #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
     color: ColorChoice,
-    /// How many workers may be alive at once in this host
-    #[arg(long, global = true, value_name = "N", default_value_t = EngineOptions::default().max_workers)]
-    max_workers: u32,
+    /// How many workers may be alive at once in this host [default: what the
+    /// run needs: its workers, pool instances and the descendants their
+    /// spawn grants allow, or 12000]. Each is a slot reserved at start
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_workers: Option<u32>,
     /// OS threads that run workers [default: $TOKIO_WORKER_THREADS, else one per
     /// core]. One thread gives the lowest latency between two workers that
     /// talk to each other (a pipe round trip); more give throughput
@@ -114,6 +119,7 @@ enum Command {
   corral run app.wasm --env LANG=C --env HOME -- --verbose input.txt
   corral run untrusted.wasm --memory 64MiB --cpu 2s --timeout 10s
   corral run tool.wasm --mount ./data:/data:ro --mount @scratch:/tmp
+  corral run tool.wasm --dir .::/work < in.bin > out.bin   # as `wasmtime run`
   corral run writer.wasm -n 4 --mount @shared:/ --vfs-save ./out")]
     Run(RunArgs),
     /// Start every worker of a manifest (corral.toml) and wait for them all
@@ -132,6 +138,7 @@ Manifest:
   args = [\"a\"]
   env = { K = \"V\" }
   cpu = \"2s\"
+  prefix = false            # output as it is, not prefixed [hello-3]
 
   [[pool]]                # a task component as a pipeline stage
   name = \"square\"
@@ -242,10 +249,26 @@ struct RunArgs {
     /// directories are read-only unless :rw. Without --mount it sees no files.
     #[arg(long = "mount", value_name = "SOURCE:GUEST[:ro|rw]", value_parser = str::parse::<MountSpec>)]
     mounts: Vec<MountSpec>,
+    /// Give the worker host directory HOST, read-write, at GUEST [default:
+    /// HOST as written], as `wasmtime run --dir` does: --mount HOST:GUEST:rw
+    #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
+    dirs: Vec<MountSpec>,
+    /// Prefix each output line with `[name]` [default: with -n above 1]
+    #[arg(long, overrides_with = "no_prefix")]
+    prefix: bool,
+    /// Pass the workers' stdout and stderr through byte for byte [default:
+    /// for a single worker, which also reads corral's stdin]
+    #[arg(long, overrides_with = "prefix")]
+    no_prefix: bool,
     #[command(flatten)]
     fs: FsArgs,
-    /// Arguments passed to the worker
-    #[arg(last = true, value_name = "ARGS")]
+    /// Arguments passed to the worker: after FILE as `wasmtime run` takes
+    /// them (from the first that is not an option of corral's), or after `--`
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
     args: Vec<String>,
 }
 
@@ -332,6 +355,41 @@ struct PoolArgs {
     /// Give the instances a directory (as `corral run --mount`)
     #[arg(long = "mount", value_name = "SOURCE:GUEST[:ro|rw]", value_parser = str::parse::<MountSpec>)]
     mounts: Vec<MountSpec>,
+}
+
+/// `--dir HOST[::GUEST]`, spelled as `wasmtime run` spells it: host
+/// directory HOST, read-write, at GUEST (HOST itself when absent). Guest
+/// paths here are absolute; a relative GUEST (`.`, `data`) is made so,
+/// which guest libc treats alike: it resolves relative paths through a `/`
+/// preopen as through `.`.
+fn parse_dir(text: &str) -> Result<MountSpec, String> {
+    let (host, guest) = text.split_once("::").unwrap_or((text, text));
+    if host.is_empty() || guest.is_empty() {
+        return Err(format!(
+            "`{text}` is not a directory to give: write HOST or HOST::GUEST (e.g. .::/work)"
+        ));
+    }
+    let mut relative = guest;
+    while let Some(rest) = relative.strip_prefix("./") {
+        relative = rest;
+    }
+    let relative = relative
+        .strip_prefix('.')
+        .filter(|r| r.is_empty())
+        .unwrap_or(relative);
+    let mut guest_path = if relative.starts_with('/') {
+        relative.to_string()
+    } else {
+        format!("/{relative}")
+    };
+    while guest_path.len() > 1 && guest_path.ends_with('/') {
+        guest_path.pop();
+    }
+    Ok(MountSpec {
+        source: MountSource::Host { dir: host.into() },
+        guest_path,
+        read_only: false,
+    })
 }
 
 /// The run's shared in-memory tree: where it starts, where it is saved, how
@@ -425,18 +483,19 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let config = runtime_config(&cli.global)?;
+    let max_workers = cli.global.max_workers;
     let ui = launch::Ui {
         quiet: cli.global.quiet,
         json_events: cli.global.events.is_some(),
     };
     match cli.command {
-        Command::Run(args) => launch::run(config, ui, args).await,
+        Command::Run(args) => launch::run(config, ui, args, max_workers).await,
         Command::Up {
             manifest,
             fs,
             backend,
-        } => launch::up(config, ui, &manifest, fs, backend).await,
-        Command::Pool(args) => pool::pool(config, ui.quiet, args).await,
+        } => launch::up(config, ui, &manifest, fs, backend, max_workers).await,
+        Command::Pool(args) => pool::pool(config, ui.quiet, args, max_workers).await,
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file),
         Command::Policy(PolicyCommand::Test {
             policy: reference,
@@ -478,7 +537,9 @@ fn runtime_config(global: &GlobalArgs) -> anyhow::Result<RuntimeConfig> {
     };
     Ok(RuntimeConfig {
         engine: EngineOptions {
-            max_workers: global.max_workers,
+            max_workers: global
+                .max_workers
+                .unwrap_or(EngineOptions::default().max_workers),
             ..EngineOptions::default()
         },
         cache_dir,
@@ -511,4 +572,31 @@ fn quiet_panics() {
             "corral: internal error: {message}{place}. This is a bug in corral; please report it."
         );
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(text: &str) -> (String, String, bool) {
+        let spec = parse_dir(text).unwrap();
+        let MountSource::Host { dir } = spec.source else {
+            panic!("{text}: not a host directory");
+        };
+        (dir.display().to_string(), spec.guest_path, spec.read_only)
+    }
+
+    #[test]
+    fn dir_is_spelled_as_wasmtime_spells_it_and_read_write() {
+        assert_eq!(
+            dir("/srv/data"),
+            ("/srv/data".into(), "/srv/data".into(), false)
+        );
+        assert_eq!(dir("./in::/data/"), ("./in".into(), "/data".into(), false));
+        assert_eq!(dir("."), (".".into(), "/".into(), false));
+        assert_eq!(dir("out::./sub"), ("out".into(), "/sub".into(), false));
+        assert_eq!(dir("x::y"), ("x".into(), "/y".into(), false));
+        assert!(parse_dir("::/data").is_err());
+        assert!(parse_dir("x::").is_err());
+    }
 }

@@ -24,7 +24,17 @@ const EXIT_BAD_INPUT: u8 = 2;
 /// One input line: its number (from 1) and its bytes, or why it is unusable.
 type Line = (u64, Result<Vec<u8>, String>);
 
-pub(super) async fn pool(config: RuntimeConfig, quiet: bool, args: PoolArgs) -> anyhow::Result<u8> {
+pub(super) async fn pool(
+    mut config: RuntimeConfig,
+    quiet: bool,
+    args: PoolArgs,
+    max_workers: Option<u32>,
+) -> anyhow::Result<u8> {
+    let workers = args.workers.unwrap_or(PoolOptions::default().workers);
+    // One slot per instance: a slot replaces its instance only after
+    // dropping the old one.
+    config.engine.max_workers =
+        max_workers.unwrap_or_else(|| u32::try_from(workers).unwrap_or(u32::MAX));
     let runtime = Runtime::new(config)?;
     let program = runtime.load(&args.file)?;
     let total = match &args.input {
@@ -36,7 +46,7 @@ pub(super) async fn pool(config: RuntimeConfig, quiet: bool, args: PoolArgs) -> 
         .file_stem()
         .map_or_else(|| "task".into(), |s| s.to_string_lossy().into_owned());
     let options = PoolOptions {
-        workers: args.workers.unwrap_or(PoolOptions::default().workers),
+        workers,
         max_tasks_per_worker: args.max_tasks_per_worker,
         fresh_instance_per_task: args.fresh,
         task_timeout: args.timeout,

@@ -302,10 +302,18 @@ pub struct WorkerEntry {
     /// Wall-clock timeout, overriding `[defaults]`.
     #[serde(default, deserialize_with = "serde_opt::duration")]
     pub timeout: Option<Duration>,
+    /// Prefix each output line with `[name]` (the default), or pass the
+    /// worker's stdout and stderr through byte for byte.
+    #[serde(default = "yes")]
+    pub prefix: bool,
 }
 
 fn one() -> u32 {
     1
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One `[[pool]]` table: a task component run by a pool of `workers`

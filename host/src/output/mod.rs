@@ -37,6 +37,25 @@ pub enum Stdio {
     Null,
 }
 
+/// What ends a worker that writes to a host stream whose reader is gone
+/// (`corral run tool.wasm | head -n 1`): the guest's write traps with it,
+/// as the default SIGPIPE action ends a native program at that write. A
+/// write that failed instead would make many guests report the error, panic
+/// or go on computing output nobody reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BrokenPipe {
+    /// The stream written to.
+    pub stream: StreamKind,
+}
+
+impl std::fmt::Display for BrokenPipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "broken pipe: nothing reads its {}", self.stream.name())
+    }
+}
+
+impl std::error::Error for BrokenPipe {}
+
 /// How console output is decorated. Shared by all workers of a runtime.
 #[derive(Debug, Clone, Copy)]
 pub struct ConsoleStyle {
@@ -53,6 +72,16 @@ const MAX_LINE: usize = 64 << 10;
 pub(crate) enum StreamKind {
     Stdout,
     Stderr,
+}
+
+impl StreamKind {
+    /// The stream's usual name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            StreamKind::Stdout => "stdout",
+            StreamKind::Stderr => "stderr",
+        }
+    }
 }
 
 enum Sink {
@@ -260,18 +289,19 @@ impl OutputPipe {
     }
 
     /// How many bytes the guest may write now: what its console backlog has
-    /// room for, less what prefixes could add, or `Closed` once the host
-    /// stream it passes through to has no reader.
+    /// room for, less what prefixes could add. Once the host stream it
+    /// writes to has no reader, the write ends the worker with
+    /// [`BrokenPipe`], as SIGPIPE ends a native program.
     fn room(&self) -> Result<usize, StreamError> {
         let state = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match &state.sink {
             Sink::Null | Sink::Capture(_) => Ok(WRITE_PERMIT),
-            Sink::Inherit { writer, backlog } => {
-                if writer.is_closed() {
-                    return Err(StreamError::Closed);
-                }
-                Ok(backlog.room().min(WRITE_PERMIT))
+            Sink::Inherit { writer, .. } | Sink::Console { writer, .. } if writer.is_closed() => {
+                Err(StreamError::Trap(wasmtime::Error::new(BrokenPipe {
+                    stream: state.kind,
+                })))
             }
+            Sink::Inherit { backlog, .. } => Ok(backlog.room().min(WRITE_PERMIT)),
             // Each byte can end a line, and each line costs a prefix and a
             // newline: what is queued stays under the backlog's limit.
             Sink::Console {
@@ -605,16 +635,21 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_host_stream_closes_inherited_output() {
-        let mut pipe = pipe_to(Stdio::Inherit, false, |_: &[u8]| {
-            Err(std::io::ErrorKind::BrokenPipe.into())
-        });
-        pipe.write(Bytes::from_static(b"x")).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while pipe.check_write().is_ok() {
-            assert!(std::time::Instant::now() < deadline, "never closed");
-            std::thread::sleep(Duration::from_millis(5));
+    fn a_closed_host_stream_ends_the_writer_like_sigpipe() {
+        for stdio in [Stdio::Inherit, Stdio::Console] {
+            let mut pipe = pipe_to(stdio, false, |_: &[u8]| {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            });
+            pipe.write(Bytes::from_static(b"x\n")).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while pipe.check_write().is_ok() {
+                assert!(std::time::Instant::now() < deadline, "never closed");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            match pipe.check_write() {
+                Err(StreamError::Trap(e)) => assert!(e.downcast_ref::<BrokenPipe>().is_some()),
+                other => panic!("{stdio:?}: {other:?}"),
+            }
         }
-        assert!(matches!(pipe.check_write(), Err(StreamError::Closed)));
     }
 }

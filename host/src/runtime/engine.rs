@@ -93,12 +93,22 @@ fn pagemap_scan_available() -> bool {
 pub fn build_engine(opts: &EngineOptions) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     let workers = opts.max_workers.max(1);
+    // The averages hold across thousands of workers; a small engine (one
+    // sized to a single run) must still fit the largest single component.
     pool.total_component_instances(workers)
-        .total_core_instances(workers.saturating_mul(AVG_CORE_INSTANCES_PER_WORKER))
+        .total_core_instances(
+            workers
+                .saturating_mul(AVG_CORE_INSTANCES_PER_WORKER)
+                .max(MAX_CORE_INSTANCES_PER_COMPONENT),
+        )
         .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
-        .total_memories(workers)
+        .total_memories(workers.max(MAX_MEMORIES_PER_COMPONENT))
         .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
-        .total_tables(workers.saturating_mul(AVG_TABLES_PER_WORKER))
+        .total_tables(
+            workers
+                .saturating_mul(AVG_TABLES_PER_WORKER)
+                .max(MAX_TABLES_PER_COMPONENT),
+        )
         .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
         .total_stacks(workers)
         .max_memory_size(opts.max_memory_per_worker as usize);

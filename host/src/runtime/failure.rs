@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::Runtime;
 use crate::meter::WorkerMeter;
+use crate::output::BrokenPipe;
 use crate::status::{ExitStatus, Frame, KillReason};
 use crate::worker::WorkerSpec;
 
@@ -69,6 +70,13 @@ pub(crate) fn classify_failure(
     {
         return ExitStatus::Killed {
             reason: KillReason::Fuel { limit },
+        };
+    }
+    if let Some(pipe) = err.downcast_ref::<BrokenPipe>() {
+        return ExitStatus::Killed {
+            reason: KillReason::BrokenPipe {
+                stream: pipe.stream.name().into(),
+            },
         };
     }
     if err.downcast_ref::<CpuLimitReached>().is_some() {

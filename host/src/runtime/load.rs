@@ -98,8 +98,10 @@ impl Recognised {
     pub fn cache_flavor(&self) -> &'static str {
         match (self.kind, self.is_command_module) {
             (InputKind::Component, _) => "component",
-            (InputKind::CoreModule, true) => "p1-command",
-            (InputKind::CoreModule, false) => "p1-reactor",
+            // `+exit-code`: adapted with `proc_exit` rerouted (see
+            // `exit_with_code`), unlike what earlier versions cached.
+            (InputKind::CoreModule, true) => "p1-command+exit-code",
+            (InputKind::CoreModule, false) => "p1-reactor+exit-code",
         }
     }
 }
@@ -175,8 +177,9 @@ fn adapt_core_module(path: &Path, module: &[u8], command: bool) -> Result<Vec<u8
         adapters::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER
     };
     let adapt = || -> anyhow::Result<Vec<u8>> {
+        let module = exit_with_code(module)?;
         wit_component::ComponentEncoder::default()
-            .module(module)?
+            .module(&module)?
             .adapter(adapters::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, adapter)?
             .validate(true)
             .encode()
@@ -185,6 +188,134 @@ fn adapt_core_module(path: &Path, module: &[u8], command: bool) -> Result<Vec<u8
         path: path.to_owned(),
         reason: format!("{e:#}"),
     })
+}
+
+/// The module and name of the preview1 call that ends the process.
+const PROC_EXIT: (&str, &str) = ("wasi_snapshot_preview1", "proc_exit");
+
+/// Where `proc_exit` is rerouted: WASI 0.2's exit with a code, which the
+/// host provides.
+const EXIT_WITH_CODE: (&str, &str) = ("wasi:cli/exit@0.2.12", "exit-with-code");
+
+/// The WIT of [`EXIT_WITH_CODE`], as the preview1 adapter of this wasmtime
+/// version declares it (its world imports the same interface).
+const EXIT_WIT: &str = "
+package wasi:cli@0.2.12;
+
+@since(version = 0.2.0)
+interface exit {
+  @since(version = 0.2.0)
+  exit: func(status: result);
+
+  @since(version = 0.2.12)
+  exit-with-code: func(status-code: u8);
+}
+
+world corral-preview1-exit {
+  import exit;
+}
+";
+
+/// `module` with its `proc_exit` import taken from `wasi:cli/exit`'s
+/// `exit-with-code` instead of the preview1 adapter. The stock adapter maps
+/// `proc_exit(N)` to `exit(err)` for any N other than 0, so every failure
+/// would exit 1; `exit-with-code` keeps N (0-255; the low byte of larger
+/// values, as a POSIX exit status). Both take one i32 in the core ABI.
+/// A module without `proc_exit` is returned as it is.
+fn exit_with_code(module: &[u8]) -> anyhow::Result<Vec<u8>> {
+    // The sections, each as its id, the range of its contents, and where
+    // its header starts.
+    let mut reader = wasmparser::BinaryReader::new(module, 0);
+    reader.skip(|r| r.read_bytes(8).map(|_| ()))?;
+    let mut imports = None;
+    while !reader.eof() {
+        let header = reader.original_position();
+        let id = reader.read_u8()?;
+        let size = reader.read_var_u32()? as usize;
+        let start = reader.original_position();
+        reader.skip(|r| r.read_bytes(size).map(|_| ()))?;
+        if id == 2 {
+            imports = Some((header, start..start + size));
+            break;
+        }
+    }
+    let Some((header, section)) = imports else {
+        return Ok(module.to_vec());
+    };
+    let reader = wasmparser::ImportSectionReader::new(wasmparser::BinaryReader::new(
+        &module[section.clone()],
+        section.start,
+    ))?;
+    let count = reader.count();
+    let mut entries = Vec::new();
+    let mut found = false;
+    let mut items = reader.into_iter_with_offsets().peekable();
+    while let Some(item) = items.next() {
+        let (start, group) = item?;
+        let end = match items.peek() {
+            Some(Ok((next, _))) => *next,
+            _ => section.end,
+        };
+        let raw = &module[start..end];
+        match group {
+            wasmparser::Imports::Single(_, import) if (import.module, import.name) == PROC_EXIT => {
+                found = true;
+                // The entry is the two names, then its type: keep the type.
+                let names = import_names_len(raw)?;
+                push_name(&mut entries, EXIT_WITH_CODE.0);
+                push_name(&mut entries, EXIT_WITH_CODE.1);
+                entries.extend_from_slice(&raw[names..]);
+            }
+            _ => entries.extend_from_slice(raw),
+        }
+    }
+    if !found {
+        return Ok(module.to_vec());
+    }
+    let mut body = Vec::new();
+    push_leb(&mut body, count.into());
+    body.extend_from_slice(&entries);
+    let mut out = module[..header].to_vec();
+    out.push(2);
+    push_leb(&mut out, body.len() as u64);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&module[section.end..]);
+    let mut resolve = wit_parser::Resolve::default();
+    let package = resolve.push_str("corral-preview1-exit.wit", EXIT_WIT)?;
+    let world = resolve.select_world(&[package], Some("corral-preview1-exit"))?;
+    wit_component::embed_component_metadata(
+        &mut out,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )?;
+    Ok(out)
+}
+
+/// The length of an import entry's module and field names (each a LEB128
+/// length and its bytes), where its type begins.
+fn import_names_len(raw: &[u8]) -> anyhow::Result<usize> {
+    let mut reader = wasmparser::BinaryReader::new(raw, 0);
+    reader.read_string()?;
+    reader.read_string()?;
+    Ok(reader.original_position())
+}
+
+fn push_name(out: &mut Vec<u8>, name: &str) {
+    push_leb(out, name.len() as u64);
+    out.extend_from_slice(name.as_bytes());
+}
+
+fn push_leb(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 /// Compiles component bytes, turning the engine's error into a `LoadError`.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 
 use super::failure::{CpuLimitReached, classify_failure, duration_ms};
 use super::program::Program;
@@ -25,7 +26,7 @@ use crate::policy::network_allows;
 use crate::reporter::Reporter;
 use crate::run::Run;
 use crate::status::{ExitStatus, KillReason};
-use crate::worker::{Metered, Worker, WorkerReport, WorkerShared, WorkerSpec};
+use crate::worker::{Metered, Stdin, Worker, WorkerReport, WorkerShared, WorkerSpec};
 
 impl Runtime {
     /// Starts a worker running `program`'s `main` and returns its handle at
@@ -248,6 +249,15 @@ impl Runtime {
             .allow_tcp(policy.network.any_tcp())
             .allow_udp(!policy.network.udp.is_empty())
             .allow_ip_name_lookup(policy.network.lookup);
+        match &spec.stdin {
+            Stdin::Empty => {}
+            Stdin::Inherit => {
+                wasi.stdin(wasmtime_wasi::cli::stdin());
+            }
+            Stdin::Bytes(bytes) => {
+                wasi.stdin(MemoryInputPipe::new(bytes.clone()));
+            }
+        }
         if policy.network.any_tcp() || !policy.network.udp.is_empty() {
             let network = policy.network.clone();
             let reporter = reporter.clone();
@@ -282,7 +292,12 @@ impl Runtime {
         }
         let family = (!spec.policy.spawn.components.is_empty()).then(|| Family {
             spawner: Arc::new(self.clone()),
-            spec: Arc::new(spec.clone()),
+            // Children read no stdin: the host's stays with the worker it
+            // was given to.
+            spec: Arc::new(WorkerSpec {
+                stdin: Stdin::Empty,
+                ..spec.clone()
+            }),
             lineage,
             budget: budget.clone(),
             children: Vec::new(),
