@@ -21,6 +21,10 @@ const WASI_ENOMEM: i32 = 48;
 /// cache, the runtime's threads and other tests of this binary.
 const FD_OVERHEAD: usize = 64;
 
+/// Held by each test that opens host descriptors in this process: they
+/// count `/proc/self/fd`, which a test running beside them would change.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -101,6 +105,7 @@ fn expected(opened: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn open_forever_on_a_host_mount_stops_at_the_default_max_host_fds() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let (rt, events) = runtime_with(8);
     let (attacked, quiet) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let sibling = sibling(&rt, quiet.path());
@@ -146,6 +151,7 @@ async fn open_forever_on_a_host_mount_stops_at_the_default_max_host_fds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn max_host_fds_and_max_handles_come_from_the_policy() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let (rt, events) = runtime_with(8);
     let attacked = tempfile::tempdir().unwrap();
     let policy = "[profiles.p]\nmax-host-fds = 100\n";
@@ -189,6 +195,7 @@ async fn max_host_fds_and_max_handles_come_from_the_policy() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn open_forever_on_scratch_gets_an_error_at_max_handles_not_a_trap() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let (rt, events) = runtime_with(8);
     let quiet = tempfile::tempdir().unwrap();
     let sibling = sibling(&rt, quiet.path());
