@@ -10,8 +10,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{load, runtime_with, stdout_of};
-use corral::{Event, ExitStatus, PolicyFile, Run, Runtime, Stdio, Worker, WorkerSpec};
+use common::{denials, load, runtime_with, stdout_of};
+use corral::{ExitStatus, PolicyFile, Run, Runtime, Stdio, Worker, WorkerSpec};
 
 /// wasi-libc's `ENOMEM`: what `insufficient-memory` becomes in the guest.
 const WASI_ENOMEM: i32 = 48;
@@ -81,18 +81,6 @@ async fn report_of(worker: &Worker) -> String {
         assert!(Instant::now() < deadline, "no report in time: {out}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn denials(events: &[Event], worker: &str) -> Vec<(String, String)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Denied {
-                name, rule, action, ..
-            } if name == worker => Some((rule.clone(), action.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The report of an attacker refused after `opened` files.

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{runtime_with, spawn_under, stdout_of};
+use common::{denials, runtime_with, spawn_under, stdout_of};
 use corral::ipc::{Queue, QueueConfig};
 use corral::policy::Profile;
 use corral::{Event, EventLog, ExitStatus, KillReason, PolicyFile, Run, Worker};
@@ -107,18 +107,6 @@ async fn echo_client(addr: SocketAddr, client: usize, count: usize) -> u64 {
         bytes += sent.len() as u64;
     }
     bytes
-}
-
-fn denials(events: &[Event], worker: &str) -> Vec<(String, String)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Denied {
-                name, rule, action, ..
-            } if name == worker => Some((rule.clone(), action.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 async fn exits_0(worker: &Worker) {

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{guest, load, runtime_with, spawn_under, stdout_of};
+use common::{denials, guest, load, runtime_with, spawn_under, stdout_of};
 use corral::ipc::QueueConfig;
 use corral::policy::Profile;
 use corral::{Event, ExitStatus, KillReason, PolicyFile, Run, Runtime, Stdio, Worker, WorkerSpec};
@@ -17,18 +17,6 @@ fn profile(toml: &str) -> Profile {
         .unwrap()
         .profile(None)
         .unwrap()
-}
-
-fn denials(events: &[Event], worker: &str) -> Vec<(String, String)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Denied {
-                name, rule, action, ..
-            } if name == worker => Some((rule.clone(), action.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 /// A bystander that must be unaffected by whatever the hostile worker does.

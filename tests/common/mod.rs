@@ -7,7 +7,7 @@ pub mod child;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use corral::{ConsoleStyle, EngineOptions, EventLog, Program, Runtime, RuntimeConfig};
+use corral::{ConsoleStyle, EngineOptions, Event, EventLog, Program, Runtime, RuntimeConfig};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -85,4 +85,17 @@ pub fn spawn_under(
 /// Captured stdout of a worker, as text.
 pub fn stdout_of(worker: &corral::Worker) -> String {
     String::from_utf8_lossy(&worker.stdout()).into_owned()
+}
+
+/// The denials `worker` met, as (rule, action), in the order they came.
+pub fn denials(events: &[Event], worker: &str) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Denied {
+                name, rule, action, ..
+            } if name == worker => Some((rule.clone(), action.clone())),
+            _ => None,
+        })
+        .collect()
 }
