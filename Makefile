@@ -33,7 +33,7 @@ guests: prereqs
 bindings:
 	$(MAKE) -C guests/c bindings
 
-host:
+host: prereqs
 	$(CARGO) build --quiet
 
 test: guests
@@ -44,7 +44,7 @@ demo: guests host
 
 # check-layout: the layout rules of issue 14 (no wasmtime in ipc/ and vfs/,
 # no file over 600 lines, no import cycle between top-level modules).
-lint:
+lint: prereqs
 	./scripts/check-layout
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
