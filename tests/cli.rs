@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::child::{Bounded, output_within};
-use common::{guest, shared_cache_dir};
+use common::{g, shared_cache_dir, text};
 
 /// How long one `corral` command may run before it counts as a hang.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -27,14 +27,6 @@ fn corral_command(args: &[&str]) -> Command {
 
 fn corral(args: &[&str]) -> Output {
     output_within(&mut corral_command(args), b"", PATIENCE)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn g(name: &str) -> String {
-    guest(name).display().to_string()
 }
 
 #[test]

@@ -4,23 +4,14 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::{load, runtime_with, spawn_under, stdout_of};
+use common::{load, profile, runtime_with, spawn_under, stdout_of};
 use corral::ipc::PipeConfig;
-use corral::policy::Profile;
-use corral::{Event, ExitStatus, KillReason, PolicyFile, Run, Runtime, Stdio, Worker, WorkerSpec};
+use corral::{Event, ExitStatus, KillReason, Run, Runtime, Stdio, Worker, WorkerSpec};
 
 /// Every wait in these tests ends by then, pass or fail.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-fn profile(toml: &str) -> Profile {
-    PolicyFile::parse(Path::new("test-policy.toml"), toml)
-        .unwrap()
-        .profile(None)
-        .unwrap()
-}
 
 /// A run where `hostile-family` may spawn copies of itself.
 fn family_run(rt: &Runtime) -> Run {

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{root, runtime, shared_cache_dir, stdout_of};
+use common::{root, runtime, shared_cache_dir, stdout_of, text};
 use corral::feed::{FeedEnd, FeedOptions, feed_pool};
 use corral::ipc::QueueConfig;
 use corral::{
@@ -337,10 +337,6 @@ fn corral(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("running corral")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -8,11 +8,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{denials, runtime_with, spawn_under, stdout_of};
+use common::{denials, profile, runtime_with, spawn_under, stdout_of};
 use corral::ipc::{Queue, QueueConfig};
 use corral::policy::Profile;
 use corral::{Event, EventLog, ExitStatus, KillReason, PolicyFile, Run, Worker};
@@ -21,13 +20,6 @@ use tokio::net::TcpStream;
 
 /// How long anything in these tests may wait before it counts as a hang.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn profile(toml: &str) -> Profile {
-    PolicyFile::parse(Path::new("test-policy.toml"), toml)
-        .unwrap()
-        .profile(None)
-        .unwrap()
-}
 
 /// A server's policy: bind anywhere on 127.0.0.1 (tests take port 0 and
 /// learn the port from the `listening` event) and get from `control`.

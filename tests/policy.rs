@@ -7,17 +7,10 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{denials, guest, load, runtime_with, spawn_under, stdout_of};
+use common::{denials, guest, load, profile, runtime_with, spawn_under, stdout_of};
 use corral::ipc::QueueConfig;
 use corral::policy::Profile;
-use corral::{Event, ExitStatus, KillReason, PolicyFile, Run, Runtime, Stdio, Worker, WorkerSpec};
-
-fn profile(toml: &str) -> Profile {
-    PolicyFile::parse(Path::new("test-policy.toml"), toml)
-        .unwrap()
-        .profile(None)
-        .unwrap()
-}
+use corral::{Event, ExitStatus, KillReason, Run, Runtime, Stdio, Worker, WorkerSpec};
 
 /// A bystander that must be unaffected by whatever the hostile worker does.
 fn bystander(rt: &Runtime) -> Worker {

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::child::output_within;
-use common::{guest, shared_cache_dir};
+use common::{g, shared_cache_dir, text};
 
 /// How long one `corral` command may run before it counts as a hang.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -26,14 +26,6 @@ fn corral_command(args: &[&str]) -> Command {
 
 fn corral(args: &[&str]) -> Output {
     output_within(&mut corral_command(args), b"", PATIENCE)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn g(name: &str) -> String {
-    guest(name).display().to_string()
 }
 
 /// `len` bytes of every value, from a fixed seed (xorshift).

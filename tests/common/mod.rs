@@ -99,3 +99,21 @@ pub fn denials(events: &[Event], worker: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The profile of a one-profile policy file, as a test writes it inline.
+pub fn profile(toml: &str) -> corral::Profile {
+    corral::PolicyFile::parse(std::path::Path::new("test-policy.toml"), toml)
+        .unwrap()
+        .profile(None)
+        .unwrap()
+}
+
+/// Bytes a command printed, as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The path of a built guest (see [`guest`]), as a command-line argument.
+pub fn g(name: &str) -> String {
+    guest(name).display().to_string()
+}
