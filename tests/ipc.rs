@@ -197,7 +197,7 @@ async fn killed_producer_mid_put_leaves_the_queue_whole() {
     filler.join().await;
     let queue = run.objects().queue("q").unwrap();
     assert_eq!(queue.len().await, 3, "the blocked put added nothing");
-    queue.close();
+    queue.close().await;
     let drain = spawn(&rt, &run, &probe, "drain", &["drain", "q"]);
     assert_eq!(
         expect_ok(&drain).await,
@@ -244,7 +244,7 @@ async fn acknowledged_queue_redelivers_a_dead_consumers_message() {
     first.terminate(); // dies between get and task-done
     first.join().await;
     assert_eq!(queue.len().await, 1, "the message went back");
-    queue.close();
+    queue.close().await;
     let second = spawn(&rt, &run, &probe, "second", &["drain", "q"]);
     assert_eq!(expect_ok(&second).await, "got job-1\ndrained\n");
     queue.join(Some(Duration::from_secs(1))).await.unwrap();
@@ -397,7 +397,7 @@ async fn condition_wait_and_notify_across_workers() {
     let lock = run.objects().lock("state").unwrap();
     let guard = lock.acquire(0, Some(Duration::from_secs(5))).await.unwrap();
     assert_eq!(cond.notify(1), 1);
-    guard.release();
+    guard.release().await;
     assert_eq!(expect_ok(&waiter).await, "waiting\nnotified: true\n");
     let timed = spawn(
         &rt,
@@ -491,14 +491,14 @@ async fn barrier_party_killed_mid_wait_breaks_it_for_the_rest() {
     let a = spawn(&rt, &run, &program, "a", &["start", "0"]);
     let b = spawn(&rt, &run, &program, "b", &["start", "0"]);
     let barrier = run.objects().barrier("start").unwrap();
-    while barrier.waiting() < 2 {
+    while barrier.waiting().await < 2 {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     a.terminate();
     a.join().await;
     assert_eq!(b.join().await, ExitStatus::Exited { code: 2 });
     assert!(String::from_utf8_lossy(&b.stderr()).contains("Broken"));
-    assert!(barrier.is_broken());
+    assert!(barrier.is_broken().await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -530,8 +530,8 @@ async fn multiplexer_waits_on_two_queues_a_pipe_and_a_timer() {
     b.handle().put(b"from b".to_vec(), None).await.unwrap();
     wait_for_output(&mux, "b: from b").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    a.close();
-    b.close();
+    a.close().await;
+    b.close().await;
     host_end.close();
     let out = expect_ok(&mux).await;
     assert!(out.contains("all sources closed: 3 messages"), "{out}");

@@ -288,7 +288,7 @@ async fn a_queue_fed_pool_ends_by_stop_close_or_producers() {
         feeder.put(b"x".to_vec(), None).await.unwrap();
         match end {
             FeedEnd::Stop => feeder.put(Vec::new(), None).await.unwrap(),
-            FeedEnd::Closed => input.close(),
+            FeedEnd::Closed => input.close().await,
             _ => {}
         }
         let producers_done: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match end {

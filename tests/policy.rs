@@ -230,7 +230,7 @@ async fn a_lock_holder_that_spins_is_killed_and_the_lock_freed() {
         .await
         .unwrap();
     assert!(guard.previous_owner_died());
-    guard.release();
+    guard.release().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

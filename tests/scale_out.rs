@@ -348,7 +348,12 @@ async fn two_hosts_share_one_queue_exactly() {
     assert_eq!(duplicates, 0, "at-most-once delivers nothing twice");
     assert_eq!(seen, want, "every message exactly once");
     assert_eq!(sum, want_sum, "checksum");
-    run.objects().queue("jobs").unwrap().try_close().unwrap();
+    run.objects()
+        .queue("jobs")
+        .unwrap()
+        .try_close()
+        .await
+        .unwrap();
     a.assert_ok(Duration::from_secs(30));
     b.assert_ok(Duration::from_secs(30));
     eprintln!(
@@ -405,7 +410,12 @@ async fn a_host_killed_halfway_loses_nothing_in_acknowledged_mode() {
         "b died holding messages that were redelivered"
     );
     assert!(duplicates <= 200, "{duplicates} duplicates");
-    run.objects().queue("jobs").unwrap().try_close().unwrap();
+    run.objects()
+        .queue("jobs")
+        .unwrap()
+        .try_close()
+        .await
+        .unwrap();
     a.assert_ok(Duration::from_secs(30));
     eprintln!("host b killed halfway: nothing lost, {duplicates} delivered twice");
 }
@@ -491,7 +501,7 @@ async fn a_dead_hosts_lock_lease_expires_and_the_next_holder_is_told() {
     let line = host.child.wait_for_line(|l| l.contains("holding"));
     let held_fence: u64 = line.rsplit(' ').next().unwrap().trim().parse().unwrap();
     assert!(
-        lock.try_acquire(99).unwrap().is_none(),
+        lock.try_acquire(99).await.unwrap().is_none(),
         "held by the other host"
     );
     host.kill();
@@ -507,13 +517,13 @@ async fn a_dead_hosts_lock_lease_expires_and_the_next_holder_is_told() {
     );
     assert!(guard.previous_owner_died(), "the next holder is told");
     assert!(guard.fencing_token() > held_fence, "fencing tokens grow");
-    guard.release();
+    guard.release().await;
     let again = lock
         .acquire(99, Some(Duration::from_secs(1)))
         .await
         .unwrap();
     assert!(!again.previous_owner_died(), "told once");
-    again.release();
+    again.release().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -546,11 +556,12 @@ async fn namespaces_keep_deployments_apart() {
     let g1 = l1.acquire(1, Some(Duration::from_secs(10))).await.unwrap();
     let g2 = l2
         .try_acquire(2)
+        .await
         .unwrap()
         .expect("another namespace's lock");
-    assert!(l1.try_acquire(3).unwrap().is_none());
-    g1.release();
-    g2.release();
+    assert!(l1.try_acquire(3).await.unwrap().is_none());
+    g1.release().await;
+    g2.release().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -626,18 +637,30 @@ async fn redis_down_at_start_and_restarted_mid_run() {
     q.join(Some(Duration::from_secs(5))).await.unwrap();
 }
 
-/// A Redis call that does not wait for the queue (`try-get`, `try-put`,
-/// `len`) still waits for Redis: during an outage it must hold no runtime
-/// thread. On a one-thread runtime, a sibling using a local queue keeps
-/// running while a `try-get` waits for a hung server. (Before, such calls
-/// used `block_in_place`: on this runtime they failed at once, and on a
-/// multi-thread one each held a thread of the blocking pool.)
+/// Redis calls that do not wait for their object (a queue's `try-get`, a
+/// lock's `try-acquire`, an event's `is-set`, a semaphore's `value`, a
+/// barrier's `waiting`) still wait for Redis: during an outage they must
+/// hold no runtime thread. On a one-thread runtime, a sibling using a local
+/// queue keeps running while they all wait for a hung server. (Before, such
+/// calls used `block_in_place`: on this runtime they failed at once, and on
+/// a multi-thread one each held a thread of the blocking pool.)
 #[tokio::test]
-async fn a_try_get_during_a_redis_outage_holds_no_runtime_thread() {
+async fn calls_that_do_not_wait_hold_no_runtime_thread_during_a_redis_outage() {
     let redis = Redis::start();
     let run = library_run(&redis, &namespace("outage"), false).await;
-    let remote = run.objects().queue("jobs").unwrap().handle();
+    let objects = run.objects();
+    let remote = objects.queue("jobs").unwrap().handle();
+    let lock = objects.declare_lock("l", false).unwrap();
+    let event = objects.declare_event("e").unwrap();
+    let semaphore = objects.declare_semaphore("s", 1, 1).unwrap();
+    let barrier = objects.declare_barrier("b", 2).unwrap();
+    // Loads the scripts, so that each call below is one round trip.
     assert_eq!(remote.try_get().await, Ok(None));
+    let guard = lock.try_acquire(1).await.unwrap().expect("a free lock");
+    guard.release().await;
+    assert!(!event.is_set().await);
+    assert_eq!(semaphore.value().await, 1);
+    assert_eq!(barrier.waiting().await, 0);
     let local = corral::ipc::local::Queue::new("local", QueueConfig::default());
     redis.signal("-STOP");
     let started = Instant::now();
@@ -653,13 +676,30 @@ async fn a_try_get_during_a_redis_outage_holds_no_runtime_thread() {
         }
         rounds
     };
-    let waiting = tokio::time::timeout(Duration::from_secs(30), remote.try_get());
-    let (got, rounds) = tokio::join!(waiting, sibling);
+    let calls = async {
+        tokio::join!(
+            remote.try_get(),
+            lock.try_acquire(2),
+            event.is_set(),
+            semaphore.value(),
+            barrier.waiting(),
+        )
+    };
+    let waiting = tokio::time::timeout(Duration::from_secs(30), calls);
+    let (calls, rounds) = tokio::join!(waiting, sibling);
     redis.signal("-CONT");
-    let got = got.expect("the try-get never ended");
+    let (got, acquired, set, value, waiters) = calls.expect("a call never ended");
     assert!(matches!(got, Err(IpcError::Unavailable(_))), "{got:?}");
+    let acquired = acquired.map(|guard| guard.is_some());
+    assert!(
+        matches!(acquired, Err(IpcError::Unavailable(_))),
+        "{acquired:?}"
+    );
+    assert!(!set, "unreachable reads as not set");
+    assert_eq!((value, waiters), (0, 0), "unreachable reads as none");
     assert!(rounds > 100, "the sibling ran {rounds} rounds in 2 s");
     assert_eq!(remote.try_get().await, Ok(None), "back once Redis answers");
+    assert!(!event.is_set().await, "back once Redis answers");
 }
 
 /// At-most-once: a consumer killed after the take script ran and before its
@@ -685,5 +725,5 @@ async fn messages_of_a_take_whose_reply_was_never_read_are_counted_lost() {
     assert_eq!(queue.len().await, 0, "the script took it");
     drop(consumer);
     assert_eq!(queue.join(Some(Duration::from_secs(10))).await, Ok(()));
-    assert_eq!(queue.lost(), 1);
+    assert_eq!(queue.lost().await, 1);
 }

@@ -96,7 +96,7 @@ async fn queue(
     for w in &makers {
         finish(w).await;
     }
-    q.close();
+    q.close().await;
     let (mut count, mut sum) = (0u64, 0u64);
     for w in &takers {
         let out = finish(w).await;

@@ -67,7 +67,7 @@ async fn queue(rt: &Runtime, ipc: &Program, profile: Option<&Profile>) -> f64 {
         .into();
     let put = spawn(rt, &run, ipc, "put", &put_args, profile);
     finish(&put).await;
-    q.close();
+    q.close().await;
     let out = finish(&get).await;
     assert!(out.starts_with(&format!("got {MESSAGES} ")), "{out}");
     MESSAGES as f64 / secs(start)

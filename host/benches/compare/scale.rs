@@ -156,7 +156,7 @@ async fn across_hosts(redis: &Redis, n: usize, batch: usize) -> f64 {
     let b = host(dir.path(), "b", &getters, &redis.url(), &ns);
     let a = host(dir.path(), "a", &putters, &redis.url(), &ns);
     finish(a).await;
-    q.try_close().unwrap();
+    q.try_close().await.unwrap();
     let out = finish(b).await;
     let elapsed = secs(start);
     let (count, sum) = totals(&out);
@@ -207,7 +207,7 @@ async fn local(n: usize, batch: usize) -> f64 {
     for w in &putters {
         assert!(w.join().await.success());
     }
-    q.close();
+    q.close().await;
     let mut out = String::new();
     for w in &getters {
         assert!(w.join().await.success());

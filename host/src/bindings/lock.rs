@@ -41,13 +41,13 @@ impl HostLock for IpcCtxView<'_> {
         }
     }
 
-    fn try_acquire(&mut self, lock: Resource<LockRes>) -> Call<Option<Resource<Guard>>> {
+    async fn try_acquire(&mut self, lock: Resource<LockRes>) -> Call<Option<Resource<Guard>>> {
         let res = self.table.get(&lock)?;
         let lock = res.object.clone();
         if let Err(e) = self.check(res, Op::Acquire, ObjectKind::Lock, lock.name()) {
             return reply(Err(e));
         }
-        match lock.try_acquire(self.ctx.id) {
+        match lock.try_acquire(self.ctx.id).await {
             Ok(Some(guard)) => Ok(Ok(Some(self.table.push(guard)?))),
             Ok(None) => Ok(Ok(None)),
             Err(e) => reply(Err(e)),
@@ -76,8 +76,8 @@ impl HostGuard for IpcCtxView<'_> {
 
     /// The guest dropping its guard is a normal release; a guard that is
     /// still in the table when the worker ends was abandoned (see `Guard`).
-    fn drop(&mut self, guard: Resource<Guard>) -> wasmtime::Result<()> {
-        self.table.delete(guard)?.release();
+    async fn drop(&mut self, guard: Resource<Guard>) -> wasmtime::Result<()> {
+        self.table.delete(guard)?.release().await;
         Ok(())
     }
 }

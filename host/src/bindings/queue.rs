@@ -165,11 +165,11 @@ impl HostQueue for IpcCtxView<'_> {
         reply(queue.join(timeout(wait)).await)
     }
 
-    fn close(&mut self, q: Resource<QueueRes>) -> Call<()> {
-        reply(
-            self.queue_for(&q, Op::Close)?
-                .and_then(|res| res.object.queue().try_close()),
-        )
+    async fn close(&mut self, q: Resource<QueueRes>) -> Call<()> {
+        match self.queue_for(&q, Op::Close)? {
+            Ok(res) => reply(res.object.queue().try_close().await),
+            Err(e) => reply(Err(e)),
+        }
     }
 
     fn subscribe_get(&mut self, q: Resource<QueueRes>) -> wasmtime::Result<Resource<DynPollable>> {

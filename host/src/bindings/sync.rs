@@ -54,24 +54,24 @@ impl HostSemaphore for IpcCtxView<'_> {
         }
     }
 
-    fn try_acquire(&mut self, s: Resource<SemaphoreRes>) -> Call<bool> {
+    async fn try_acquire(&mut self, s: Resource<SemaphoreRes>) -> Call<bool> {
         let res = self.table.get(&s)?;
-        reply(
-            self.check(res, Op::Acquire, ObjectKind::Semaphore, res.object.name())
-                .and_then(|()| res.object.try_acquire()),
-        )
+        match self.check(res, Op::Acquire, ObjectKind::Semaphore, res.object.name()) {
+            Ok(()) => reply(res.object.try_acquire().await),
+            Err(e) => reply(Err(e)),
+        }
     }
 
-    fn release(&mut self, s: Resource<SemaphoreRes>) -> Call<()> {
+    async fn release(&mut self, s: Resource<SemaphoreRes>) -> Call<()> {
         let res = self.table.get(&s)?;
-        reply(
-            self.check(res, Op::Release, ObjectKind::Semaphore, res.object.name())
-                .and_then(|()| res.object.release()),
-        )
+        match self.check(res, Op::Release, ObjectKind::Semaphore, res.object.name()) {
+            Ok(()) => reply(res.object.release().await),
+            Err(e) => reply(Err(e)),
+        }
     }
 
-    fn value(&mut self, s: Resource<SemaphoreRes>) -> wasmtime::Result<u32> {
-        Ok(self.table.get(&s)?.object.value())
+    async fn value(&mut self, s: Resource<SemaphoreRes>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&s)?.object.value().await)
     }
 
     fn subscribe(&mut self, s: Resource<SemaphoreRes>) -> wasmtime::Result<Resource<DynPollable>> {
@@ -90,24 +90,24 @@ impl HostEvent for IpcCtxView<'_> {
         self.open_granted(ObjectKind::Event, &name, |objects| objects.event(&name))
     }
 
-    fn set(&mut self, e: Resource<EventRes>) -> Call<()> {
+    async fn set(&mut self, e: Resource<EventRes>) -> Call<()> {
         let res = self.table.get(&e)?;
-        reply(
-            self.check(res, Op::Set, ObjectKind::Event, res.object.name())
-                .and_then(|()| res.object.set()),
-        )
+        match self.check(res, Op::Set, ObjectKind::Event, res.object.name()) {
+            Ok(()) => reply(res.object.set().await),
+            Err(e) => reply(Err(e)),
+        }
     }
 
-    fn clear(&mut self, e: Resource<EventRes>) -> Call<()> {
+    async fn clear(&mut self, e: Resource<EventRes>) -> Call<()> {
         let res = self.table.get(&e)?;
-        reply(
-            self.check(res, Op::Set, ObjectKind::Event, res.object.name())
-                .and_then(|()| res.object.clear()),
-        )
+        match self.check(res, Op::Set, ObjectKind::Event, res.object.name()) {
+            Ok(()) => reply(res.object.clear().await),
+            Err(e) => reply(Err(e)),
+        }
     }
 
-    fn is_set(&mut self, e: Resource<EventRes>) -> wasmtime::Result<bool> {
-        Ok(self.table.get(&e)?.object.is_set())
+    async fn is_set(&mut self, e: Resource<EventRes>) -> wasmtime::Result<bool> {
+        Ok(self.table.get(&e)?.object.is_set().await)
     }
 
     async fn wait(&mut self, e: Resource<EventRes>, wait: Option<u64>) -> Call<bool> {
@@ -151,31 +151,34 @@ impl HostBarrier for IpcCtxView<'_> {
         Ok(self.table.get(&b)?.object.barrier().parties())
     }
 
-    fn waiting(&mut self, b: Resource<BarrierRes>) -> wasmtime::Result<u32> {
-        Ok(self.table.get(&b)?.object.barrier().waiting())
+    async fn waiting(&mut self, b: Resource<BarrierRes>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&b)?.object.barrier().waiting().await)
     }
 
-    fn abort(&mut self, b: Resource<BarrierRes>) -> Call<()> {
+    async fn abort(&mut self, b: Resource<BarrierRes>) -> Call<()> {
         let res = self.table.get(&b)?;
         let barrier = res.object.barrier();
-        reply(
-            self.check(res, Op::Abort, ObjectKind::Barrier, barrier.name())
-                .and_then(|()| barrier.abort()),
-        )
+        match self.check(res, Op::Abort, ObjectKind::Barrier, barrier.name()) {
+            Ok(()) => reply(barrier.abort().await),
+            Err(e) => reply(Err(e)),
+        }
     }
 
-    fn reset(&mut self, b: Resource<BarrierRes>) -> Call<()> {
+    async fn reset(&mut self, b: Resource<BarrierRes>) -> Call<()> {
         let res = self.table.get(&b)?;
         let barrier = res.object.barrier();
-        reply(
-            self.check(res, Op::Abort, ObjectKind::Barrier, barrier.name())
-                .and_then(|()| barrier.reset()),
-        )
+        match self.check(res, Op::Abort, ObjectKind::Barrier, barrier.name()) {
+            Ok(()) => reply(barrier.reset().await),
+            Err(e) => reply(Err(e)),
+        }
     }
 
-    fn subscribe(&mut self, b: Resource<BarrierRes>) -> wasmtime::Result<Resource<DynPollable>> {
+    async fn subscribe(
+        &mut self,
+        b: Resource<BarrierRes>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
         let barrier = self.table.get(&b)?.object.barrier().clone();
-        let round = barrier.round();
+        let round = barrier.round().await;
         subscribe(self.table, Readiness::BarrierRound(barrier, round))
     }
 

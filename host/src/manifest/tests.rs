@@ -54,8 +54,8 @@ fn bad_size_names_line() {
     assert!(err.contains("`lots` is not a size"), "{err}");
 }
 
-#[test]
-fn objects_are_declared_in_the_run() {
+#[tokio::test]
+async fn objects_are_declared_in_the_run() {
     let m = parse(
         r#"
 [[worker]]
@@ -94,7 +94,7 @@ parties = 2
     );
     assert!(run.objects().pipe("chat").is_ok());
     assert!(run.objects().condition("ready").is_ok());
-    assert_eq!(run.objects().semaphore("slots").unwrap().value(), 2);
+    assert_eq!(run.objects().semaphore("slots").unwrap().value().await, 2);
     assert_eq!(run.objects().barrier("start").unwrap().parties(), 2);
     assert!(run.objects().event("go").is_ok());
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncConnectionConfig, Client, ProtocolVersion, PushKind, RedisError, Value};
-use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
@@ -395,26 +395,6 @@ impl RedisBackend {
         F: Future<Output = Attempt<()>>,
     {
         while self.wait_until(notify, None, &mut attempt).await.is_err() {}
-    }
-
-    /// Runs `fut` to completion from synchronous code (a WIT function that
-    /// does not block, such as `try-get` or `len`): on a multi-thread Tokio
-    /// runtime the thread steps out of the scheduler for the round trip, so
-    /// other tasks go on. Bounded by the command timeouts.
-    pub(crate) fn block<T>(
-        &self,
-        fut: impl Future<Output = Result<T, IpcError>>,
-    ) -> Result<T, IpcError> {
-        match Handle::try_current() {
-            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| handle.block_on(fut))
-            }
-            Ok(_) => Err(IpcError::Invalid(
-                "calls on Redis-backed objects that do not wait need a multi-thread Tokio runtime"
-                    .into(),
-            )),
-            Err(_) => self.runtime.block_on(fut),
-        }
     }
 
     /// Runs `fut` in the background on the backend's runtime: cleanup from

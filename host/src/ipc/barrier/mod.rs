@@ -51,49 +51,58 @@ impl Barrier {
         }
     }
 
-    /// How many are waiting now.
-    pub fn waiting(&self) -> u32 {
+    /// How many are waiting now (Redis: one round trip on async I/O,
+    /// holding no thread; 0 if Redis cannot be reached).
+    pub async fn waiting(&self) -> u32 {
         match self {
             Barrier::Local(b) => b.waiting(),
-            Barrier::Redis(b) => b.waiting(),
+            Barrier::Redis(b) => Box::pin(b.waiting()).await,
         }
     }
 
-    /// Whether the barrier is broken.
-    pub fn is_broken(&self) -> bool {
+    /// Whether the barrier is broken (Redis: one round trip on async I/O).
+    pub async fn is_broken(&self) -> bool {
         match self {
             Barrier::Local(b) => b.is_broken(),
-            Barrier::Redis(b) => b.is_broken(),
+            Barrier::Redis(b) => Box::pin(b.is_broken()).await,
         }
     }
 
-    /// Breaks the barrier: every waiter gets `broken`.
-    pub fn abort(&self) -> Result<(), IpcError> {
+    /// Breaks the barrier: every waiter gets `broken` (Redis: one round
+    /// trip on async I/O).
+    ///
+    /// Cancel safety: locally it completes at its first poll. In Redis, if
+    /// this future is dropped, the barrier may have been broken.
+    pub async fn abort(&self) -> Result<(), IpcError> {
         match self {
             Barrier::Local(b) => {
                 b.abort();
                 Ok(())
             }
-            Barrier::Redis(b) => b.abort(),
+            Barrier::Redis(b) => Box::pin(b.abort()).await,
         }
     }
 
-    /// Mends a broken barrier for a new round.
-    pub fn reset(&self) -> Result<(), IpcError> {
+    /// Mends a broken barrier for a new round (Redis: one round trip on
+    /// async I/O).
+    ///
+    /// Cancel safety: locally it completes at its first poll. In Redis, if
+    /// this future is dropped, the barrier may have been mended.
+    pub async fn reset(&self) -> Result<(), IpcError> {
         match self {
             Barrier::Local(b) => {
                 b.reset();
                 Ok(())
             }
-            Barrier::Redis(b) => b.reset(),
+            Barrier::Redis(b) => Box::pin(b.reset()).await,
         }
     }
 
-    /// The round in progress.
-    pub fn round(&self) -> u64 {
+    /// The round in progress (Redis: one round trip on async I/O).
+    pub async fn round(&self) -> u64 {
         match self {
             Barrier::Local(b) => b.round(),
-            Barrier::Redis(b) => b.round(),
+            Barrier::Redis(b) => Box::pin(b.round()).await,
         }
     }
 

@@ -113,33 +113,31 @@ impl RedisBarrier {
         self.parties
     }
 
-    fn field(&self, field: &str) -> Option<u64> {
-        self.backend
-            .block(async {
-                ::redis::cmd("HGET")
-                    .arg(&self.key)
-                    .arg(field)
-                    .query_async::<Option<u64>>(&mut self.backend.conn())
-                    .await
-                    .map_err(|e| self.backend.error(e))
-            })
+    /// A field of the barrier's hash; `None` if Redis cannot be reached.
+    /// One round trip, on async I/O (it holds no thread while it waits).
+    async fn field(&self, field: &str) -> Option<u64> {
+        ::redis::cmd("HGET")
+            .arg(&self.key)
+            .arg(field)
+            .query_async::<Option<u64>>(&mut self.backend.conn())
+            .await
             .ok()
             .flatten()
     }
 
     /// Parties waiting now (on every host); 0 if Redis cannot be reached.
-    pub fn waiting(&self) -> u32 {
-        self.field("arrived").unwrap_or(0) as u32
+    pub async fn waiting(&self) -> u32 {
+        self.field("arrived").await.unwrap_or(0) as u32
     }
 
     /// Whether it is broken.
-    pub fn is_broken(&self) -> bool {
-        self.field("broken") == Some(1)
+    pub async fn is_broken(&self) -> bool {
+        self.field("broken").await == Some(1)
     }
 
     /// The round in progress.
-    pub fn round(&self) -> u64 {
-        self.field("round").unwrap_or(0)
+    pub async fn round(&self) -> u64 {
+        self.field("round").await.unwrap_or(0)
     }
 
     async fn send_break(&self, round: Option<u64>, only_if_waiting: bool) -> Result<(), IpcError> {
@@ -154,22 +152,22 @@ impl RedisBarrier {
             .map_err(|e| self.backend.error(e))
     }
 
-    /// Breaks it for every waiter on every host.
-    pub fn abort(&self) -> Result<(), IpcError> {
-        self.backend.block(self.send_break(None, false))
+    /// Breaks it for every waiter on every host. One round trip, on async
+    /// I/O.
+    pub async fn abort(&self) -> Result<(), IpcError> {
+        self.send_break(None, false).await
     }
 
     /// Mends it for a new round; waiters of the current round get `broken`.
-    pub fn reset(&self) -> Result<(), IpcError> {
-        self.backend.block(async {
-            RESET
-                .key(&self.key)
-                .arg(&self.channel)
-                .invoke_async::<u8>(&mut self.backend.conn())
-                .await
-                .map(drop)
-                .map_err(|e| self.backend.error(e))
-        })
+    /// One round trip, on async I/O.
+    pub async fn reset(&self) -> Result<(), IpcError> {
+        RESET
+            .key(&self.key)
+            .arg(&self.channel)
+            .invoke_async::<u8>(&mut self.backend.conn())
+            .await
+            .map(drop)
+            .map_err(|e| self.backend.error(e))
     }
 
     async fn check(&self, round: u64) -> Attempt<()> {

@@ -129,7 +129,7 @@ mod tests {
             let mut g = Guard::Local(l2.acquire(1, None).await.unwrap(), 1);
             let notified = c2.wait(&mut g, None).await.unwrap();
             let owner = l2.owner();
-            g.release();
+            g.release().await;
             (notified, owner)
         });
         // The waiter gives the lock up while it waits, so we can take it.
@@ -159,7 +159,7 @@ mod tests {
         );
         assert_eq!(lock.owner(), Some(1));
         assert_eq!(cond.notify_all(), 0);
-        g.release();
+        g.release().await;
         assert_eq!(lock.owner(), None);
     }
 
@@ -208,6 +208,6 @@ mod tests {
             cond.wait(&mut g, None).await,
             Err(IpcError::Invalid(_))
         ));
-        g.release();
+        g.release().await;
     }
 }

@@ -50,33 +50,41 @@ impl Event {
         }
     }
 
-    /// Whether the flag is set.
-    pub fn is_set(&self) -> bool {
+    /// Whether the flag is set. Never waits for it (Redis: one round trip
+    /// on async I/O, holding no thread).
+    pub async fn is_set(&self) -> bool {
         match self {
             Event::Local(e) => e.is_set(),
-            Event::Redis(e) => e.is_set(),
+            Event::Redis(e) => Box::pin(e.is_set()).await,
         }
     }
 
-    /// Sets the flag and wakes every waiter.
-    pub fn set(&self) -> Result<(), IpcError> {
+    /// Sets the flag and wakes every waiter (Redis: one round trip on async
+    /// I/O).
+    ///
+    /// Cancel safety: locally it completes at its first poll. In Redis, if
+    /// this future is dropped, the flag may have been set.
+    pub async fn set(&self) -> Result<(), IpcError> {
         match self {
             Event::Local(e) => {
                 e.set();
                 Ok(())
             }
-            Event::Redis(e) => e.set(),
+            Event::Redis(e) => Box::pin(e.set()).await,
         }
     }
 
-    /// Clears the flag.
-    pub fn clear(&self) -> Result<(), IpcError> {
+    /// Clears the flag (Redis: one round trip on async I/O).
+    ///
+    /// Cancel safety: locally it completes at its first poll. In Redis, if
+    /// this future is dropped, the flag may have been cleared.
+    pub async fn clear(&self) -> Result<(), IpcError> {
         match self {
             Event::Local(e) => {
                 e.clear();
                 Ok(())
             }
-            Event::Redis(e) => e.clear(),
+            Event::Redis(e) => Box::pin(e.clear()).await,
         }
     }
 

@@ -49,42 +49,33 @@ impl RedisEvent {
         }
     }
 
-    /// Whether the flag is set; `false` if Redis cannot be reached.
-    pub fn is_set(&self) -> bool {
-        self.backend
-            .block(async {
-                match self.check().await {
-                    Attempt::Done(()) => Ok(true),
-                    _ => Ok(false),
-                }
-            })
-            .unwrap_or(false)
+    /// Whether the flag is set; `false` if Redis cannot be reached. One
+    /// round trip, on async I/O (it holds no thread while it waits).
+    pub async fn is_set(&self) -> bool {
+        matches!(self.check().await, Attempt::Done(()))
     }
 
-    /// Sets the flag and wakes every waiter on every host.
-    pub fn set(&self) -> Result<(), IpcError> {
-        self.backend.block(async {
-            ::redis::pipe()
-                .atomic()
-                .set(&self.key, 1)
-                .ignore()
-                .publish(&self.channel, "set")
-                .ignore()
-                .query_async::<()>(&mut self.backend.conn())
-                .await
-                .map_err(|e| self.backend.error(e))
-        })
+    /// Sets the flag and wakes every waiter on every host. One round trip,
+    /// on async I/O.
+    pub async fn set(&self) -> Result<(), IpcError> {
+        ::redis::pipe()
+            .atomic()
+            .set(&self.key, 1)
+            .ignore()
+            .publish(&self.channel, "set")
+            .ignore()
+            .query_async::<()>(&mut self.backend.conn())
+            .await
+            .map_err(|e| self.backend.error(e))
     }
 
-    /// Clears the flag.
-    pub fn clear(&self) -> Result<(), IpcError> {
-        self.backend.block(async {
-            ::redis::cmd("DEL")
-                .arg(&self.key)
-                .query_async::<()>(&mut self.backend.conn())
-                .await
-                .map_err(|e| self.backend.error(e))
-        })
+    /// Clears the flag. One round trip, on async I/O.
+    pub async fn clear(&self) -> Result<(), IpcError> {
+        ::redis::cmd("DEL")
+            .arg(&self.key)
+            .query_async::<()>(&mut self.backend.conn())
+            .await
+            .map_err(|e| self.backend.error(e))
     }
 
     /// Waits until the flag is set: `Ok(false)` if the timeout elapsed first.

@@ -81,15 +81,22 @@ impl Lock {
         Guard::Local(guard, token)
     }
 
-    /// Takes the lock for `worker` if that is possible now.
-    pub fn try_acquire(self: &Arc<Self>, worker: WorkerId) -> Result<Option<Guard>, IpcError> {
+    /// Takes the lock for `worker` if that is possible now. Never waits for
+    /// the holder (Redis: one round trip on async I/O, holding no thread).
+    ///
+    /// Cancel safety: locally it completes at its first poll. In Redis, as
+    /// [`Lock::acquire`].
+    pub async fn try_acquire(
+        self: &Arc<Self>,
+        worker: WorkerId,
+    ) -> Result<Option<Guard>, IpcError> {
         match &**self {
             Lock::Local(l, fences) => {
                 let again = l.owner() == Some(worker);
                 Ok(l.try_acquire(worker)?
                     .map(|g| Self::local_guard(fences, g, again)))
             }
-            Lock::Redis(l) => Ok(l.try_acquire(worker)?.map(Guard::Redis)),
+            Lock::Redis(l) => Ok(Box::pin(l.try_acquire(worker)).await?.map(Guard::Redis)),
         }
     }
 
@@ -158,11 +165,15 @@ impl Guard {
         }
     }
 
-    /// Releases the lock normally.
-    pub fn release(self) {
+    /// Releases the lock normally (Redis: waits for the answer on async
+    /// I/O, so the worker's next acquire finds it free).
+    ///
+    /// Cancel safety: locally it completes at its first poll. In Redis, as
+    /// [`RedisGuard::release`].
+    pub async fn release(self) {
         match self {
             Guard::Local(g, _) => g.release(),
-            Guard::Redis(g) => g.release(),
+            Guard::Redis(g) => Box::pin(g.release()).await,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! previous owner ended inside the critical section (its worker died, or its
 //! host died and the lease expired).
 
+use std::future::Future;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -229,11 +230,16 @@ impl RedisLock {
         format!("{}:{worker}:{:016x}", self.backend.host_id(), unique())
     }
 
-    /// Takes the lock for `worker` if it is free now.
-    pub fn try_acquire(self: &Arc<Self>, worker: WorkerId) -> Result<Option<RedisGuard>, IpcError> {
+    /// Takes the lock for `worker` if it is free now: one round trip, on
+    /// async I/O (it holds no thread while it waits).
+    ///
+    /// Cancel safety: as [`RedisLock::acquire`].
+    pub async fn try_acquire(
+        self: &Arc<Self>,
+        worker: WorkerId,
+    ) -> Result<Option<RedisGuard>, IpcError> {
         let token = self.token(worker);
-        self.backend
-            .block(async { self.attempt(worker, &token).await.now() })
+        self.attempt(worker, &token).await.now()
     }
 
     /// Takes the lock for `worker`, waiting while anyone (on any host)
@@ -250,7 +256,7 @@ impl RedisLock {
             .await;
         if let Err(IpcError::Unavailable(_)) = acquired {
             // A try whose answer was lost may have taken it: give it back.
-            self.release_token(&token, true, false);
+            self.release_in_background(&token, true);
         }
         acquired
     }
@@ -283,28 +289,53 @@ impl RedisLock {
         }
     }
 
-    fn unlock(&self, normal: bool) {
-        let holder = {
-            let mut holder = self.lock_holder();
-            match holder.as_mut() {
-                Some(h) if h.depth > 1 => {
-                    h.depth -= 1;
-                    return;
-                }
-                _ => holder.take(),
+    /// Gives up one level of this host's hold: the token to delete once
+    /// the last level is gone, with its renewal stopped.
+    fn let_go(&self) -> Option<String> {
+        let mut holder = self.lock_holder();
+        match holder.as_mut() {
+            Some(h) if h.depth > 1 => {
+                h.depth -= 1;
+                None
             }
-        };
-        if let Some(h) = holder {
-            h.renewal.abort();
-            self.release_token(&h.token, normal, normal);
+            _ => holder.take().map(|h| {
+                h.renewal.abort();
+                h.token
+            }),
         }
     }
 
+    /// A worker's own release: it waits for the answer, so the worker's
+    /// next acquire finds the lock free.
+    async fn unlock(&self) {
+        let Some(token) = self.let_go() else { return };
+        if let Err(e) = self.release_token(&token, true).await {
+            tracing::warn!(
+                "corral: cannot release lock `{}`: {e}; its lease will expire",
+                self.name
+            );
+        }
+    }
+
+    /// The worker ended holding it (or a lost answer may have given it the
+    /// lock): the release goes in the background.
+    fn release_in_background(&self, token: &str, normal: bool) {
+        let release = self.release_token(token, normal);
+        let name = self.name.clone();
+        self.backend.spawn(async move {
+            if let Err(e) = release.await {
+                tracing::debug!("freeing lock `{name}`: {e} (its lease will expire)");
+            }
+        });
+    }
+
     /// Deletes the lock if `token` holds it; `normal` also clears the
-    /// holder marker. With `wait` (a worker's own release) the call waits
-    /// for the answer, so the worker's next acquire finds it free; without
-    /// (the worker ended) it goes in the background.
-    fn release_token(&self, token: &str, normal: bool, wait: bool) {
+    /// holder marker. Owns what it needs, so that it can outlive `self`.
+    fn release_token(
+        &self,
+        token: &str,
+        normal: bool,
+    ) -> impl Future<Output = Result<(), IpcError>> + Send + 'static {
         let (backend, key, held, waiting, channel) = (
             self.backend.clone(),
             self.key.clone(),
@@ -313,7 +344,7 @@ impl RedisLock {
             self.channel.clone(),
         );
         let token = token.to_string();
-        let release = async move {
+        async move {
             RELEASE
                 .key(&key)
                 .key(&held)
@@ -325,24 +356,6 @@ impl RedisLock {
                 .await
                 .map(drop)
                 .map_err(|e| backend.error(e))
-        };
-        let outcome = match wait {
-            true => self.backend.block(release),
-            false => {
-                let name = self.name.clone();
-                self.backend.spawn(async move {
-                    if let Err(e) = release.await {
-                        tracing::debug!("freeing lock `{name}`: {e} (its lease will expire)");
-                    }
-                });
-                Ok(())
-            }
-        };
-        if let Err(e) = outcome {
-            tracing::warn!(
-                "corral: cannot release lock `{}`: {e}; its lease will expire",
-                self.name
-            );
         }
     }
 }
@@ -379,17 +392,24 @@ impl RedisGuard {
         &self.lock
     }
 
-    /// Releases the lock normally.
-    pub fn release(mut self) {
+    /// Releases the lock normally, waiting for Redis's answer (on async
+    /// I/O, holding no thread).
+    ///
+    /// Cancel safety: if this future is dropped before its first poll, the
+    /// lock is released as abandoned (as a drop of the guard); after it, the
+    /// release may not have reached Redis, and the lease expires.
+    pub async fn release(mut self) {
         self.released = true;
-        self.lock.unlock(true);
+        self.lock.unlock().await;
     }
 }
 
 impl Drop for RedisGuard {
     fn drop(&mut self) {
-        if !self.released {
-            self.lock.unlock(false);
+        if !self.released
+            && let Some(token) = self.lock.let_go()
+        {
+            self.lock.release_in_background(&token, false);
         }
     }
 }

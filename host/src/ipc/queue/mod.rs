@@ -150,31 +150,35 @@ impl Queue {
     }
 
     /// Messages whose consumer ended before marking them done (at-most-once
-    /// mode).
-    pub fn lost(&self) -> u64 {
+    /// mode). Redis: one round trip on async I/O, holding no thread.
+    pub async fn lost(&self) -> u64 {
         match self {
             Queue::Local(q) => q.lost(),
-            Queue::Redis(q) => q.lost(),
+            Queue::Redis(q) => Box::pin(q.lost()).await,
         }
     }
 
     /// Closes the queue: puts fail, gets drain what is left and then fail
     /// with `closed`. A Redis queue that cannot be reached stays open (see
     /// [`Queue::try_close`]).
-    pub fn close(&self) {
-        if let Err(e) = self.try_close() {
+    pub async fn close(&self) {
+        if let Err(e) = self.try_close().await {
             tracing::warn!("corral: cannot close queue `{}`: {e}", self.name());
         }
     }
 
-    /// Closes the queue, saying whether its backend could be reached.
-    pub fn try_close(&self) -> Result<(), IpcError> {
+    /// Closes the queue, saying whether its backend could be reached
+    /// (Redis: one round trip on async I/O).
+    ///
+    /// Cancel safety: locally it completes at its first poll. In Redis, if
+    /// this future is dropped, the queue may have been closed.
+    pub async fn try_close(&self) -> Result<(), IpcError> {
         match self {
             Queue::Local(q) => {
                 q.close();
                 Ok(())
             }
-            Queue::Redis(q) => q.close(),
+            Queue::Redis(q) => Box::pin(q.close()).await,
         }
     }
 

@@ -138,31 +138,27 @@ impl RedisQueue {
     }
 
     /// Messages lost by consumers that ended before `task-done`, across
-    /// every host (at-most-once mode).
-    pub fn lost(&self) -> u64 {
-        let lost = self.backend.block(async {
-            ::redis::cmd("GET")
-                .arg(&self.lost)
-                .query_async::<Option<u64>>(&mut self.backend.conn())
-                .await
-                .map_err(|e| self.backend.error(e))
-        });
+    /// every host (at-most-once mode); 0 if Redis cannot be reached. One
+    /// round trip, on async I/O.
+    pub async fn lost(&self) -> u64 {
+        let lost = ::redis::cmd("GET")
+            .arg(&self.lost)
+            .query_async::<Option<u64>>(&mut self.backend.conn())
+            .await;
         lost.ok().flatten().unwrap_or(0)
     }
 
-    /// Closes the queue for every host.
-    pub fn close(&self) -> Result<(), IpcError> {
-        self.backend.block(async {
-            ::redis::pipe()
-                .atomic()
-                .set(&self.closed, 1)
-                .ignore()
-                .publish(&self.channel, "closed")
-                .ignore()
-                .query_async::<()>(&mut self.backend.conn())
-                .await
-                .map_err(|e| self.backend.error(e))
-        })
+    /// Closes the queue for every host. One round trip, on async I/O.
+    pub async fn close(&self) -> Result<(), IpcError> {
+        ::redis::pipe()
+            .atomic()
+            .set(&self.closed, 1)
+            .ignore()
+            .publish(&self.channel, "closed")
+            .ignore()
+            .query_async::<()>(&mut self.backend.conn())
+            .await
+            .map_err(|e| self.backend.error(e))
     }
 
     /// Waits until every message ever put (by any host) is marked done.

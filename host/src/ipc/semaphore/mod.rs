@@ -56,19 +56,24 @@ impl Semaphore {
         }
     }
 
-    /// Permits available now.
-    pub fn value(&self) -> u32 {
+    /// Permits available now. Never waits for one (Redis: one round trip
+    /// on async I/O, holding no thread).
+    pub async fn value(&self) -> u32 {
         match self {
             Semaphore::Local(s) => s.value(),
-            Semaphore::Redis(s) => s.value(),
+            Semaphore::Redis(s) => Box::pin(s.value()).await,
         }
     }
 
-    /// Takes a permit if one is available now.
-    pub fn try_acquire(&self) -> Result<bool, IpcError> {
+    /// Takes a permit if one is available now. Never waits for one (Redis:
+    /// one round trip on async I/O).
+    ///
+    /// Cancel safety: locally it completes at its first poll. In Redis, as
+    /// [`Semaphore::acquire`].
+    pub async fn try_acquire(&self) -> Result<bool, IpcError> {
         match self {
             Semaphore::Local(s) => Ok(s.try_acquire()),
-            Semaphore::Redis(s) => s.try_acquire(),
+            Semaphore::Redis(s) => Box::pin(s.try_acquire()).await,
         }
     }
 
@@ -84,11 +89,15 @@ impl Semaphore {
         }
     }
 
-    /// Returns a permit: `invalid` past the bound.
-    pub fn release(&self) -> Result<(), IpcError> {
+    /// Returns a permit: `invalid` past the bound (Redis: one round trip on
+    /// async I/O).
+    ///
+    /// Cancel safety: locally it completes at its first poll. In Redis, if
+    /// this future is dropped, the permit may have been returned.
+    pub async fn release(&self) -> Result<(), IpcError> {
         match self {
             Semaphore::Local(s) => s.release(),
-            Semaphore::Redis(s) => s.release(),
+            Semaphore::Redis(s) => Box::pin(s.release()).await,
         }
     }
 

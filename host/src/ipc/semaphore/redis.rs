@@ -83,15 +83,13 @@ impl RedisSemaphore {
         &self.name
     }
 
-    /// Permits free now; 0 if Redis cannot be reached.
-    pub fn value(&self) -> u32 {
-        let value = self.backend.block(async {
-            ::redis::cmd("GET")
-                .arg(&self.key)
-                .query_async::<Option<u32>>(&mut self.backend.conn())
-                .await
-                .map_err(|e| self.backend.error(e))
-        });
+    /// Permits free now; 0 if Redis cannot be reached. One round trip, on
+    /// async I/O (it holds no thread while it waits).
+    pub async fn value(&self) -> u32 {
+        let value = ::redis::cmd("GET")
+            .arg(&self.key)
+            .query_async::<Option<u32>>(&mut self.backend.conn())
+            .await;
         value.map_or(0, |v| v.unwrap_or(self.initial))
     }
 
@@ -110,9 +108,11 @@ impl RedisSemaphore {
         }
     }
 
-    /// Takes a permit if one is free now.
-    pub fn try_acquire(&self) -> Result<bool, IpcError> {
-        let taken = self.backend.block(async { self.attempt().await.now() })?;
+    /// Takes a permit if one is free now: one round trip, on async I/O.
+    ///
+    /// Cancel safety: as [`RedisSemaphore::acquire`].
+    pub async fn try_acquire(&self) -> Result<bool, IpcError> {
+        let taken = self.attempt().await.now()?;
         Ok(taken.is_some())
     }
 
@@ -123,19 +123,21 @@ impl RedisSemaphore {
             .await
     }
 
-    /// Returns a permit: `invalid` past the bound.
-    pub fn release(&self) -> Result<(), IpcError> {
-        let answer = self.backend.block(async {
-            RELEASE
-                .key(&self.key)
-                .key(&self.waiting)
-                .arg(self.initial)
-                .arg(self.max)
-                .arg(&self.channel)
-                .invoke_async::<i64>(&mut self.backend.conn())
-                .await
-                .map_err(|e| self.backend.error(e))
-        })?;
+    /// Returns a permit: `invalid` past the bound. One round trip, on
+    /// async I/O.
+    ///
+    /// Cancel safety: if this future is dropped, the permit may have been
+    /// returned.
+    pub async fn release(&self) -> Result<(), IpcError> {
+        let answer = RELEASE
+            .key(&self.key)
+            .key(&self.waiting)
+            .arg(self.initial)
+            .arg(self.max)
+            .arg(&self.channel)
+            .invoke_async::<i64>(&mut self.backend.conn())
+            .await
+            .map_err(|e| self.backend.error(e))?;
         match answer {
             1 => Ok(()),
             _ => Err(over_released(&self.name, self.max)),
