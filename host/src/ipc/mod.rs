@@ -15,6 +15,48 @@
 //! `redis.rs` the Redis one. `backend/` says where objects live and holds
 //! the Redis plumbing; `registry.rs` names a run's objects.
 
+/// Forwards a call to whichever backend holds the object. `$on` is an enum
+/// `$kind` with `Local` and `Redis` variants (a `Local` may carry more
+/// fields after the object), and `$call` uses the backend's object `$x`:
+/// - `sync`: both calls return at once;
+/// - `async`: both are awaited;
+/// - `redis_async`: the local object answers at once, the Redis one is
+///   awaited (a round trip);
+/// - `redis_fallible`: as `redis_async`, for a change that cannot fail
+///   locally (it returns nothing) and may fail in Redis.
+///
+/// Redis futures are boxed, so that the caller's future stays small: the
+/// host moves it on every call, and most objects are local.
+macro_rules! forward {
+    (sync $kind:ident, $on:expr, |$x:ident| $call:expr) => {
+        match $on {
+            $kind::Local($x, ..) => $call,
+            $kind::Redis($x) => $call,
+        }
+    };
+    (async $kind:ident, $on:expr, |$x:ident| $call:expr) => {
+        match $on {
+            $kind::Local($x, ..) => $call.await,
+            $kind::Redis($x) => Box::pin($call).await,
+        }
+    };
+    (redis_async $kind:ident, $on:expr, |$x:ident| $call:expr) => {
+        match $on {
+            $kind::Local($x, ..) => $call,
+            $kind::Redis($x) => Box::pin($call).await,
+        }
+    };
+    (redis_fallible $kind:ident, $on:expr, |$x:ident| $call:expr) => {
+        match $on {
+            $kind::Local($x, ..) => {
+                $call;
+                Ok(())
+            }
+            $kind::Redis($x) => Box::pin($call).await,
+        }
+    };
+}
+
 mod backend;
 mod barrier;
 mod condition;

@@ -37,35 +37,23 @@ impl Barrier {
 
     /// The barrier's name.
     pub fn name(&self) -> &str {
-        match self {
-            Barrier::Local(b) => b.name(),
-            Barrier::Redis(b) => b.name(),
-        }
+        forward!(sync Barrier, self, |b| b.name())
     }
 
     /// How many workers must arrive.
     pub fn parties(&self) -> u32 {
-        match self {
-            Barrier::Local(b) => b.parties(),
-            Barrier::Redis(b) => b.parties(),
-        }
+        forward!(sync Barrier, self, |b| b.parties())
     }
 
     /// How many are waiting now (Redis: one round trip on async I/O,
     /// holding no thread; 0 if Redis cannot be reached).
     pub async fn waiting(&self) -> u32 {
-        match self {
-            Barrier::Local(b) => b.waiting(),
-            Barrier::Redis(b) => Box::pin(b.waiting()).await,
-        }
+        forward!(redis_async Barrier, self, |b| b.waiting())
     }
 
     /// Whether the barrier is broken (Redis: one round trip on async I/O).
     pub async fn is_broken(&self) -> bool {
-        match self {
-            Barrier::Local(b) => b.is_broken(),
-            Barrier::Redis(b) => Box::pin(b.is_broken()).await,
-        }
+        forward!(redis_async Barrier, self, |b| b.is_broken())
     }
 
     /// Breaks the barrier: every waiter gets `broken` (Redis: one round
@@ -74,13 +62,7 @@ impl Barrier {
     /// Cancel safety: locally it completes at its first poll. In Redis, if
     /// this future is dropped, the barrier may have been broken.
     pub async fn abort(&self) -> Result<(), IpcError> {
-        match self {
-            Barrier::Local(b) => {
-                b.abort();
-                Ok(())
-            }
-            Barrier::Redis(b) => Box::pin(b.abort()).await,
-        }
+        forward!(redis_fallible Barrier, self, |b| b.abort())
     }
 
     /// Mends a broken barrier for a new round (Redis: one round trip on
@@ -89,29 +71,17 @@ impl Barrier {
     /// Cancel safety: locally it completes at its first poll. In Redis, if
     /// this future is dropped, the barrier may have been mended.
     pub async fn reset(&self) -> Result<(), IpcError> {
-        match self {
-            Barrier::Local(b) => {
-                b.reset();
-                Ok(())
-            }
-            Barrier::Redis(b) => Box::pin(b.reset()).await,
-        }
+        forward!(redis_fallible Barrier, self, |b| b.reset())
     }
 
     /// The round in progress (Redis: one round trip on async I/O).
     pub async fn round(&self) -> u64 {
-        match self {
-            Barrier::Local(b) => b.round(),
-            Barrier::Redis(b) => Box::pin(b.round()).await,
-        }
+        forward!(redis_async Barrier, self, |b| b.round())
     }
 
     /// Resolves when the barrier is broken or round `round` is over.
     pub async fn ready_after(&self, round: u64) {
-        match self {
-            Barrier::Local(b) => b.ready_after(round).await,
-            Barrier::Redis(b) => Box::pin(b.ready_after(round)).await,
-        }
+        forward!(async Barrier, self, |b| b.ready_after(round))
     }
 
     /// Opens a handle for one worker.

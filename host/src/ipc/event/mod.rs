@@ -44,19 +44,13 @@ impl Event {
 
     /// The event's name.
     pub fn name(&self) -> &str {
-        match self {
-            Event::Local(e) => e.name(),
-            Event::Redis(e) => e.name(),
-        }
+        forward!(sync Event, self, |e| e.name())
     }
 
     /// Whether the flag is set. Never waits for it (Redis: one round trip
     /// on async I/O, holding no thread).
     pub async fn is_set(&self) -> bool {
-        match self {
-            Event::Local(e) => e.is_set(),
-            Event::Redis(e) => Box::pin(e.is_set()).await,
-        }
+        forward!(redis_async Event, self, |e| e.is_set())
     }
 
     /// Sets the flag and wakes every waiter (Redis: one round trip on async
@@ -65,13 +59,7 @@ impl Event {
     /// Cancel safety: locally it completes at its first poll. In Redis, if
     /// this future is dropped, the flag may have been set.
     pub async fn set(&self) -> Result<(), IpcError> {
-        match self {
-            Event::Local(e) => {
-                e.set();
-                Ok(())
-            }
-            Event::Redis(e) => Box::pin(e.set()).await,
-        }
+        forward!(redis_fallible Event, self, |e| e.set())
     }
 
     /// Clears the flag (Redis: one round trip on async I/O).
@@ -79,13 +67,7 @@ impl Event {
     /// Cancel safety: locally it completes at its first poll. In Redis, if
     /// this future is dropped, the flag may have been cleared.
     pub async fn clear(&self) -> Result<(), IpcError> {
-        match self {
-            Event::Local(e) => {
-                e.clear();
-                Ok(())
-            }
-            Event::Redis(e) => Box::pin(e.clear()).await,
-        }
+        forward!(redis_fallible Event, self, |e| e.clear())
     }
 
     /// Waits until the flag is set: `Ok(false)` if the timeout elapsed first.
@@ -93,18 +75,12 @@ impl Event {
     /// Cancel safety: if this future is dropped, nothing changed; it only
     /// reads.
     pub async fn wait(&self, timeout: Option<Duration>) -> Result<bool, IpcError> {
-        match self {
-            Event::Local(e) => e.wait(timeout).await,
-            Event::Redis(e) => Box::pin(e.wait(timeout)).await,
-        }
+        forward!(async Event, self, |e| e.wait(timeout))
     }
 
     /// Resolves when the flag is set. For pollables.
     pub async fn ready(&self) {
-        match self {
-            Event::Local(e) => e.ready().await,
-            Event::Redis(e) => Box::pin(e.ready()).await,
-        }
+        forward!(async Event, self, |e| e.ready())
     }
 }
 

@@ -48,26 +48,17 @@ impl Lock {
 
     /// The lock's name.
     pub fn name(&self) -> &str {
-        match self {
-            Lock::Local(l, _) => l.name(),
-            Lock::Redis(l) => l.name(),
-        }
+        forward!(sync Lock, self, |l| l.name())
     }
 
     /// Whether the holder may acquire it again.
     pub fn is_reentrant(&self) -> bool {
-        match self {
-            Lock::Local(l, _) => l.is_reentrant(),
-            Lock::Redis(l) => l.is_reentrant(),
-        }
+        forward!(sync Lock, self, |l| l.is_reentrant())
     }
 
     /// The worker holding it, if any (for Redis: a worker of this host).
     pub fn owner(&self) -> Option<WorkerId> {
-        match self {
-            Lock::Local(l, _) => l.owner(),
-            Lock::Redis(l) => l.owner(),
-        }
+        forward!(sync Lock, self, |l| l.owner())
     }
 
     /// The fencing token of a fresh local acquisition by `worker`, which
@@ -123,10 +114,7 @@ impl Lock {
 
     /// Resolves when the lock is free. For pollables.
     pub async fn ready(&self) {
-        match self {
-            Lock::Local(l, _) => l.ready().await,
-            Lock::Redis(l) => Box::pin(l.ready()).await,
-        }
+        forward!(async Lock, self, |l| l.ready())
     }
 }
 
@@ -142,10 +130,7 @@ pub enum Guard {
 impl Guard {
     /// Whether the previous holder ended while holding the lock.
     pub fn previous_owner_died(&self) -> bool {
-        match self {
-            Guard::Local(g, _) => g.previous_owner_died(),
-            Guard::Redis(g) => g.previous_owner_died(),
-        }
+        forward!(sync Guard, self, |g| g.previous_owner_died())
     }
 
     /// A number larger than any earlier holder's: a store that remembers
@@ -159,10 +144,7 @@ impl Guard {
 
     /// The worker holding it.
     pub fn owner(&self) -> WorkerId {
-        match self {
-            Guard::Local(g, _) => g.owner(),
-            Guard::Redis(g) => g.owner(),
-        }
+        forward!(sync Guard, self, |g| g.owner())
     }
 
     /// Releases the lock normally (Redis: waits for the answer on async
@@ -171,10 +153,7 @@ impl Guard {
     /// Cancel safety: locally it completes at its first poll. In Redis, as
     /// [`RedisGuard::release`].
     pub async fn release(self) {
-        match self {
-            Guard::Local(g, _) => g.release(),
-            Guard::Redis(g) => Box::pin(g.release()).await,
-        }
+        forward!(redis_async Guard, self, |g| g.release())
     }
 }
 

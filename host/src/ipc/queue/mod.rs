@@ -100,19 +100,13 @@ impl Queue {
 
     /// The queue's name.
     pub fn name(&self) -> &str {
-        match self {
-            Queue::Local(q) => q.name(),
-            Queue::Redis(q) => q.name(),
-        }
+        forward!(sync Queue, self, |q| q.name())
     }
 
     /// Messages waiting to be taken. Never waits (Redis: one round trip on
     /// async I/O, holding no thread).
     pub async fn len(&self) -> usize {
-        match self {
-            Queue::Local(q) => q.len(),
-            Queue::Redis(q) => Box::pin(q.len()).await,
-        }
+        forward!(redis_async Queue, self, |q| q.len())
     }
 
     /// Whether no message is waiting.
@@ -122,10 +116,7 @@ impl Queue {
 
     /// How many messages fit before `put` waits.
     pub fn capacity(&self) -> usize {
-        match self {
-            Queue::Local(q) => q.capacity(),
-            Queue::Redis(q) => q.capacity(),
-        }
+        forward!(sync Queue, self, |q| q.capacity())
     }
 
     /// Checks a batch of messages of these lengths against the queue's
@@ -135,27 +126,18 @@ impl Queue {
         &self,
         lengths: impl ExactSizeIterator<Item = usize>,
     ) -> Result<(), IpcError> {
-        match self {
-            Queue::Local(q) => q.bounds().check_batch(lengths),
-            Queue::Redis(q) => q.bounds().check_batch(lengths),
-        }
+        forward!(sync Queue, self, |q| q.bounds().check_batch(lengths))
     }
 
     /// Whether messages of dead consumers are delivered again.
     pub fn is_acknowledged(&self) -> bool {
-        match self {
-            Queue::Local(q) => q.is_acknowledged(),
-            Queue::Redis(q) => q.is_acknowledged(),
-        }
+        forward!(sync Queue, self, |q| q.is_acknowledged())
     }
 
     /// Messages whose consumer ended before marking them done (at-most-once
     /// mode). Redis: one round trip on async I/O, holding no thread.
     pub async fn lost(&self) -> u64 {
-        match self {
-            Queue::Local(q) => q.lost(),
-            Queue::Redis(q) => Box::pin(q.lost()).await,
-        }
+        forward!(redis_async Queue, self, |q| q.lost())
     }
 
     /// Closes the queue: puts fail, gets drain what is left and then fail
@@ -173,13 +155,7 @@ impl Queue {
     /// Cancel safety: locally it completes at its first poll. In Redis, if
     /// this future is dropped, the queue may have been closed.
     pub async fn try_close(&self) -> Result<(), IpcError> {
-        match self {
-            Queue::Local(q) => {
-                q.close();
-                Ok(())
-            }
-            Queue::Redis(q) => Box::pin(q.close()).await,
-        }
+        forward!(redis_fallible Queue, self, |q| q.close())
     }
 
     /// Waits until every message ever put has been marked done (or lost).
@@ -187,26 +163,17 @@ impl Queue {
     /// Cancel safety: if this future is dropped, nothing changed; it only
     /// reads.
     pub async fn join(&self, timeout: Option<Duration>) -> Result<(), IpcError> {
-        match self {
-            Queue::Local(q) => q.join(timeout).await,
-            Queue::Redis(q) => Box::pin(q.join(timeout)).await,
-        }
+        forward!(async Queue, self, |q| q.join(timeout))
     }
 
     /// Resolves when a `get` would not wait. For pollables.
     pub async fn ready_to_get(&self) {
-        match self {
-            Queue::Local(q) => q.ready_to_get().await,
-            Queue::Redis(q) => Box::pin(q.ready_to_get()).await,
-        }
+        forward!(async Queue, self, |q| q.ready_to_get())
     }
 
     /// Resolves when a `put` of one message would not wait. For pollables.
     pub async fn ready_to_put(&self) {
-        match self {
-            Queue::Local(q) => q.ready_to_put().await,
-            Queue::Redis(q) => Box::pin(q.ready_to_put()).await,
-        }
+        forward!(async Queue, self, |q| q.ready_to_put())
     }
 
     /// Opens a handle for one worker.
@@ -260,10 +227,7 @@ impl QueueHandle {
         messages: Vec<Vec<u8>>,
         timeout: Option<Duration>,
     ) -> Result<(), IpcError> {
-        match &self.inner {
-            HandleOn::Local(h) => h.put_many(messages, timeout).await,
-            HandleOn::Redis(h) => Box::pin(h.put_many(messages, timeout)).await,
-        }
+        forward!(async HandleOn, &self.inner, |h| h.put_many(messages, timeout))
     }
 
     /// Puts one message if there is room now: `Ok(false)` when full.
@@ -272,10 +236,7 @@ impl QueueHandle {
     /// Cancel safety: locally it completes at its first poll. In Redis, if
     /// this future is dropped, the message may have been put.
     pub async fn try_put(&self, message: Vec<u8>) -> Result<bool, IpcError> {
-        match &self.inner {
-            HandleOn::Local(h) => h.try_put(message),
-            HandleOn::Redis(h) => Box::pin(h.try_put(message)).await,
-        }
+        forward!(redis_async HandleOn, &self.inner, |h| h.try_put(message))
     }
 
     /// Takes one message, waiting while the queue is empty.
@@ -307,10 +268,7 @@ impl QueueHandle {
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<Bytes>, IpcError> {
-        match &self.inner {
-            HandleOn::Local(h) => h.get_many(max, timeout).await,
-            HandleOn::Redis(h) => Box::pin(h.get_many(max, timeout)).await,
-        }
+        forward!(async HandleOn, &self.inner, |h| h.get_many(max, timeout))
     }
 
     /// Takes one message if one is there now. Never waits for one (Redis:
@@ -319,18 +277,12 @@ impl QueueHandle {
     /// Cancel safety: locally it completes at its first poll. In Redis, as
     /// [`QueueHandle::get`].
     pub async fn try_get(&self) -> Result<Option<Bytes>, IpcError> {
-        match &self.inner {
-            HandleOn::Local(h) => h.try_get(),
-            HandleOn::Redis(h) => Box::pin(h.try_get()).await,
-        }
+        forward!(redis_async HandleOn, &self.inner, |h| h.try_get())
     }
 
     /// Marks the oldest message this worker took as done.
     pub fn task_done(&self) -> Result<(), IpcError> {
-        match &self.inner {
-            HandleOn::Local(h) => h.task_done(),
-            HandleOn::Redis(h) => h.task_done(),
-        }
+        forward!(sync HandleOn, &self.inner, |h| h.task_done())
     }
 }
 

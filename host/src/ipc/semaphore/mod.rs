@@ -50,19 +50,13 @@ impl Semaphore {
 
     /// The semaphore's name.
     pub fn name(&self) -> &str {
-        match self {
-            Semaphore::Local(s) => s.name(),
-            Semaphore::Redis(s) => s.name(),
-        }
+        forward!(sync Semaphore, self, |s| s.name())
     }
 
     /// Permits available now. Never waits for one (Redis: one round trip
     /// on async I/O, holding no thread).
     pub async fn value(&self) -> u32 {
-        match self {
-            Semaphore::Local(s) => s.value(),
-            Semaphore::Redis(s) => Box::pin(s.value()).await,
-        }
+        forward!(redis_async Semaphore, self, |s| s.value())
     }
 
     /// Takes a permit if one is available now. Never waits for one (Redis:
@@ -83,10 +77,7 @@ impl Semaphore {
     /// taken. In Redis a script whose reply was not read yet may have taken
     /// one, which is then never given back.
     pub async fn acquire(&self, timeout: Option<Duration>) -> Result<(), IpcError> {
-        match self {
-            Semaphore::Local(s) => s.acquire(timeout).await,
-            Semaphore::Redis(s) => Box::pin(s.acquire(timeout)).await,
-        }
+        forward!(async Semaphore, self, |s| s.acquire(timeout))
     }
 
     /// Returns a permit: `invalid` past the bound (Redis: one round trip on
@@ -95,18 +86,12 @@ impl Semaphore {
     /// Cancel safety: locally it completes at its first poll. In Redis, if
     /// this future is dropped, the permit may have been returned.
     pub async fn release(&self) -> Result<(), IpcError> {
-        match self {
-            Semaphore::Local(s) => s.release(),
-            Semaphore::Redis(s) => Box::pin(s.release()).await,
-        }
+        forward!(redis_async Semaphore, self, |s| s.release())
     }
 
     /// Resolves when a permit is available. For pollables.
     pub async fn ready(&self) {
-        match self {
-            Semaphore::Local(s) => s.ready().await,
-            Semaphore::Redis(s) => Box::pin(s.ready()).await,
-        }
+        forward!(async Semaphore, self, |s| s.ready())
     }
 }
 
