@@ -5,24 +5,15 @@ use wasmtime_wasi::p2::DynPollable;
 
 use super::corral_worker::lock::{Host, HostGuard, HostLock};
 use super::readiness::{Readiness, subscribe};
-use super::{Call, Granted, IpcCtxView, LockRes, reply, timeout};
+use super::{Call, IpcCtxView, LockRes, reply, timeout};
 use crate::ipc::Guard;
-use crate::policy::{ObjectKind, Op};
+use crate::policy::Op;
 
 impl Host for IpcCtxView<'_> {}
 
 impl HostLock for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<LockRes>> {
-        let opened = self.ctx.objects.lock(&name).and_then(|lock| {
-            Ok(Granted {
-                object: lock,
-                ops: self.grant(ObjectKind::Lock, &name)?,
-            })
-        });
-        match opened {
-            Ok(res) => Ok(Ok(self.table.push(res)?)),
-            Err(e) => reply(Err(e)),
-        }
+        self.open_granted(&name, |objects| objects.lock(&name))
     }
 
     async fn acquire(
@@ -32,7 +23,7 @@ impl HostLock for IpcCtxView<'_> {
     ) -> Call<Resource<Guard>> {
         let res = self.table.get(&lock)?;
         let lock = res.object.clone();
-        if let Err(e) = self.check(res, Op::Acquire, ObjectKind::Lock, lock.name()) {
+        if let Err(e) = self.check(res, Op::Acquire) {
             return reply(Err(e));
         }
         match lock.acquire(self.ctx.id, timeout(wait)).await {
@@ -44,7 +35,7 @@ impl HostLock for IpcCtxView<'_> {
     async fn try_acquire(&mut self, lock: Resource<LockRes>) -> Call<Option<Resource<Guard>>> {
         let res = self.table.get(&lock)?;
         let lock = res.object.clone();
-        if let Err(e) = self.check(res, Op::Acquire, ObjectKind::Lock, lock.name()) {
+        if let Err(e) = self.check(res, Op::Acquire) {
             return reply(Err(e));
         }
         match lock.try_acquire(self.ctx.id).await {

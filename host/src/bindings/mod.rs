@@ -18,7 +18,7 @@ pub(crate) mod wasi;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::WasiView;
 
 use crate::ipc::{self, IpcError, Registry};
@@ -178,22 +178,79 @@ impl IpcCtxView<'_> {
     }
 
     /// Checks one operation against what was granted at open.
-    fn check<T>(
-        &self,
-        res: &Granted<T>,
-        op: Op,
-        kind: ObjectKind,
-        name: &str,
-    ) -> Result<(), IpcError> {
+    fn check<T: PolicyNamed>(&self, res: &Granted<T>, op: Op) -> Result<(), IpcError> {
         policy::ipc_check::check(
             &self.ctx.policy,
             &self.ctx.reporter,
             res.ops,
             op,
-            kind,
-            name,
+            T::KIND,
+            res.object.policy_name(),
         )
     }
+
+    /// The entry behind `r`, if the policy grants `op` on its object. The
+    /// outer error traps (a bad handle), the inner one is the guest's.
+    fn granted<T: PolicyNamed + Send + 'static>(
+        &self,
+        r: &Resource<Granted<T>>,
+        op: Op,
+    ) -> wasmtime::Result<Result<&Granted<T>, IpcError>> {
+        let res = self.table.get(r)?;
+        Ok(self.check(res, op).map(|()| res))
+    }
+
+    /// Opens the object `name` through `find`, recording the operations the
+    /// policy grants on it.
+    fn open_granted<T: PolicyNamed + Send + 'static>(
+        &mut self,
+        name: &str,
+        find: impl FnOnce(&Registry) -> Result<T, IpcError>,
+    ) -> Call<Resource<Granted<T>>> {
+        let opened = find(&self.ctx.objects).and_then(|object| {
+            Ok(Granted {
+                object,
+                ops: self.grant(T::KIND, name)?,
+            })
+        });
+        match opened {
+            Ok(res) => Ok(Ok(self.table.push(res)?)),
+            Err(e) => reply(Err(e)),
+        }
+    }
+}
+
+/// What a policy check needs to know of an object a guest opened: its kind
+/// and its name.
+trait PolicyNamed {
+    /// The kind, as policies name it.
+    const KIND: ObjectKind;
+    /// The object's name.
+    fn policy_name(&self) -> &str;
+}
+
+/// Implements [`PolicyNamed`] for a resource's object: its kind, and how
+/// to reach its name.
+macro_rules! policy_named {
+    ($($object:ty => $kind:ident, |$x:ident| $name:expr;)*) => {$(
+        impl PolicyNamed for $object {
+            const KIND: ObjectKind = ObjectKind::$kind;
+            fn policy_name(&self) -> &str {
+                let $x = self;
+                $name
+            }
+        }
+    )*};
+}
+
+policy_named! {
+    ipc::QueueHandle => Queue, |q| q.queue().name();
+    ipc::PipeEnd => Pipe, |end| end.pipe().name();
+    Arc<ipc::Lock> => Lock, |lock| lock.name();
+    Arc<ipc::Semaphore> => Semaphore, |sem| sem.name();
+    Arc<ipc::Event> => Event, |event| event.name();
+    ipc::BarrierHandle => Barrier, |b| b.barrier().name();
+    Arc<ipc::Condition> => Condition, |cond| cond.name();
 }
 
 /// A WIT timeout (nanoseconds; `none` waits forever) as a `Duration`.

@@ -6,24 +6,9 @@ use wasmtime_wasi::p2::DynPollable;
 use super::corral_worker::pipe::{Host, HostEndpoint};
 use super::readiness::{Readiness, subscribe};
 use super::{Call, Granted, IpcCtxView, PipeRes, reply, timeout};
-use crate::ipc::IpcError;
 use crate::policy::{ObjectKind, Op};
 
 impl Host for IpcCtxView<'_> {}
-
-impl IpcCtxView<'_> {
-    /// The pipe end behind `end`, if the policy grants `op` on its pipe.
-    fn end_for(
-        &self,
-        end: &Resource<PipeRes>,
-        op: Op,
-    ) -> wasmtime::Result<Result<&PipeRes, IpcError>> {
-        let res = self.table.get(end)?;
-        Ok(self
-            .check(res, op, ObjectKind::Pipe, res.object.pipe().name())
-            .map(|()| res))
-    }
-}
 
 impl HostEndpoint for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<PipeRes>> {
@@ -46,14 +31,14 @@ impl HostEndpoint for IpcCtxView<'_> {
         message: Vec<u8>,
         wait: Option<u64>,
     ) -> Call<()> {
-        match self.end_for(&end, Op::Send)? {
+        match self.granted(&end, Op::Send)? {
             Ok(res) => reply(res.object.send(message, timeout(wait)).await),
             Err(e) => reply(Err(e)),
         }
     }
 
     async fn recv(&mut self, end: Resource<PipeRes>, wait: Option<u64>) -> Call<Vec<u8>> {
-        match self.end_for(&end, Op::Recv)? {
+        match self.granted(&end, Op::Recv)? {
             Ok(res) => reply(res.object.recv(timeout(wait)).await.map(Vec::from)),
             Err(e) => reply(Err(e)),
         }
@@ -61,7 +46,7 @@ impl HostEndpoint for IpcCtxView<'_> {
 
     fn try_recv(&mut self, end: Resource<PipeRes>) -> Call<Option<Vec<u8>>> {
         reply(
-            self.end_for(&end, Op::Recv)?
+            self.granted(&end, Op::Recv)?
                 .and_then(|res| res.object.try_recv())
                 .map(|m| m.map(Vec::from)),
         )

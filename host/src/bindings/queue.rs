@@ -46,20 +46,6 @@ fn batch(messages: Vec<bytes::Bytes>) -> Batch {
     Batch { data, lengths }
 }
 
-impl IpcCtxView<'_> {
-    /// The queue behind `q`, if the policy grants `op` on it.
-    fn queue_for(
-        &self,
-        q: &Resource<QueueRes>,
-        op: Op,
-    ) -> wasmtime::Result<Result<&QueueRes, IpcError>> {
-        let res = self.table.get(q)?;
-        Ok(self
-            .check(res, op, ObjectKind::Queue, res.object.queue().name())
-            .map(|()| res))
-    }
-}
-
 impl HostQueue for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<QueueRes>> {
         let opened = self.ctx.objects.queue(&name).and_then(|queue| {
@@ -81,14 +67,14 @@ impl HostQueue for IpcCtxView<'_> {
         message: Vec<u8>,
         wait: Option<u64>,
     ) -> Call<()> {
-        match self.queue_for(&q, Op::Put)? {
+        match self.granted(&q, Op::Put)? {
             Ok(res) => reply(res.object.put(message, timeout(wait)).await),
             Err(e) => reply(Err(e)),
         }
     }
 
     async fn try_put(&mut self, q: Resource<QueueRes>, message: Vec<u8>) -> Call<bool> {
-        match self.queue_for(&q, Op::Put)? {
+        match self.granted(&q, Op::Put)? {
             Ok(res) => reply(res.object.try_put(message).await),
             Err(e) => reply(Err(e)),
         }
@@ -100,7 +86,7 @@ impl HostQueue for IpcCtxView<'_> {
         messages: Batch,
         wait: Option<u64>,
     ) -> Call<()> {
-        let res = match self.queue_for(&q, Op::Put)? {
+        let res = match self.granted(&q, Op::Put)? {
             Ok(res) => res,
             Err(e) => return reply(Err(e)),
         };
@@ -115,14 +101,14 @@ impl HostQueue for IpcCtxView<'_> {
     }
 
     async fn get(&mut self, q: Resource<QueueRes>, wait: Option<u64>) -> Call<Vec<u8>> {
-        match self.queue_for(&q, Op::Get)? {
+        match self.granted(&q, Op::Get)? {
             Ok(res) => reply(res.object.get(timeout(wait)).await.map(Vec::from)),
             Err(e) => reply(Err(e)),
         }
     }
 
     async fn try_get(&mut self, q: Resource<QueueRes>) -> Call<Option<Vec<u8>>> {
-        match self.queue_for(&q, Op::Get)? {
+        match self.granted(&q, Op::Get)? {
             Ok(res) => reply(res.object.try_get().await.map(|m| m.map(Vec::from))),
             Err(e) => reply(Err(e)),
         }
@@ -134,7 +120,7 @@ impl HostQueue for IpcCtxView<'_> {
         max: u32,
         wait: Option<u64>,
     ) -> Call<Batch> {
-        match self.queue_for(&q, Op::Get)? {
+        match self.granted(&q, Op::Get)? {
             Ok(res) => reply(
                 res.object
                     .get_many(max as usize, timeout(wait))
@@ -155,7 +141,7 @@ impl HostQueue for IpcCtxView<'_> {
 
     fn task_done(&mut self, q: Resource<QueueRes>) -> Call<()> {
         reply(
-            self.queue_for(&q, Op::Get)?
+            self.granted(&q, Op::Get)?
                 .and_then(|res| res.object.task_done()),
         )
     }
@@ -166,7 +152,7 @@ impl HostQueue for IpcCtxView<'_> {
     }
 
     async fn close(&mut self, q: Resource<QueueRes>) -> Call<()> {
-        match self.queue_for(&q, Op::Close)? {
+        match self.granted(&q, Op::Close)? {
             Ok(res) => reply(res.object.queue().try_close().await),
             Err(e) => reply(Err(e)),
         }

@@ -6,66 +6,36 @@ use wasmtime_wasi::p2::DynPollable;
 
 use super::corral_worker::sync::{Host, HostBarrier, HostCondition, HostEvent, HostSemaphore};
 use super::readiness::{Readiness, subscribe};
-use super::{
-    BarrierRes, Call, ConditionRes, EventRes, Granted, IpcCtxView, SemaphoreRes, reply, timeout,
-};
-use crate::ipc::{Guard, IpcError, Registry};
-use crate::policy::{ObjectKind, Op};
+use super::{BarrierRes, Call, ConditionRes, EventRes, IpcCtxView, SemaphoreRes, reply, timeout};
+use crate::ipc::Guard;
+use crate::policy::Op;
 
 impl Host for IpcCtxView<'_> {}
 
-impl IpcCtxView<'_> {
-    /// Opens a named object through `find`, recording the granted operations.
-    fn open_granted<T>(
-        &mut self,
-        kind: ObjectKind,
-        name: &str,
-        find: impl FnOnce(&Registry) -> Result<T, IpcError>,
-    ) -> Call<Resource<Granted<T>>>
-    where
-        T: Send + 'static,
-    {
-        let opened = find(&self.ctx.objects).and_then(|object| {
-            Ok(Granted {
-                object,
-                ops: self.grant(kind, name)?,
-            })
-        });
-        match opened {
-            Ok(res) => Ok(Ok(self.table.push(res)?)),
-            Err(e) => reply(Err(e)),
-        }
-    }
-}
-
 impl HostSemaphore for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<SemaphoreRes>> {
-        self.open_granted(ObjectKind::Semaphore, &name, |objects| {
-            objects.semaphore(&name)
-        })
+        self.open_granted(&name, |objects| objects.semaphore(&name))
     }
 
     async fn acquire(&mut self, s: Resource<SemaphoreRes>, wait: Option<u64>) -> Call<()> {
         let res = self.table.get(&s)?;
         let sem = res.object.clone();
-        match self.check(res, Op::Acquire, ObjectKind::Semaphore, sem.name()) {
+        match self.check(res, Op::Acquire) {
             Ok(()) => reply(sem.acquire(timeout(wait)).await),
             Err(e) => reply(Err(e)),
         }
     }
 
     async fn try_acquire(&mut self, s: Resource<SemaphoreRes>) -> Call<bool> {
-        let res = self.table.get(&s)?;
-        match self.check(res, Op::Acquire, ObjectKind::Semaphore, res.object.name()) {
-            Ok(()) => reply(res.object.try_acquire().await),
+        match self.granted(&s, Op::Acquire)? {
+            Ok(res) => reply(res.object.try_acquire().await),
             Err(e) => reply(Err(e)),
         }
     }
 
     async fn release(&mut self, s: Resource<SemaphoreRes>) -> Call<()> {
-        let res = self.table.get(&s)?;
-        match self.check(res, Op::Release, ObjectKind::Semaphore, res.object.name()) {
-            Ok(()) => reply(res.object.release().await),
+        match self.granted(&s, Op::Release)? {
+            Ok(res) => reply(res.object.release().await),
             Err(e) => reply(Err(e)),
         }
     }
@@ -87,21 +57,19 @@ impl HostSemaphore for IpcCtxView<'_> {
 
 impl HostEvent for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<EventRes>> {
-        self.open_granted(ObjectKind::Event, &name, |objects| objects.event(&name))
+        self.open_granted(&name, |objects| objects.event(&name))
     }
 
     async fn set(&mut self, e: Resource<EventRes>) -> Call<()> {
-        let res = self.table.get(&e)?;
-        match self.check(res, Op::Set, ObjectKind::Event, res.object.name()) {
-            Ok(()) => reply(res.object.set().await),
+        match self.granted(&e, Op::Set)? {
+            Ok(res) => reply(res.object.set().await),
             Err(e) => reply(Err(e)),
         }
     }
 
     async fn clear(&mut self, e: Resource<EventRes>) -> Call<()> {
-        let res = self.table.get(&e)?;
-        match self.check(res, Op::Set, ObjectKind::Event, res.object.name()) {
-            Ok(()) => reply(res.object.clear().await),
+        match self.granted(&e, Op::Set)? {
+            Ok(res) => reply(res.object.clear().await),
             Err(e) => reply(Err(e)),
         }
     }
@@ -113,7 +81,7 @@ impl HostEvent for IpcCtxView<'_> {
     async fn wait(&mut self, e: Resource<EventRes>, wait: Option<u64>) -> Call<bool> {
         let res = self.table.get(&e)?;
         let event = res.object.clone();
-        match self.check(res, Op::Wait, ObjectKind::Event, event.name()) {
+        match self.check(res, Op::Wait) {
             Ok(()) => reply(event.wait(timeout(wait)).await),
             Err(e) => reply(Err(e)),
         }
@@ -132,15 +100,12 @@ impl HostEvent for IpcCtxView<'_> {
 
 impl HostBarrier for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<BarrierRes>> {
-        self.open_granted(ObjectKind::Barrier, &name, |objects| {
-            objects.barrier(&name).map(|b| b.handle())
-        })
+        self.open_granted(&name, |objects| objects.barrier(&name).map(|b| b.handle()))
     }
 
     async fn wait(&mut self, b: Resource<BarrierRes>, wait: Option<u64>) -> Call<u32> {
         let res = self.table.get(&b)?;
-        let name = res.object.barrier().name().to_string();
-        if let Err(e) = self.check(res, Op::Wait, ObjectKind::Barrier, &name) {
+        if let Err(e) = self.check(res, Op::Wait) {
             return reply(Err(e));
         }
         let res = self.table.get_mut(&b)?;
@@ -158,7 +123,7 @@ impl HostBarrier for IpcCtxView<'_> {
     async fn abort(&mut self, b: Resource<BarrierRes>) -> Call<()> {
         let res = self.table.get(&b)?;
         let barrier = res.object.barrier();
-        match self.check(res, Op::Abort, ObjectKind::Barrier, barrier.name()) {
+        match self.check(res, Op::Abort) {
             Ok(()) => reply(barrier.abort().await),
             Err(e) => reply(Err(e)),
         }
@@ -167,7 +132,7 @@ impl HostBarrier for IpcCtxView<'_> {
     async fn reset(&mut self, b: Resource<BarrierRes>) -> Call<()> {
         let res = self.table.get(&b)?;
         let barrier = res.object.barrier();
-        match self.check(res, Op::Abort, ObjectKind::Barrier, barrier.name()) {
+        match self.check(res, Op::Abort) {
             Ok(()) => reply(barrier.reset().await),
             Err(e) => reply(Err(e)),
         }
@@ -190,9 +155,7 @@ impl HostBarrier for IpcCtxView<'_> {
 
 impl HostCondition for IpcCtxView<'_> {
     fn open(&mut self, name: String) -> Call<Resource<ConditionRes>> {
-        self.open_granted(ObjectKind::Condition, &name, |objects| {
-            objects.condition(&name)
-        })
+        self.open_granted(&name, |objects| objects.condition(&name))
     }
 
     async fn wait(
@@ -203,7 +166,7 @@ impl HostCondition for IpcCtxView<'_> {
     ) -> Call<bool> {
         let res = self.table.get(&c)?;
         let condition = res.object.clone();
-        if let Err(e) = self.check(res, Op::Wait, ObjectKind::Condition, condition.name()) {
+        if let Err(e) = self.check(res, Op::Wait) {
             return reply(Err(e));
         }
         let guard = self.table.get_mut(&guard)?;
@@ -212,16 +175,13 @@ impl HostCondition for IpcCtxView<'_> {
 
     fn notify(&mut self, c: Resource<ConditionRes>, n: u32) -> Call<u32> {
         let res = self.table.get(&c)?;
-        reply(
-            self.check(res, Op::Notify, ObjectKind::Condition, res.object.name())
-                .map(|()| res.object.notify(n)),
-        )
+        reply(self.check(res, Op::Notify).map(|()| res.object.notify(n)))
     }
 
     fn notify_all(&mut self, c: Resource<ConditionRes>) -> Call<u32> {
         let res = self.table.get(&c)?;
         reply(
-            self.check(res, Op::Notify, ObjectKind::Condition, res.object.name())
+            self.check(res, Op::Notify)
                 .map(|()| res.object.notify_all()),
         )
     }
