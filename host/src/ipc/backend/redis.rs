@@ -305,6 +305,26 @@ impl RedisBackend {
         self.conn.clone()
     }
 
+    /// Sets `key` to 1 and publishes `message` on `channel`, atomically:
+    /// a flag that waiters on every host learn of at once (an event set, a
+    /// queue closed). One round trip.
+    pub(crate) async fn raise(
+        &self,
+        key: &str,
+        channel: &str,
+        message: &str,
+    ) -> Result<(), IpcError> {
+        ::redis::pipe()
+            .atomic()
+            .set(key, 1)
+            .ignore()
+            .publish(channel, message)
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(|e| self.error(e))
+    }
+
     /// A Redis error as an IPC error: connection trouble is `unavailable`
     /// (naming the server), anything else `invalid`.
     pub(crate) fn error(&self, e: RedisError) -> IpcError {

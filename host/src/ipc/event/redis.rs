@@ -58,15 +58,7 @@ impl RedisEvent {
     /// Sets the flag and wakes every waiter on every host. One round trip,
     /// on async I/O.
     pub async fn set(&self) -> Result<(), IpcError> {
-        ::redis::pipe()
-            .atomic()
-            .set(&self.key, 1)
-            .ignore()
-            .publish(&self.channel, "set")
-            .ignore()
-            .query_async::<()>(&mut self.backend.conn())
-            .await
-            .map_err(|e| self.backend.error(e))
+        self.backend.raise(&self.key, &self.channel, "set").await
     }
 
     /// Clears the flag. One round trip, on async I/O.

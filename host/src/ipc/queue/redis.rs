@@ -150,15 +150,9 @@ impl RedisQueue {
 
     /// Closes the queue for every host. One round trip, on async I/O.
     pub async fn close(&self) -> Result<(), IpcError> {
-        ::redis::pipe()
-            .atomic()
-            .set(&self.closed, 1)
-            .ignore()
-            .publish(&self.channel, "closed")
-            .ignore()
-            .query_async::<()>(&mut self.backend.conn())
+        self.backend
+            .raise(&self.closed, &self.channel, "closed")
             .await
-            .map_err(|e| self.backend.error(e))
     }
 
     /// Waits until every message ever put (by any host) is marked done.
