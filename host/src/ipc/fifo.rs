@@ -324,24 +324,18 @@ impl Fifo {
 
     /// Resolves when a pop would not wait: an item is there or it is closed.
     pub async fn ready_to_pop(&self) {
-        let _watching = self.watchers.enter();
-        loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            {
-                let state = self.lock();
-                if !state.items.is_empty() || state.closed {
-                    return;
-                }
-            }
-            changed.await;
-        }
+        self.ready_when(|state| !state.items.is_empty()).await
     }
 
     /// Resolves when a push of one item would not wait (or would fail:
     /// closed). With bytes, one that is not larger than what is free now.
     pub async fn ready_to_push(&self) {
+        self.ready_when(|state| state.has_room(&self.bounds, 1, 0))
+            .await
+    }
+
+    /// Resolves when `ready` holds of the state, or the FIFO is closed.
+    async fn ready_when(&self, ready: impl Fn(&FifoState) -> bool) {
         let _watching = self.watchers.enter();
         loop {
             let changed = self.changed.notified();
@@ -349,7 +343,7 @@ impl Fifo {
             changed.as_mut().enable();
             {
                 let state = self.lock();
-                if state.has_room(&self.bounds, 1, 0) || state.closed {
+                if ready(&state) || state.closed {
                     return;
                 }
             }
