@@ -197,11 +197,17 @@ mod tests {
 
     const SHORT: Option<Duration> = Some(Duration::from_millis(20));
 
-    #[tokio::test]
-    async fn duplex_in_order() {
+    /// A pipe with both ends open: worker 1's and worker 2's.
+    fn opened_by_two() -> (Arc<Pipe>, PipeEnd, PipeEnd) {
         let pipe = Pipe::new("p", PipeConfig::default());
         let a = pipe.open(1, "a").unwrap();
         let b = pipe.open(2, "b").unwrap();
+        (pipe, a, b)
+    }
+
+    #[tokio::test]
+    async fn duplex_in_order() {
+        let (pipe, a, b) = opened_by_two();
         a.send(b"ping".to_vec(), None).await.unwrap();
         a.send(b"ping2".to_vec(), None).await.unwrap();
         assert_eq!(b.recv(None).await.unwrap(), &b"ping"[..]);
@@ -214,9 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn peer_close_drains_then_closed() {
-        let pipe = Pipe::new("p", PipeConfig::default());
-        let a = pipe.open(1, "a").unwrap();
-        let b = pipe.open(2, "b").unwrap();
+        let (_pipe, a, b) = opened_by_two();
         a.send(b"1".to_vec(), None).await.unwrap();
         a.send(b"2".to_vec(), None).await.unwrap();
         drop(a);
@@ -228,9 +232,7 @@ mod tests {
 
     #[tokio::test]
     async fn blocked_recv_wakes_on_peer_death() {
-        let pipe = Pipe::new("p", PipeConfig::default());
-        let a = pipe.open(1, "a").unwrap();
-        let b = pipe.open(2, "b").unwrap();
+        let (_pipe, a, b) = opened_by_two();
         let waiter = tokio::spawn(async move { b.recv(None).await });
         tokio::time::sleep(Duration::from_millis(5)).await;
         drop(a);
