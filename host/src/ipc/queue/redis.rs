@@ -14,13 +14,15 @@
 //!   back at the head; a host that dies stops renewing its lease, and any
 //!   other host's reaper moves its in-flight lists back once the lease has
 //!   expired (the visibility timeout).
-//! - In the default (at-most-once) mode the in-flight key is a count of the
-//!   messages this consumer took and did not mark done, kept by the take
-//!   script itself: a consumer that ends (even mid-take, its reply never
-//!   read) has them counted lost and taken off `unfinished`.
+//! - In the default (at-most-once) mode the in-flight key is a hash of
+//!   what this consumer took (`taken`, counted by the take script itself)
+//!   and marked done (`done`), both running totals: a consumer that ends
+//!   (even mid-take, its reply never read) has the difference counted lost
+//!   and taken off `unfinished`, and a total sent twice (its reply lost)
+//!   counts once.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -241,6 +243,7 @@ impl RedisQueue {
             dirty: AtomicBool::new(false),
             flush_scheduled: AtomicBool::new(false),
             took: AtomicBool::new(false),
+            dones_marked: AtomicU64::new(0),
         }))
     }
 }
@@ -258,7 +261,8 @@ impl Drop for RedisQueue {
 struct Pending {
     /// Acknowledged mode: the messages marked done.
     acks: Vec<Bytes>,
-    /// At-most-once mode: how many were marked done.
+    /// At-most-once mode: how many were marked done (whether a send is
+    /// due; what is sent is `Consumer::dones_marked`).
     dones: u64,
 }
 
@@ -295,6 +299,10 @@ struct Consumer {
     flush_scheduled: AtomicBool,
     /// Took at least once (so it may have an in-flight list to clean up).
     took: AtomicBool,
+    /// At-most-once mode: how many messages this consumer ever marked done.
+    /// Scripts get this total, not the count since the last send, so a
+    /// send repeated after a lost reply applies nothing twice.
+    dones_marked: AtomicU64,
 }
 
 impl Consumer {
@@ -341,7 +349,7 @@ impl Consumer {
             .arg(u8::from(acknowledged))
             .arg(&q.channel)
             .arg(&self.member)
-            .arg(pending.dones)
+            .arg(self.dones_marked.load(Ordering::SeqCst))
             .arg(expected);
         for ack in &pending.acks {
             call.arg(ack.as_ref());
@@ -498,7 +506,10 @@ impl RedisQueueHandle {
             let mut pending = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
             match message {
                 Some(bytes) => pending.acks.push(bytes),
-                None => pending.dones += 1,
+                None => {
+                    pending.dones += 1;
+                    self.0.dones_marked.fetch_add(1, Ordering::SeqCst);
+                }
             }
         }
         if !self.0.flush_scheduled.swap(true, Ordering::SeqCst) {
@@ -549,7 +560,7 @@ impl Drop for RedisQueueHandle {
                     .key(&q.lost)
                     .key(&consumer.inflight)
                     .arg(&q.channel)
-                    .arg(all.dones)
+                    .arg(consumer.dones_marked.load(Ordering::SeqCst))
                     .invoke_async::<i64>(&mut q.backend.conn())
                     .await
             };
