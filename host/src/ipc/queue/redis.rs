@@ -24,7 +24,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::redis::Value;
 use bytes::Bytes;
@@ -542,35 +542,49 @@ impl Drop for RedisQueueHandle {
             // Also what a background flush restored after a failure.
             let mut all = consumer.take_pending();
             all.restore(pending);
-            let result = if acknowledged {
-                let mut call = REQUEUE.prepare_invoke();
-                call.key(&q.list)
-                    .key(&consumer.inflight)
-                    .key(&q.unfinished)
-                    .key(&q.consumers)
-                    .arg(&q.channel)
-                    .arg(&consumer.member);
-                for ack in &all.acks {
-                    call.arg(ack.as_ref());
+            // Both scripts may run twice: a retry after a lost reply finds
+            // nothing left to settle. Without a retry, a connection that
+            // failed just then would leave the messages unfinished (and
+            // `join` waiting) for as long as this host lives.
+            let started = Instant::now();
+            let mut backoff = Duration::from_millis(20);
+            loop {
+                let result = if acknowledged {
+                    let mut call = REQUEUE.prepare_invoke();
+                    call.key(&q.list)
+                        .key(&consumer.inflight)
+                        .key(&q.unfinished)
+                        .key(&q.consumers)
+                        .arg(&q.channel)
+                        .arg(&consumer.member);
+                    for ack in &all.acks {
+                        call.arg(ack.as_ref());
+                    }
+                    call.invoke_async::<i64>(&mut q.backend.conn()).await
+                } else {
+                    SETTLE
+                        .key(&q.unfinished)
+                        .key(&q.lost)
+                        .key(&consumer.inflight)
+                        .arg(&q.channel)
+                        .arg(consumer.dones_marked.load(Ordering::SeqCst))
+                        .invoke_async::<i64>(&mut q.backend.conn())
+                        .await
+                };
+                let Err(e) = result else { return };
+                let e = q.backend.error(e);
+                let outage = started.elapsed() < q.backend.config().outage_limit;
+                if !(outage && matches!(e, IpcError::Unavailable(_))) {
+                    // The host's lease still covers the in-flight list:
+                    // another host's reaper returns it once this host is gone.
+                    tracing::warn!(
+                        "corral: queue `{}`: cannot settle a consumer's messages: {e}",
+                        q.name
+                    );
+                    return;
                 }
-                call.invoke_async::<i64>(&mut q.backend.conn()).await
-            } else {
-                SETTLE
-                    .key(&q.unfinished)
-                    .key(&q.lost)
-                    .key(&consumer.inflight)
-                    .arg(&q.channel)
-                    .arg(consumer.dones_marked.load(Ordering::SeqCst))
-                    .invoke_async::<i64>(&mut q.backend.conn())
-                    .await
-            };
-            if let Err(e) = result {
-                // The host's lease still covers the in-flight list: another
-                // host's reaper returns it once this host is gone.
-                tracing::warn!(
-                    "corral: queue `{}`: cannot settle a consumer's messages: {e}",
-                    q.name
-                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         });
     }

@@ -112,14 +112,16 @@ return moved
 /// A consumer of an at-most-once queue ends. KEYS: unfinished, lost,
 /// in-flight totals. ARGV: channel, dones (the consumer's running total).
 /// Whatever it took and did not mark done is lost, including what a take
-/// whose reply was never read took.
+/// whose reply was never read took. Run again (its reply lost), it finds
+/// the totals equal and changes nothing; they expire after an hour.
 pub(super) static SETTLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local applied = tonumber(redis.call('HGET', KEYS[3], 'done') or 0)
 local done = math.max(tonumber(ARGV[2]), applied)
 local lost = tonumber(redis.call('HGET', KEYS[3], 'taken') or 0) - done
-redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[3], 'taken', done, 'done', done)
+redis.call('PEXPIRE', KEYS[3], 3600000)
 if lost < 0 then lost = 0 end
 if lost > 0 then redis.call('INCRBY', KEYS[2], lost) end
 local n = done - applied + lost
