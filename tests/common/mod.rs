@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod child;
+pub mod redis;
 
 use std::path::PathBuf;
 use std::sync::Arc;

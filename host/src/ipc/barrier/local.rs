@@ -2,6 +2,7 @@
 //! shared by the workers of one run on this host. The semantics are in
 //! [`super`](super).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,11 @@ struct BarrierState {
     arrived: u32,
     generation: u64,
     broken: bool,
+    /// Set when the round in progress is reset rather than completed. Each
+    /// waiter keeps its round's flag: by the time it runs again, the round
+    /// number has moved on either way, and only the flag tells a reset
+    /// (`Broken`, as in Python) from a pass.
+    round_reset: Arc<AtomicBool>,
 }
 
 impl Barrier {
@@ -33,6 +39,7 @@ impl Barrier {
                 arrived: 0,
                 generation: 0,
                 broken: false,
+                round_reset: Arc::default(),
             }),
             changed: Notify::new(),
         })
@@ -72,12 +79,8 @@ impl Barrier {
     /// get `Broken`, as in Python. Never blocks.
     pub fn reset(&self) {
         let mut state = self.lock();
-        if state.arrived > 0 {
-            state.broken = true;
-            drop(state);
-            self.changed.notify_waiters();
-            state = self.lock();
-        }
+        state.round_reset.store(true, Ordering::SeqCst);
+        state.round_reset = Arc::default();
         state.arrived = 0;
         state.generation += 1;
         state.broken = false;
@@ -155,7 +158,7 @@ impl BarrierHandle {
     pub async fn wait(&mut self, timeout: Option<Duration>) -> Result<u32, IpcError> {
         self.took_part = true;
         let barrier = &*self.barrier;
-        let (index, generation) = {
+        let (index, generation, round_reset) = {
             let mut state = barrier.lock();
             if state.broken {
                 return Err(IpcError::Broken);
@@ -169,7 +172,7 @@ impl BarrierHandle {
                 barrier.changed.notify_waiters();
                 return Ok(index);
             }
-            (index, state.generation)
+            (index, state.generation, state.round_reset.clone())
         };
         let mut arrival = Arrival {
             barrier,
@@ -184,7 +187,10 @@ impl BarrierHandle {
                 {
                     let state = barrier.lock();
                     if state.generation != generation {
-                        return Ok(index);
+                        return match round_reset.load(Ordering::SeqCst) {
+                            true => Err(IpcError::Broken),
+                            false => Ok(index),
+                        };
                     }
                     if state.broken {
                         return Err(IpcError::Broken);

@@ -14,15 +14,17 @@
 //!   back at the head; a host that dies stops renewing its lease, and any
 //!   other host's reaper moves its in-flight lists back once the lease has
 //!   expired (the visibility timeout).
-//! - In the default (at-most-once) mode the in-flight key is a count of the
-//!   messages this consumer took and did not mark done, kept by the take
-//!   script itself: a consumer that ends (even mid-take, its reply never
-//!   read) has them counted lost and taken off `unfinished`.
+//! - In the default (at-most-once) mode the in-flight key is a hash of
+//!   what this consumer took (`taken`, counted by the take script itself)
+//!   and marked done (`done`), both running totals: a consumer that ends
+//!   (even mid-take, its reply never read) has the difference counted lost
+//!   and taken off `unfinished`, and a total sent twice (its reply lost)
+//!   counts once.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::redis::Value;
 use bytes::Bytes;
@@ -231,6 +233,7 @@ impl RedisQueue {
             dirty: AtomicBool::new(false),
             flush_scheduled: AtomicBool::new(false),
             took: AtomicBool::new(false),
+            dones_marked: AtomicU64::new(0),
         }))
     }
 }
@@ -248,7 +251,8 @@ impl Drop for RedisQueue {
 struct Pending {
     /// Acknowledged mode: the messages marked done.
     acks: Vec<Bytes>,
-    /// At-most-once mode: how many were marked done.
+    /// At-most-once mode: how many were marked done (whether a send is
+    /// due; what is sent is `Consumer::dones_marked`).
     dones: u64,
 }
 
@@ -285,6 +289,10 @@ struct Consumer {
     flush_scheduled: AtomicBool,
     /// Took at least once (so it may have an in-flight list to clean up).
     took: AtomicBool,
+    /// At-most-once mode: how many messages this consumer ever marked done.
+    /// Scripts get this total, not the count since the last send, so a
+    /// send repeated after a lost reply applies nothing twice.
+    dones_marked: AtomicU64,
 }
 
 impl Consumer {
@@ -331,7 +339,7 @@ impl Consumer {
             .arg(u8::from(acknowledged))
             .arg(&q.channel)
             .arg(&self.member)
-            .arg(pending.dones)
+            .arg(self.dones_marked.load(Ordering::SeqCst))
             .arg(expected);
         for ack in &pending.acks {
             call.arg(ack.as_ref());
@@ -488,7 +496,10 @@ impl RedisQueueHandle {
             let mut pending = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
             match message {
                 Some(bytes) => pending.acks.push(bytes),
-                None => pending.dones += 1,
+                None => {
+                    pending.dones += 1;
+                    self.0.dones_marked.fetch_add(1, Ordering::SeqCst);
+                }
             }
         }
         if !self.0.flush_scheduled.swap(true, Ordering::SeqCst) {
@@ -521,35 +532,49 @@ impl Drop for RedisQueueHandle {
             // Also what a background flush restored after a failure.
             let mut all = consumer.take_pending();
             all.restore(pending);
-            let result = if acknowledged {
-                let mut call = REQUEUE.prepare_invoke();
-                call.key(&q.list)
-                    .key(&consumer.inflight)
-                    .key(&q.unfinished)
-                    .key(&q.consumers)
-                    .arg(&q.channel)
-                    .arg(&consumer.member);
-                for ack in &all.acks {
-                    call.arg(ack.as_ref());
+            // Both scripts may run twice: a retry after a lost reply finds
+            // nothing left to settle. Without a retry, a connection that
+            // failed just then would leave the messages unfinished (and
+            // `join` waiting) for as long as this host lives.
+            let started = Instant::now();
+            let mut backoff = Duration::from_millis(20);
+            loop {
+                let result = if acknowledged {
+                    let mut call = REQUEUE.prepare_invoke();
+                    call.key(&q.list)
+                        .key(&consumer.inflight)
+                        .key(&q.unfinished)
+                        .key(&q.consumers)
+                        .arg(&q.channel)
+                        .arg(&consumer.member);
+                    for ack in &all.acks {
+                        call.arg(ack.as_ref());
+                    }
+                    call.invoke_async::<i64>(&mut q.backend.conn()).await
+                } else {
+                    SETTLE
+                        .key(&q.unfinished)
+                        .key(&q.lost)
+                        .key(&consumer.inflight)
+                        .arg(&q.channel)
+                        .arg(consumer.dones_marked.load(Ordering::SeqCst))
+                        .invoke_async::<i64>(&mut q.backend.conn())
+                        .await
+                };
+                let Err(e) = result else { return };
+                let e = q.backend.error(e);
+                let outage = started.elapsed() < q.backend.config().outage_limit;
+                if !(outage && matches!(e, IpcError::Unavailable(_))) {
+                    // The host's lease still covers the in-flight list:
+                    // another host's reaper returns it once this host is gone.
+                    tracing::warn!(
+                        "corral: queue `{}`: cannot settle a consumer's messages: {e}",
+                        q.name
+                    );
+                    return;
                 }
-                call.invoke_async::<i64>(&mut q.backend.conn()).await
-            } else {
-                SETTLE
-                    .key(&q.unfinished)
-                    .key(&q.lost)
-                    .key(&consumer.inflight)
-                    .arg(&q.channel)
-                    .arg(all.dones)
-                    .invoke_async::<i64>(&mut q.backend.conn())
-                    .await
-            };
-            if let Err(e) = result {
-                // The host's lease still covers the in-flight list: another
-                // host's reaper returns it once this host is gone.
-                tracing::warn!(
-                    "corral: queue `{}`: cannot settle a consumer's messages: {e}",
-                    q.name
-                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         });
     }

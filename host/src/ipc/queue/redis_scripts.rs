@@ -30,17 +30,25 @@ return 1
 });
 
 /// KEYS: list, in-flight, unfinished, closed, consumers, getters-waiting,
-/// putters-waiting. ARGV: max, acknowledged (0/1), channel, member, dones,
-/// expected in-flight (-1: do not reconcile), acknowledged messages...
-/// Applies the acknowledgements, then takes up to `max` messages (0: none).
-/// Returns the messages (empty: none now) or -1 (closed and drained).
-/// In at-most-once mode the in-flight key counts the messages taken and
-/// not yet done, so that those of a reply never read are counted too.
+/// putters-waiting. ARGV: max, acknowledged (0/1), channel, member, dones
+/// (the consumer's running total), expected in-flight (-1: do not
+/// reconcile), acknowledged messages... Applies the acknowledgements, then
+/// takes up to `max` messages (0: none). Returns the messages (empty: none
+/// now) or -1 (closed and drained). In at-most-once mode the in-flight key
+/// is a hash of running totals, `taken` and `done`, so that the messages of
+/// a reply never read are counted too, and a total sent again after a lost
+/// reply is applied once.
 pub(super) static GET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local done = tonumber(ARGV[5])
-if ARGV[2] ~= '1' and done > 0 then redis.call('DECRBY', KEYS[2], done) end
+local done = 0
+if ARGV[2] ~= '1' then
+  local applied = tonumber(redis.call('HGET', KEYS[2], 'done') or 0)
+  if tonumber(ARGV[5]) > applied then
+    done = tonumber(ARGV[5]) - applied
+    redis.call('HSET', KEYS[2], 'done', ARGV[5])
+  end
+end
 for i = 7, #ARGV do
   if redis.call('LREM', KEYS[2], 1, ARGV[i]) == 1 then done = done + 1 end
 end
@@ -70,7 +78,7 @@ if ARGV[2] == '1' then
   end
 else
   items = redis.call('LPOP', KEYS[1], max)
-  redis.call('INCRBY', KEYS[2], #items)
+  redis.call('HINCRBY', KEYS[2], 'taken', #items)
 end
 if redis.call('DEL', KEYS[7]) == 1 then redis.call('PUBLISH', ARGV[3], 'space') end
 return items
@@ -102,16 +110,21 @@ return moved
 });
 
 /// A consumer of an at-most-once queue ends. KEYS: unfinished, lost,
-/// in-flight count. ARGV: channel, dones. Whatever it took and did not mark
-/// done is lost, including what a take whose reply was never read took.
+/// in-flight totals. ARGV: channel, dones (the consumer's running total).
+/// Whatever it took and did not mark done is lost, including what a take
+/// whose reply was never read took. Run again (its reply lost), it finds
+/// the totals equal and changes nothing; they expire after an hour.
 pub(super) static SETTLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local lost = tonumber(redis.call('GET', KEYS[3]) or 0) - tonumber(ARGV[2])
-redis.call('DEL', KEYS[3])
+local applied = tonumber(redis.call('HGET', KEYS[3], 'done') or 0)
+local done = math.max(tonumber(ARGV[2]), applied)
+local lost = tonumber(redis.call('HGET', KEYS[3], 'taken') or 0) - done
+redis.call('HSET', KEYS[3], 'taken', done, 'done', done)
+redis.call('PEXPIRE', KEYS[3], 3600000)
 if lost < 0 then lost = 0 end
 if lost > 0 then redis.call('INCRBY', KEYS[2], lost) end
-local n = tonumber(ARGV[2]) + lost
+local n = done - applied + lost
 if n > 0 and redis.call('DECRBY', KEYS[1], n) <= 0 then
   redis.call('PUBLISH', ARGV[1], 'done')
 end
