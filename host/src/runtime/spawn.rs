@@ -85,7 +85,7 @@ impl Runtime {
         let limits = spec.limits.clone();
         let budget = Budget::new(
             limits.memory,
-            limits.cpu_time,
+            (limits.cpu_time, limits.wall_time),
             meter.clone(),
             lineage.parent.clone(),
         );
@@ -210,7 +210,7 @@ impl Runtime {
     ) -> Result<Store<WorkerState>, String> {
         let budget = Budget::new(
             spec.limits.memory,
-            spec.limits.cpu_time,
+            (spec.limits.cpu_time, spec.limits.wall_time),
             meter.clone(),
             None,
         );

@@ -297,7 +297,7 @@ impl WorkerState {
                 pending: 0,
                 counts: Default::default(),
                 meter: Default::default(),
-                budget: Budget::new(None, None, Default::default(), None),
+                budget: Budget::new(None, (None, None), Default::default(), None),
                 charged: 0,
                 reporter: None,
             },
