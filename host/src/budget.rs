@@ -49,7 +49,13 @@ impl Budget {
         Arc::new(Budget {
             memory_cap,
             cpu_limit_ns: cpu_limit.map(|d| d.as_nanos().min(u64::MAX as u128) as u64),
-            wall_deadline: wall_limit.and_then(|limit| Instant::now().checked_add(limit)),
+            // Never later than an ancestor's: a child's carved limit counts
+            // from when it starts, a moment after its parent looked.
+            wall_deadline: wall_limit
+                .and_then(|limit| Instant::now().checked_add(limit))
+                .into_iter()
+                .chain(parent.as_ref().and_then(|p| p.wall_deadline()))
+                .min(),
             held: AtomicU64::new(0),
             descendants_cpu_ns: AtomicU64::new(0),
             meter,
@@ -145,13 +151,19 @@ impl Budget {
             .map(Duration::from_nanos)
     }
 
-    /// The most wall time a new child could run: until the nearest
-    /// deadline on the chain. `None`: no limit anywhere.
+    /// When the worker must end: the nearest wall-time deadline on the
+    /// chain. `None`: no limit anywhere.
+    pub fn wall_deadline(&self) -> Option<Instant> {
+        self.chain().filter_map(|level| level.wall_deadline).min()
+    }
+
+    /// The most wall time a new child could run: until
+    /// [`wall_deadline`](Self::wall_deadline).
     pub fn wall_left(&self) -> Option<Duration> {
-        let now = Instant::now();
-        self.chain()
-            .filter_map(|level| Some(level.wall_deadline?.saturating_duration_since(now)))
-            .min()
+        Some(
+            self.wall_deadline()?
+                .saturating_duration_since(Instant::now()),
+        )
     }
 }
 
@@ -220,6 +232,7 @@ mod tests {
             left <= hour && left > hour - Duration::from_secs(60),
             "{left:?}"
         );
+        assert_eq!(child.wall_deadline(), root.wall_deadline());
         let free = Budget::new(None, (None, None), Arc::default(), None);
         assert_eq!(free.wall_left(), None);
         let spent = Budget::new(None, (None, Some(Duration::ZERO)), Arc::default(), None);
