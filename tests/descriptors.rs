@@ -176,7 +176,7 @@ async fn max_host_fds_and_max_handles_come_from_the_policy() {
         denied,
         [(
             "max-handles".to_string(),
-            "holding more than 50 open filesystem handles".to_string()
+            "holding more than 50 open handles (files, streams, sockets)".to_string()
         )]
     );
 }

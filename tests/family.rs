@@ -280,3 +280,64 @@ async fn a_child_named_after_a_pipe_holder_does_not_get_its_end() {
     assert_eq!(join(&pong).await, ExitStatus::Exited { code: 0 });
     assert_eq!(stdout_of(&pong), "opened\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_does_not_outlive_its_parents_wall_time() {
+    let (rt, events) = runtime_with(64);
+    let by = bystander(&rt);
+    let run = family_run(&rt);
+    let policy = profile(
+        "[profiles.p]\ntimeout = \"2s\"\n[profiles.p.spawn]\ncomponents = [\"hostile-family\"]\n",
+    );
+    let root = spawn_under(
+        &rt,
+        &run,
+        "hostile-family",
+        "root",
+        &["fan", "1", "hog", "1", "60"],
+        &policy,
+    );
+    let out_of_time = |limit_ms| ExitStatus::Killed {
+        reason: KillReason::WallTime { limit_ms },
+    };
+    assert_eq!(join(&root).await, out_of_time(2000));
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let child = loop {
+        let found = events.events().into_iter().find_map(|e| match e {
+            Event::Exited {
+                name,
+                status,
+                micros,
+                ..
+            } if name == "root/c0" => Some((status, micros)),
+            _ => None,
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "root/c0 never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // Its own wall-time limit, what its parent had left when it started:
+    // without it, the child would have been terminated with its parent.
+    match child {
+        (
+            ExitStatus::Killed {
+                reason: KillReason::WallTime { limit_ms },
+            },
+            micros,
+        ) => {
+            assert!(limit_ms > 0 && limit_ms < 2000, "{limit_ms} ms");
+            // Its limit, plus the moments it takes to stop a worker.
+            assert!(
+                micros < limit_ms * 1000 + 500_000,
+                "the child ran {micros} µs"
+            );
+        }
+        other => panic!("root/c0: {other:?}"),
+    }
+    bystander_ok(by).await;
+}

@@ -1,17 +1,18 @@
-//! Family budgets: the memory and CPU time that a worker and all its
-//! descendants draw from together, so that spawning children never multiplies
-//! a worker's limits. A leaf beside `meter`: atomics and the worker's meter,
+//! Family budgets: the memory, CPU time and wall time that a worker and all
+//! its descendants draw from together, so that spawning children never
+//! multiplies a worker's limits. A leaf beside `meter`: atomics and the worker's meter,
 //! nothing of wasmtime, the runtime or the bindings.
 //!
 //! Like a cgroup, every byte a worker holds and every nanosecond it runs is
 //! charged to its own budget and to each ancestor's: a grow that would take
 //! any of them past its cap is refused, and a worker whose own or an
 //! ancestor's CPU budget is spent is stopped. A worker's bytes go back to
-//! its ancestors when it ends; CPU time, once used, stays used.
+//! its ancestors when it ends; CPU time, once used, stays used. Wall time
+//! is a deadline: a child's is never later than its parent's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::meter::WorkerMeter;
 
@@ -23,6 +24,8 @@ pub(crate) struct Budget {
     memory_cap: Option<u64>,
     /// Most CPU time, in ns, the worker and all its descendants may use.
     cpu_limit_ns: Option<u64>,
+    /// When the worker's wall-time limit ends it, and with it its children.
+    wall_deadline: Option<Instant>,
     /// Bytes held now by the worker and its live descendants.
     held: AtomicU64,
     /// CPU time, in ns, booked by the worker's descendants, live or ended.
@@ -34,17 +37,25 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    /// The budget of a worker whose limits are `memory_cap` and `cpu_limit`,
-    /// and whose use also counts against `parent` (if it is a child).
+    /// The budget of a worker starting now whose limits are `memory_cap`,
+    /// `cpu_limit` and `wall_limit`, and whose use also counts against
+    /// `parent` (if it is a child).
     pub fn new(
         memory_cap: Option<u64>,
-        cpu_limit: Option<Duration>,
+        (cpu_limit, wall_limit): (Option<Duration>, Option<Duration>),
         meter: Arc<WorkerMeter>,
         parent: Option<Arc<Budget>>,
     ) -> Arc<Budget> {
         Arc::new(Budget {
             memory_cap,
             cpu_limit_ns: cpu_limit.map(|d| d.as_nanos().min(u64::MAX as u128) as u64),
+            // Never later than an ancestor's: a child's carved limit counts
+            // from when it starts, a moment after its parent looked.
+            wall_deadline: wall_limit
+                .and_then(|limit| Instant::now().checked_add(limit))
+                .into_iter()
+                .chain(parent.as_ref().and_then(|p| p.wall_deadline()))
+                .min(),
             held: AtomicU64::new(0),
             descendants_cpu_ns: AtomicU64::new(0),
             meter,
@@ -139,6 +150,21 @@ impl Budget {
             .min()
             .map(Duration::from_nanos)
     }
+
+    /// When the worker must end: the nearest wall-time deadline on the
+    /// chain. `None`: no limit anywhere.
+    pub fn wall_deadline(&self) -> Option<Instant> {
+        self.chain().filter_map(|level| level.wall_deadline).min()
+    }
+
+    /// The most wall time a new child could run: until
+    /// [`wall_deadline`](Self::wall_deadline).
+    pub fn wall_left(&self) -> Option<Duration> {
+        Some(
+            self.wall_deadline()?
+                .saturating_duration_since(Instant::now()),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -146,7 +172,7 @@ mod tests {
     use super::*;
 
     fn budget(cap: Option<u64>, parent: Option<&Arc<Budget>>) -> Arc<Budget> {
-        Budget::new(cap, None, Arc::default(), parent.cloned())
+        Budget::new(cap, (None, None), Arc::default(), parent.cloned())
     }
 
     #[test]
@@ -178,9 +204,10 @@ mod tests {
 
     #[test]
     fn a_childs_cpu_time_counts_against_its_ancestors() {
-        let root = Budget::new(None, Some(Duration::from_millis(10)), Arc::default(), None);
-        let child = Budget::new(None, None, Arc::default(), Some(root.clone()));
-        let sibling = Budget::new(None, None, Arc::default(), Some(root.clone()));
+        let limits = (Some(Duration::from_millis(10)), None);
+        let root = Budget::new(None, limits, Arc::default(), None);
+        let child = Budget::new(None, (None, None), Arc::default(), Some(root.clone()));
+        let sibling = Budget::new(None, (None, None), Arc::default(), Some(root.clone()));
         assert_eq!(root.cpu_left(), Some(Duration::from_millis(10)));
         child.book_cpu(8_000_000);
         assert_eq!(sibling.cpu_left(), Some(Duration::from_millis(2)));
@@ -188,5 +215,27 @@ mod tests {
         sibling.book_cpu(3_000_000);
         assert!(child.cpu_spent(0), "the family's budget is spent");
         assert!(root.cpu_spent(0));
+    }
+
+    #[test]
+    fn a_child_runs_no_later_than_its_parents_deadline() {
+        let hour = Duration::from_secs(3600);
+        let root = Budget::new(None, (None, Some(hour)), Arc::default(), None);
+        let child = Budget::new(
+            None,
+            (None, Some(2 * hour)),
+            Arc::default(),
+            Some(root.clone()),
+        );
+        let left = child.wall_left().unwrap();
+        assert!(
+            left <= hour && left > hour - Duration::from_secs(60),
+            "{left:?}"
+        );
+        assert_eq!(child.wall_deadline(), root.wall_deadline());
+        let free = Budget::new(None, (None, None), Arc::default(), None);
+        assert_eq!(free.wall_left(), None);
+        let spent = Budget::new(None, (None, Some(Duration::ZERO)), Arc::default(), None);
+        assert_eq!(spent.wall_left(), Some(Duration::ZERO));
     }
 }

@@ -1,5 +1,6 @@
 //! The ledger of host resources one worker makes the host hold: open
-//! filesystem handles and host file descriptors, each counted against the
+//! handles (files, directories, streams, sockets, name lookups) and host
+//! file descriptors (files and sockets), each counted against the
 //! worker's limit, and host descriptors also against a host-wide pool that
 //! leaves a reserve for the host's own files, sockets, Redis and cache.
 //!
@@ -14,8 +15,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Open filesystem handles (descriptors, directory streams, file streams)
-/// a worker may hold without a policy. Each costs the host a table entry
+/// Open handles (filesystem descriptors, directory and file streams,
+/// sockets, name lookups) a worker may hold without a policy. Each costs the host a table entry
 /// and a few hundred bytes; wasmtime traps a store past 100,000 live
 /// component handles of every kind, so this leaves that room for sockets,
 /// pollables and IPC handles, while no real program keeps 10,000 files open.
@@ -35,7 +36,8 @@ pub const HOST_FD_RESERVE: usize = 256;
 /// A kind of resource the ledger counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// An open filesystem handle in the worker's resource table.
+    /// An open filesystem handle, socket or name lookup in the worker's
+    /// resource table.
     Handle,
     /// A file descriptor the host process holds for the worker.
     HostFd,
@@ -65,7 +67,7 @@ pub struct LimitHit {
 impl fmt::Display for LimitHit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self.kind {
-            Kind::Handle => "open filesystem handles",
+            Kind::Handle => "open handles (files, streams, sockets)",
             Kind::HostFd => "host file descriptors",
         };
         if self.host_wide {
@@ -84,7 +86,7 @@ impl fmt::Display for LimitHit {
 /// The limits of one worker's ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LedgerLimits {
-    /// Most open filesystem handles.
+    /// Most open handles.
     pub handles: usize,
     /// Most host file descriptors.
     pub host_fds: usize,

@@ -12,6 +12,7 @@ mod pipe;
 pub(crate) mod process;
 mod queue;
 mod readiness;
+pub(crate) mod sockets;
 mod sync;
 pub(crate) mod wasi;
 
@@ -75,7 +76,7 @@ pub(crate) const PROVIDED_INTERFACES: &[(&str, &[&str])] = &[
 pub(crate) fn add_to_linker<T>(linker: &mut Linker<T>) -> wasmtime::Result<()>
 where
     T: WasiView
-        + wasi::PolicedSocketsView
+        + sockets::PolicedSocketsView
         + filesystem::VfsView
         + IpcView
         + process::ProcessView

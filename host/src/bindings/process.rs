@@ -172,15 +172,20 @@ impl ProcessCtx {
             );
         }
         // The child's limits are what the parent has left: spawning never
-        // multiplies the memory or CPU time a worker may use.
+        // multiplies the memory or CPU time a worker may use, and a child
+        // never outlives its parent's wall-time limit.
         let mut limits = family.spec.limits.clone();
         limits.memory = min_limit(limits.memory, family.budget.memory_left());
         limits.cpu_time = min_limit(limits.cpu_time, family.budget.cpu_left());
+        limits.wall_time = min_limit(limits.wall_time, family.budget.wall_left());
         if limits.memory == Some(0) {
             return deny(self, "memory", "leaves no memory for a child".into());
         }
         if limits.cpu_time == Some(Duration::ZERO) {
             return deny(self, "cpu", "leaves no CPU time for a child".into());
+        }
+        if limits.wall_time == Some(Duration::ZERO) {
+            return deny(self, "timeout", "leaves no wall time for a child".into());
         }
         let descendants = family.lineage.descendants.fetch_add(1, Ordering::Relaxed) + 1;
         if descendants > spawn.max_descendants {

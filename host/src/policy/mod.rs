@@ -111,7 +111,7 @@ pub struct Counts {
     pub tables: Option<u32>,
     /// Linear memories.
     pub memories: Option<u32>,
-    /// Open filesystem handles (descriptors and their streams); `None`:
+    /// Open handles (files, their streams, sockets); `None`:
     /// [`ledger::DEFAULT_MAX_HANDLES`].
     pub handles: Option<u32>,
     /// Host file descriptors the worker makes the host hold; `None`:

@@ -85,10 +85,13 @@ impl Runtime {
         let limits = spec.limits.clone();
         let budget = Budget::new(
             limits.memory,
-            limits.cpu_time,
+            (limits.cpu_time, limits.wall_time),
             meter.clone(),
             lineage.parent.clone(),
         );
+        // The family's deadline, not this worker's limit from now: a child
+        // ends when its parent's time is up, killed for it.
+        let wall_deadline = budget.wall_deadline();
         let execution = Metered {
             inner: Box::pin(self.clone().execute(
                 program,
@@ -101,20 +104,22 @@ impl Runtime {
             budget,
         };
         let wall_limit = async {
-            match limits.wall_time {
-                Some(limit) => tokio::time::sleep(limit).await,
+            match wall_deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
                 None => std::future::pending().await,
             }
         };
         // Dropping `execution` drops the store and unwinds the worker's
         // fiber, wherever it is: spinning in wasm (it yields at every epoch
         // tick) or suspended in a host call.
+        // The wall limit first: a child whose parent was killed at their
+        // shared deadline is terminated by it too, and is told why.
         let status = tokio::select! {
             biased;
-            _ = shared.kill.notified() => ExitStatus::Killed { reason: KillReason::Terminated },
             _ = wall_limit => ExitStatus::Killed {
                 reason: KillReason::WallTime { limit_ms: duration_ms(limits.wall_time) },
             },
+            _ = shared.kill.notified() => ExitStatus::Killed { reason: KillReason::Terminated },
             status = execution => status,
         };
         shared.stdout.finish();
@@ -210,7 +215,7 @@ impl Runtime {
     ) -> Result<Store<WorkerState>, String> {
         let budget = Budget::new(
             spec.limits.memory,
-            spec.limits.cpu_time,
+            (spec.limits.cpu_time, spec.limits.wall_time),
             meter.clone(),
             None,
         );

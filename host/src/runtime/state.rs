@@ -12,7 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::filesystem::{VfsCtx, VfsCtxView, VfsView};
 use crate::bindings::process::{Family, ProcessCtx, ProcessCtxView, ProcessView};
-use crate::bindings::wasi::{PolicedSockets, PolicedSocketsView};
+use crate::bindings::sockets::{HeldSockets, PolicedSockets, PolicedSocketsView};
 use crate::bindings::{IpcCtx, IpcCtxView, IpcView};
 use crate::budget::Budget;
 use crate::ipc::Registry;
@@ -183,6 +183,8 @@ pub(crate) struct WorkerState {
     pub process: ProcessCtx,
     /// The worker's mounts: its view of `wasi:filesystem`.
     pub vfs: VfsCtx,
+    /// What the worker's sockets are charged to its ledger.
+    pub sockets: HeldSockets,
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: MemoryLimiter,
@@ -191,7 +193,7 @@ pub(crate) struct WorkerState {
 impl WorkerState {
     /// The state of the worker `reporter` reports for, its contexts made
     /// from `policy`, its run's `objects` and its `family`; its mounts'
-    /// handles are charged to the `ledger` they were charged to.
+    /// handles were charged to `ledger`, which its sockets are charged to too.
     pub fn new(
         reporter: Reporter,
         policy: Arc<Policy>,
@@ -219,6 +221,7 @@ impl WorkerState {
             policy,
             reporter,
             vfs: VfsCtx { mounts, ledger },
+            sockets: HeldSockets::default(),
             wasi,
             table: ResourceTable::new(),
             limiter,
@@ -253,6 +256,8 @@ impl PolicedSocketsView for WorkerState {
             },
             network: &self.policy.network,
             reporter: &self.reporter,
+            ledger: &self.vfs.ledger,
+            held: &mut self.sockets,
         }
     }
 }
@@ -292,7 +297,7 @@ impl WorkerState {
                 pending: 0,
                 counts: Default::default(),
                 meter: Default::default(),
-                budget: Budget::new(None, None, Default::default(), None),
+                budget: Budget::new(None, (None, None), Default::default(), None),
                 charged: 0,
                 reporter: None,
             },

@@ -12,8 +12,8 @@
 //! stdout = "1MiB"           # output caps: the rest is dropped, with a notice
 //! fuel = 50_000_000         # deterministic metering (instructions, about)
 //! stack = "256KiB"          # wasm stack
-//! max-handles = 10_000      # open files, directories and their streams
-//! max-host-fds = 1024       # host file descriptors (host mounts)
+//! max-handles = 10_000      # open files, directories, streams, sockets
+//! max-host-fds = 1024       # host file descriptors (host mounts, sockets)
 //!
 //! [profiles.base.network]
 //! connect = ["127.0.0.1:8000-8100"]
