@@ -53,9 +53,14 @@ lint: prereqs
 # The config parsers' property tests (tests/parsers.rs) with many more
 # generated cases than `make test` runs: arbitrary text and near-valid
 # manifests and policies with extreme values. About 2.5 minutes here.
+# Then the guest-driven fuzzer of the host's functions (tests/host_fuzz.rs)
+# over FUZZ_SEEDS seeds of FUZZ_OPS calls each.
 FUZZ_CASES ?= 200000
-fuzz:
+FUZZ_SEEDS ?= 400
+FUZZ_OPS   ?= 3000
+fuzz: guests
 	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --test parsers
+	HOST_FUZZ_SEEDS=$(FUZZ_SEEDS) HOST_FUZZ_OPS=$(FUZZ_OPS) $(CARGO) test --test host_fuzz -- --nocapture
 
 bench: guests
 	$(CARGO) bench --bench compare
