@@ -49,9 +49,18 @@ fn shared() -> &'static (tokio::runtime::Runtime, Runtime, Program) {
     })
 }
 
-/// The results of `ops` on a fresh scratch tree, through the guest.
-fn on_corral(ops: &[String]) -> Vec<String> {
+/// The results of `ops` through the guest, on a fresh scratch tree or
+/// (`on_host`) on a fresh directory of the tmpfs mounted read-write.
+fn on_corral(ops: &[String], on_host: bool) -> Vec<String> {
     let (tokio, rt, program) = shared();
+    let host_dir = tmpfs_dir();
+    let source = if on_host {
+        MountSource::Host {
+            dir: host_dir.path().to_path_buf(),
+        }
+    } else {
+        MountSource::Scratch
+    };
     tokio.block_on(async {
         let run = Run::new();
         let worker = rt.spawn(
@@ -60,7 +69,7 @@ fn on_corral(ops: &[String]) -> Vec<String> {
                 .args(std::iter::once("/".to_string()).chain(ops.iter().cloned()))
                 .stdio(Stdio::Capture)
                 .mount(MountSpec {
-                    source: MountSource::Scratch,
+                    source,
                     guest_path: "/".into(),
                     read_only: false,
                 })
@@ -75,18 +84,22 @@ fn on_corral(ops: &[String]) -> Vec<String> {
     })
 }
 
-/// The results of `ops` on a fresh directory of a tmpfs (`/dev/shm`, else
-/// the temporary directory), natively.
-fn on_linux(ops: &[String]) -> Vec<String> {
+/// A fresh directory on a tmpfs (`/dev/shm`, else the temporary directory).
+fn tmpfs_dir() -> tempfile::TempDir {
     let parent = if std::path::Path::new("/dev/shm").is_dir() {
         "/dev/shm".into()
     } else {
         std::env::temp_dir()
     };
-    let dir = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix("corral-fs-diff")
         .tempdir_in(parent)
-        .unwrap();
+        .unwrap()
+}
+
+/// The results of `ops` on a fresh tmpfs directory, natively.
+fn on_linux(ops: &[String]) -> Vec<String> {
+    let dir = tmpfs_dir();
     let path = CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a NUL-terminated path; the descriptor is handed to `Ops`.
     let base = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
@@ -190,27 +203,43 @@ fn cases() -> u32 {
         .unwrap_or(CASES)
 }
 
+/// Runs `ops` natively and through the guest; the first difference not
+/// [`allowed`], with the operations that led to it.
+fn compare(ops: &[String], on_host: bool) -> Result<(), TestCaseError> {
+    let linux = on_linux(ops);
+    let corral = on_corral(ops, on_host);
+    prop_assert_eq!(linux.len(), corral.len(), "{:?}", corral);
+    for (i, op) in ops[..comparable(ops)].iter().enumerate() {
+        if linux[i] != corral[i] && !allowed(op, &linux[i], &corral[i]) {
+            let trail: Vec<String> = ops[..=i]
+                .iter()
+                .zip(&linux)
+                .map(|(op, l)| format!("  {op:<28} -> {l}"))
+                .collect();
+            prop_assert!(
+                false,
+                "`{}`: Linux `{}`, Corral `{}`\n{}",
+                op,
+                linux[i],
+                corral[i],
+                trail.join("\n")
+            );
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn corrals_tree_answers_as_linux_does(ops in proptest::collection::vec(op(), 1..40)) {
-        let linux = on_linux(&ops);
-        let corral = on_corral(&ops);
-        prop_assert_eq!(linux.len(), corral.len(), "{:?}", corral);
-        for (i, op) in ops[..comparable(&ops)].iter().enumerate() {
-            if linux[i] != corral[i] && !allowed(op, &linux[i], &corral[i]) {
-                let trail: Vec<String> = ops[..=i]
-                    .iter()
-                    .zip(&linux)
-                    .map(|(op, l)| format!("  {op:<28} -> {l}"))
-                    .collect();
-                prop_assert!(
-                    false,
-                    "`{}`: Linux `{}`, Corral `{}`\n{}",
-                    op, linux[i], corral[i], trail.join("\n")
-                );
-            }
-        }
+        compare(&ops, false)?;
+    }
+
+    /// The same through a host-directory mount (cap-std over the tmpfs).
+    #[test]
+    fn a_host_mount_answers_as_linux_does(ops in proptest::collection::vec(op(), 1..40)) {
+        compare(&ops, true)?;
     }
 }

@@ -193,8 +193,9 @@ impl HostDir {
         let file = match self.dir.open_with(path, &host) {
             Ok(file) => file,
             // Linux checks O_DIRECTORY before O_NOFOLLOW: a final symlink
-            // is "not a directory"; cap-std reports only the symlink.
-            Err(e) if options.directory && !options.follow_symlinks => {
+            // is "not a directory"; cap-std reports only the symlink. (A
+            // trailing slash follows it, so its loop stays a loop.)
+            Err(e) if options.directory && !options.follow_symlinks && !path.ends_with('/') => {
                 let final_symlink = self
                     .dir
                     .symlink_metadata(path)

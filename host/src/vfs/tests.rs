@@ -382,6 +382,9 @@ mod files {
                 FsError::NotDirectory,
                 "{n}"
             );
+            // A trailing slash follows the symlink: a loop stays a loop.
+            root.symlink_at("self", "self").unwrap();
+            assert_eq!(open_err(root, "self/", no_follow_dir), FsError::Loop, "{n}");
             assert!(
                 matches!(root.open_at("d", directory), Ok(Node::Dir(_))),
                 "{n}"
