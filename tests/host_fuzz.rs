@@ -1,7 +1,8 @@
 //! Issue 16's guest-driven fuzzer of the host's functions: the `host-fuzz`
 //! guest calls IPC, `wasi:filesystem` and `process` with random handles,
 //! sizes, offsets, paths, names and timeouts, one seed per worker, through
-//! the real runtime. For every seed the host must answer: the worker exits 0
+//! the real runtime, on a scratch tree, a subtree of the run's tree and a
+//! read-only view of the sibling's directory. For every seed the host must answer: the worker exits 0
 //! after its summary line, or (a seed that ends with a forged-handle probe)
 //! traps cleanly after it; never a host panic ("internal error"), a kill or
 //! a hang. A sibling started before each fuzzer, doing ordinary queue puts
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use common::{load, profile, runtime_with, stdout_of};
 use corral::ipc::{PipeConfig, QueueConfig};
-use corral::vfs::{MountSource, MountSpec};
+use corral::vfs::{Mount, MountSource, MountSpec};
 use corral::{ExitStatus, Run, Runtime, Stdio, Worker, WorkerSpec};
 
 /// Every wait in this test ends by then, pass or fail.
@@ -87,6 +88,17 @@ fn fuzz_run(rt: &Runtime) -> Run {
     run
 }
 
+/// The subtree `subtree` of the run's tree at `guest_path`.
+fn shared(subtree: &str, guest_path: &str, read_only: bool) -> MountSpec {
+    MountSpec {
+        source: MountSource::Shared {
+            subtree: subtree.into(),
+        },
+        guest_path: guest_path.into(),
+        read_only,
+    }
+}
+
 async fn join(worker: &Worker) -> ExitStatus {
     tokio::time::timeout(DEADLINE, worker.join())
         .await
@@ -98,6 +110,9 @@ async fn join(worker: &Worker) -> ExitStatus {
 async fn one_seed(rt: &Runtime, seed: u64, ops: u64) -> Result<String, String> {
     let run = fuzz_run(rt);
     let program = load(rt, "host-fuzz");
+    let tree = Mount::mem(run.fs(), "/", false).unwrap().root();
+    tree.create_dir_at("fz").unwrap();
+    tree.create_dir_at("sib").unwrap();
     let sibling = rt.spawn(
         &program,
         WorkerSpec::new("sibling")
@@ -114,6 +129,8 @@ async fn one_seed(rt: &Runtime, seed: u64, ops: u64) -> Result<String, String> {
             guest_path: "/".into(),
             read_only: false,
         })
+        .mount(shared("/fz", "/shared", false))
+        .mount(shared("/sib", "/sibling", true))
         .run(&run);
     profile(POLICY).apply_to(&mut spec);
     let fuzzer = rt.spawn(&program, spec);

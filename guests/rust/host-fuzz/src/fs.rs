@@ -31,7 +31,8 @@ const MAX_HELD: usize = 24;
 
 /// The descriptors, listings and streams the fuzzer holds.
 pub struct Files {
-    /// The preopens (the test gives one, a scratch tree at `/`).
+    /// The preopens (the test gives a scratch tree, a shared subtree and a
+    /// read-only one).
     roots: Vec<Descriptor>,
     descriptors: Vec<Descriptor>,
     listings: Vec<DirectoryEntryStream>,
