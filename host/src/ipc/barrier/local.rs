@@ -123,22 +123,31 @@ pub struct BarrierHandle {
     took_part: bool,
 }
 
-/// Breaks the barrier if a waiting party goes away mid-wait.
+/// A party's arrival in one round: when it leaves without passing (a
+/// timeout, a broken barrier, or the worker killed mid-wait) it no longer
+/// counts as waiting, and the barrier breaks if it was not yet broken.
 struct Arrival<'a> {
     barrier: &'a Barrier,
     generation: u64,
-    done: bool,
+    passed: bool,
 }
 
 impl Drop for Arrival<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            let mut state = self.barrier.lock();
-            if state.generation == self.generation && !state.broken {
-                state.broken = true;
-                drop(state);
-                self.barrier.changed.notify_waiters();
-            }
+        if self.passed {
+            return;
+        }
+        let mut state = self.barrier.lock();
+        if state.generation != self.generation {
+            return;
+        }
+        // Counted until now, this party would make `waiting` report a
+        // waiter that is gone (found by tests/host_fuzz.rs).
+        state.arrived = state.arrived.saturating_sub(1);
+        if !state.broken {
+            state.broken = true;
+            drop(state);
+            self.barrier.changed.notify_waiters();
         }
     }
 }
@@ -174,7 +183,7 @@ impl BarrierHandle {
         let mut arrival = Arrival {
             barrier,
             generation,
-            done: false,
+            passed: false,
         };
         let released = async {
             loop {
@@ -199,8 +208,7 @@ impl BarrierHandle {
                 .await
                 .unwrap_or(Err(IpcError::Timeout)),
         };
-        // A pass is done; a timeout falls through to break the barrier.
-        arrival.done = result.is_ok() || result == Err(IpcError::Broken);
+        arrival.passed = result.is_ok();
         result
     }
 }
@@ -255,6 +263,7 @@ mod tests {
             Err(IpcError::Timeout)
         );
         assert_eq!(waiter.await.unwrap(), Err(IpcError::Broken));
+        assert_eq!(b.waiting(), 0, "nobody waits any more");
         assert_eq!(h1.wait(None).await, Err(IpcError::Broken));
         b.reset();
         assert!(!b.is_broken());
@@ -269,6 +278,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(5)).await;
         task.abort(); // the worker was killed while waiting
         let _ = task.await;
+        assert_eq!(b.waiting(), 0, "the killed party no longer waits");
         let mut other = b.handle();
         assert_eq!(other.wait(None).await, Err(IpcError::Broken));
         std::mem::forget(other);
