@@ -2,11 +2,14 @@
 //! guest calls IPC, `wasi:filesystem` and `process` with random handles,
 //! sizes, offsets, paths, names and timeouts, one seed per worker, through
 //! the real runtime, on a scratch tree, a subtree of the run's tree and a
-//! read-only view of the sibling's directory. For every seed the host must answer: the worker exits 0
-//! after its summary line, or (a seed that ends with a forged-handle probe)
-//! traps cleanly after it; never a host panic ("internal error"), a kill or
-//! a hang. A sibling started before each fuzzer, doing ordinary queue puts
-//! and gets and file writes in the same run, must finish correctly.
+//! read-only view of the sibling's directory. For every seed the host must
+//! answer: the worker exits 0 after its summary line, or (a seed that ends
+//! with a forged-handle probe) traps cleanly after it; never a host panic
+//! ("internal error"), an unasked kill or a hang. One seed in four may wait
+//! without a timeout and is killed wherever it waits. However a fuzzer
+//! ended, its locks, barrier and semaphore must then serve the next user,
+//! and a sibling started before it, doing ordinary queue puts and gets and
+//! file writes in the same run, must finish correctly.
 //!
 //! `HOST_FUZZ_SEEDS` (default 32) and `HOST_FUZZ_OPS` (default 1000) size the
 //! run; `make fuzz` raises both. `HOST_FUZZ_FIRST_SEED` starts elsewhere.
@@ -121,8 +124,13 @@ async fn one_seed(rt: &Runtime, seed: u64, ops: u64) -> Result<String, String> {
             .mount(MountSpec::shared_root())
             .run(&run),
     );
+    let kill_after = killed_after(seed);
+    let mut args = vec!["fuzz".to_string(), seed.to_string(), ops.to_string()];
+    if kill_after.is_some() {
+        args.push("block".into());
+    }
     let mut spec = WorkerSpec::new("fuzz")
-        .args(["fuzz".to_string(), seed.to_string(), ops.to_string()])
+        .args(args)
         .stdio(Stdio::Capture)
         .mount(MountSpec {
             source: MountSource::Scratch,
@@ -134,7 +142,13 @@ async fn one_seed(rt: &Runtime, seed: u64, ops: u64) -> Result<String, String> {
         .run(&run);
     profile(POLICY).apply_to(&mut spec);
     let fuzzer = rt.spawn(&program, spec);
+    if let Some(after) = kill_after
+        && fuzzer.join_timeout(after).await.is_none()
+    {
+        fuzzer.terminate();
+    }
     let status = join(&fuzzer).await;
+    let objects_ok = objects_recovered(&run).await;
     let out = stdout_of(&fuzzer);
     let err = String::from_utf8_lossy(&fuzzer.stderr()).into_owned();
     let sibling_status = join(&sibling).await;
@@ -144,6 +158,10 @@ async fn one_seed(rt: &Runtime, seed: u64, ops: u64) -> Result<String, String> {
     let why = match (&status, summary) {
         (_, _) if sibling_status != (ExitStatus::Exited { code: 0 }) => {
             format!("the sibling failed: {sibling_status:?} {sibling_out}")
+        }
+        _ if objects_ok.is_err() => objects_ok.unwrap_err(),
+        (ExitStatus::Killed { reason }, _) if kill_after.is_some() => {
+            return Ok(format!("killed ({reason:?}) after {kill_after:?}"));
         }
         (ExitStatus::Exited { code: 0 }, Some(summary)) => return Ok(summary.to_string()),
         (ExitStatus::Trapped { message, .. }, Some(summary))
@@ -160,6 +178,46 @@ async fn one_seed(rt: &Runtime, seed: u64, ops: u64) -> Result<String, String> {
     Err(format!(
         "seed {seed}: {why}; stdout ends: {tail}; stderr: {err}"
     ))
+}
+
+/// Whether `seed` is one the test kills, and after how long: one in four,
+/// after 10 ms to 300 ms; those runs may wait without a timeout.
+fn killed_after(seed: u64) -> Option<Duration> {
+    seed.is_multiple_of(4)
+        .then(|| Duration::from_millis(10 + seed.wrapping_mul(37) % 290))
+}
+
+/// Once the fuzzer has ended, however it ended, its objects serve the next
+/// user: both locks can be taken (its guards were released or abandoned),
+/// no party is left waiting at the barrier, and the semaphore is within
+/// its bound.
+async fn objects_recovered(run: &Run) -> Result<(), String> {
+    let objects = run.objects();
+    for name in ["fz-lock", "fz-rlock"] {
+        let lock = objects.lock(name).unwrap();
+        match lock
+            .acquire(u64::MAX - 1, Some(Duration::from_secs(10)))
+            .await
+        {
+            Ok(guard) => guard.release(),
+            Err(e) => {
+                return Err(format!(
+                    "{name} is still held after its holder ended: {e:?}"
+                ));
+            }
+        }
+    }
+    let waiting = objects.barrier("fz-bar3").unwrap().waiting();
+    if waiting != 0 {
+        return Err(format!(
+            "{waiting} parties still wait at fz-bar3 after the fuzzer ended"
+        ));
+    }
+    let value = objects.semaphore("fz-sem").unwrap().value();
+    if value > 3 {
+        return Err(format!("fz-sem holds {value} permits, past its bound of 3"));
+    }
+    Ok(())
 }
 
 fn first_line(text: &str) -> &str {

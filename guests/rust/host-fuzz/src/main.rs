@@ -5,18 +5,19 @@
 //! trap; the tests (tests/host_fuzz.rs) check that it does, and that a
 //! sibling worker is unaffected.
 //!
-//! - `fuzz SEED OPS`: OPS random calls, then one summary line
+//! - `fuzz SEED OPS [block]`: OPS random calls, then one summary line
 //!   `summary seed=SEED ops=OPS ok=N err=M {outcome: count, ...}`. One seed
 //!   in four then ends with `probe ...` and a call on a forged handle
 //!   (stale, of another kind, or never issued), which the canonical ABI
-//!   answers with a trap.
+//!   answers with a trap. With `block`, some waits have no timeout: the
+//!   test kills the worker wherever it waits.
 //! - `sibling QUEUE DIR ROUNDS`: the well-behaved neighbour: puts and gets
 //!   messages on QUEUE and writes and reads back files under DIR, checking
 //!   every one; prints `sibling ok ROUNDS`.
 //!
-//! Every wait has a short timeout, or is made only when the object is known
-//! to be ready (this worker is the only user of the objects it fuzzes), so a
-//! run never blocks for long. Any other first argument (a child spawned with
+//! Without `block`, every wait has a short timeout, or is made only when the
+//! object is known to be ready (this worker is the only user of the objects
+//! it fuzzes), so a run never blocks for long. Any other first argument (a child spawned with
 //! random arguments) prints one line and exits 0.
 
 mod fs;
@@ -70,7 +71,11 @@ impl Tally {
 fn main() {
     let mode: String = arg(1, String::new());
     match mode.as_str() {
-        "fuzz" => fuzz(arg(2, 0), arg(3, 1000)),
+        "fuzz" => fuzz(
+            arg(2, 0),
+            arg(3, 1000),
+            arg::<String>(4, String::new()) == "block",
+        ),
         "sibling" => sibling::run(
             &arg(2, String::from("sib-q")),
             &arg(3, String::from("/sib")),
@@ -80,8 +85,8 @@ fn main() {
     }
 }
 
-fn fuzz(seed: u64, ops: u32) {
-    let mut rng = Rng::new(seed);
+fn fuzz(seed: u64, ops: u32, blocking: bool) {
+    let mut rng = Rng::new(seed, blocking);
     let mut tally = Tally::default();
     let mut ipc = ipc::Objects::default();
     let mut fs = fs::Files::open();

@@ -1,21 +1,29 @@
 //! A small deterministic PRNG (xorshift64*) and the random values the
 //! fuzzer draws from it: the same seed gives the same calls.
 
-/// xorshift64* over a non-zero state.
-pub struct Rng(u64);
+/// xorshift64* over a non-zero state; `blocking` lets waits be endless.
+pub struct Rng {
+    state: u64,
+    blocking: bool,
+}
 
 impl Rng {
-    /// A generator for `seed` (any value, 0 included).
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    /// A generator for `seed` (any value, 0 included). With `blocking`,
+    /// [`Rng::short_timeout`] is sometimes `none`: the run may then wait
+    /// until the test kills it.
+    pub fn new(seed: u64, blocking: bool) -> Rng {
+        Rng {
+            state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            blocking,
+        }
     }
 
     /// The next 64 random bits.
     pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
     /// A number in `0..n` (`n` > 0).
@@ -76,8 +84,12 @@ impl Rng {
         vec![fill; len]
     }
 
-    /// A timeout for a call that may wait: none of them blocks for long.
+    /// A timeout for a call that may wait: none of them blocks for long,
+    /// unless the run is `blocking`.
     pub fn short_timeout(&mut self) -> Option<u64> {
+        if self.blocking && self.one_in(8) {
+            return None;
+        }
         Some(match self.below(4) {
             0 => 0,
             1 => 1,
