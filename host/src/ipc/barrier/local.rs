@@ -2,7 +2,7 @@
 //! shared by the workers of one run on this host. The semantics are in
 //! [`super`](super).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -21,6 +21,10 @@ struct BarrierState {
     arrived: u32,
     generation: u64,
     broken: bool,
+    /// How the round in progress ends, for its waiters: `true` when every
+    /// party arrived, `false` when `reset` ended it. Each round has its own,
+    /// so a waiter woken late still learns how its own round ended.
+    outcome: Arc<OnceLock<bool>>,
 }
 
 impl Barrier {
@@ -33,6 +37,7 @@ impl Barrier {
                 arrived: 0,
                 generation: 0,
                 broken: false,
+                outcome: Arc::default(),
             }),
             changed: Notify::new(),
         })
@@ -72,12 +77,10 @@ impl Barrier {
     /// get `Broken`, as in Python. Never blocks.
     pub fn reset(&self) {
         let mut state = self.lock();
-        if state.arrived > 0 {
-            state.broken = true;
-            drop(state);
-            self.changed.notify_waiters();
-            state = self.lock();
-        }
+        // Waiters go by their round's outcome, not by the round number,
+        // which a reset moves on just as a completed round does.
+        let _ = state.outcome.set(false);
+        state.outcome = Arc::default();
         state.arrived = 0;
         state.generation += 1;
         state.broken = false;
@@ -164,7 +167,7 @@ impl BarrierHandle {
     pub async fn wait(&mut self, timeout: Option<Duration>) -> Result<u32, IpcError> {
         self.took_part = true;
         let barrier = &*self.barrier;
-        let (index, generation) = {
+        let (index, generation, outcome) = {
             let mut state = barrier.lock();
             if state.broken {
                 return Err(IpcError::Broken);
@@ -172,13 +175,15 @@ impl BarrierHandle {
             let index = state.arrived;
             state.arrived += 1;
             if state.arrived == barrier.parties {
+                let _ = state.outcome.set(true);
+                state.outcome = Arc::default();
                 state.arrived = 0;
                 state.generation += 1;
                 drop(state);
                 barrier.changed.notify_waiters();
                 return Ok(index);
             }
-            (index, state.generation)
+            (index, state.generation, state.outcome.clone())
         };
         let mut arrival = Arrival {
             barrier,
@@ -190,14 +195,11 @@ impl BarrierHandle {
                 let changed = barrier.changed.notified();
                 tokio::pin!(changed);
                 changed.as_mut().enable();
-                {
-                    let state = barrier.lock();
-                    if state.generation != generation {
-                        return Ok(index);
-                    }
-                    if state.broken {
-                        return Err(IpcError::Broken);
-                    }
+                match outcome.get() {
+                    Some(true) => return Ok(index),
+                    Some(false) => return Err(IpcError::Broken),
+                    None if barrier.lock().broken => return Err(IpcError::Broken),
+                    None => {}
                 }
                 changed.await;
             }
@@ -268,6 +270,23 @@ mod tests {
         b.reset();
         assert!(!b.is_broken());
         std::mem::forget(h1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reset_tells_the_waiters_of_the_round_it_was_broken() {
+        let b = Barrier::new("b", 2);
+        let mut waiter = b.handle();
+        let task = tokio::spawn(async move {
+            let r = waiter.wait(None).await;
+            std::mem::forget(waiter);
+            r
+        });
+        while b.waiting() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        b.reset();
+        assert_eq!(task.await.unwrap(), Err(IpcError::Broken));
+        assert!(!b.is_broken());
     }
 
     #[tokio::test]
