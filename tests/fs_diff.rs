@@ -13,7 +13,6 @@
 mod common;
 
 #[path = "../guests/rust/fs-diff/src/ops.rs"]
-#[allow(dead_code)]
 mod ops;
 
 use std::ffi::CString;
