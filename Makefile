@@ -53,9 +53,17 @@ lint: prereqs
 # The config parsers' property tests (tests/parsers.rs) with many more
 # generated cases than `make test` runs: arbitrary text and near-valid
 # manifests and policies with extreme values. About 2.5 minutes here.
-FUZZ_CASES ?= 200000
-fuzz:
+# Then the guest-driven fuzzer of the host's functions (tests/host_fuzz.rs)
+# over FUZZ_SEEDS seeds of FUZZ_OPS calls each, and the filesystem against
+# Linux (tests/fs_diff.rs) over FUZZ_FS_CASES sequences per mount kind.
+FUZZ_CASES    ?= 200000
+FUZZ_SEEDS    ?= 400
+FUZZ_OPS      ?= 3000
+FUZZ_FS_CASES ?= 50000
+fuzz: guests
 	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --test parsers
+	HOST_FUZZ_SEEDS=$(FUZZ_SEEDS) HOST_FUZZ_OPS=$(FUZZ_OPS) $(CARGO) test --test host_fuzz -- --nocapture
+	PROPTEST_CASES=$(FUZZ_FS_CASES) $(CARGO) test --test fs_diff
 
 bench: guests
 	$(CARGO) bench --bench compare

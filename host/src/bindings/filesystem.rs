@@ -257,7 +257,11 @@ impl types::HostDescriptor for VfsCtxView<'_> {
     }
 
     fn set_size(&mut self, fd: Resource<Descriptor>, size: Filesize) -> Call<()> {
-        reply(file_of(&self.node(&fd)?).and_then(|file| file.set_size(size)))
+        // Linux's `ftruncate`: `invalid` for anything but a regular file.
+        reply(match self.node(&fd)? {
+            Node::File(file) => file.set_size(size),
+            Node::Dir(_) => Err(FsError::Invalid),
+        })
     }
 
     fn set_times(

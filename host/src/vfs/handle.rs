@@ -153,8 +153,10 @@ impl DirHandle {
 
     /// Opens (or, with `create`, creates) the file or directory at `path`.
     ///
-    /// Errors beyond the path rules: `Invalid` for `directory` with `create`,
-    /// `exclusive` or `truncate`; `ReadOnly` for `write`, `append`, `create`
+    /// Errors beyond the path rules: `Invalid` for `directory` with `create`
+    /// (as Linux since 6.4; with `truncate` the path is looked up as on
+    /// Linux: a directory is `IsDirectory`, a file `NotDirectory`, nothing
+    /// `NoEntry`; `exclusive` without `create` means nothing); `ReadOnly` for `write`, `append`, `create`
     /// or `truncate` in a read-only mount; `Exist` for `create` + `exclusive`
     /// on a taken name (a symlink included); `Loop` for a symlink in the last
     /// component without `follow_symlinks`; `IsDirectory` when a directory is
@@ -163,7 +165,7 @@ impl DirHandle {
     /// `Unsupported` for host devices, FIFOs and sockets.
     pub fn open_at(&self, path: &str, options: OpenOptions) -> Result<Node, FsError> {
         path::check(path)?;
-        if options.directory && (options.create || options.exclusive || options.truncate) {
+        if options.directory && options.create {
             return Err(FsError::Invalid);
         }
         if options.write || options.append || options.create || options.truncate {
@@ -430,9 +432,12 @@ impl FileHandle {
         }
     }
 
-    /// Truncates or extends (with zeros) the file to `size` bytes.
+    /// Truncates or extends (with zeros) the file to `size` bytes;
+    /// `Invalid` if it is not open for writing (Linux's `ftruncate`).
     pub fn set_size(&self, size: u64) -> Result<(), FsError> {
-        self.check_writable()?;
+        if !self.can_write() {
+            return Err(FsError::Invalid);
+        }
         match &self.backend {
             FileBackend::Mem(file) => file.set_size(size),
             FileBackend::Host(file) => file.set_size(size),

@@ -170,13 +170,16 @@ impl HostDir {
     pub(super) fn open_at(&self, path: &str, options: &OpenOptions) -> Result<HostNode, FsError> {
         // The descriptor needs write access whenever the call may change
         // the file; the handle's own flags decide what the guest may do.
-        let write = options.write || options.append || options.create || options.truncate;
+        // With `directory`, truncation is never asked of the OS: a file
+        // there must stay whole (Linux checks O_DIRECTORY before O_TRUNC).
+        let truncate = options.truncate && !options.directory;
+        let write = options.write || options.append || options.create || truncate;
         let mut host = cap_std::fs::OpenOptions::new();
         host.read(options.read || !write)
             .write(write)
             .create(options.create && !options.exclusive)
             .create_new(options.create && options.exclusive)
-            .truncate(options.truncate)
+            .truncate(truncate)
             .follow(if options.follow_symlinks {
                 FollowSymlinks::Yes
             } else {
@@ -187,9 +190,29 @@ impl HostDir {
             // such files are refused below anyway.
             .nonblock(true);
         let charge = self.ledger.as_ref().map(charge).transpose()?;
-        let file = self.dir.open_with(path, &host)?;
+        let file = match self.dir.open_with(path, &host) {
+            Ok(file) => file,
+            // Linux checks O_DIRECTORY before O_NOFOLLOW: a final symlink
+            // is "not a directory"; cap-std reports only the symlink. (A
+            // trailing slash follows it, so its loop stays a loop.)
+            Err(e) if options.directory && !options.follow_symlinks && !path.ends_with('/') => {
+                let final_symlink = self
+                    .dir
+                    .symlink_metadata(path)
+                    .is_ok_and(|meta| meta.is_symlink());
+                return Err(if final_symlink {
+                    FsError::NotDirectory
+                } else {
+                    e.into()
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let meta = file.metadata()?;
         if meta.is_dir() {
+            if options.truncate {
+                return Err(FsError::IsDirectory);
+            }
             return Ok(HostNode::Dir(HostDir {
                 dir: Arc::new(Charged {
                     fd: Dir::from_std_file(file.into_std()),

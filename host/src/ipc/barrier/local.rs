@@ -2,8 +2,7 @@
 //! shared by the workers of one run on this host. The semantics are in
 //! [`super`](super).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -22,11 +21,10 @@ struct BarrierState {
     arrived: u32,
     generation: u64,
     broken: bool,
-    /// Set when the round in progress is reset rather than completed. Each
-    /// waiter keeps its round's flag: by the time it runs again, the round
-    /// number has moved on either way, and only the flag tells a reset
-    /// (`Broken`, as in Python) from a pass.
-    round_reset: Arc<AtomicBool>,
+    /// How the round in progress ends, for its waiters: `true` when every
+    /// party arrived, `false` when `reset` ended it. Each round has its own,
+    /// so a waiter woken late still learns how its own round ended.
+    outcome: Arc<OnceLock<bool>>,
 }
 
 impl Barrier {
@@ -39,7 +37,7 @@ impl Barrier {
                 arrived: 0,
                 generation: 0,
                 broken: false,
-                round_reset: Arc::default(),
+                outcome: Arc::default(),
             }),
             changed: Notify::new(),
         })
@@ -79,8 +77,10 @@ impl Barrier {
     /// get `Broken`, as in Python. Never blocks.
     pub fn reset(&self) {
         let mut state = self.lock();
-        state.round_reset.store(true, Ordering::SeqCst);
-        state.round_reset = Arc::default();
+        // Waiters go by their round's outcome, not by the round number,
+        // which a reset moves on just as a completed round does.
+        let _ = state.outcome.set(false);
+        state.outcome = Arc::default();
         state.arrived = 0;
         state.generation += 1;
         state.broken = false;
@@ -126,22 +126,31 @@ pub struct BarrierHandle {
     took_part: bool,
 }
 
-/// Breaks the barrier if a waiting party goes away mid-wait.
+/// A party's arrival in one round: when it leaves without passing (a
+/// timeout, a broken barrier, or the worker killed mid-wait) it no longer
+/// counts as waiting, and the barrier breaks if it was not yet broken.
 struct Arrival<'a> {
     barrier: &'a Barrier,
     generation: u64,
-    done: bool,
+    passed: bool,
 }
 
 impl Drop for Arrival<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            let mut state = self.barrier.lock();
-            if state.generation == self.generation && !state.broken {
-                state.broken = true;
-                drop(state);
-                self.barrier.changed.notify_waiters();
-            }
+        if self.passed {
+            return;
+        }
+        let mut state = self.barrier.lock();
+        if state.generation != self.generation {
+            return;
+        }
+        // Counted until now, this party would make `waiting` report a
+        // waiter that is gone (found by tests/host_fuzz.rs).
+        state.arrived = state.arrived.saturating_sub(1);
+        if !state.broken {
+            state.broken = true;
+            drop(state);
+            self.barrier.changed.notify_waiters();
         }
     }
 }
@@ -158,7 +167,7 @@ impl BarrierHandle {
     pub async fn wait(&mut self, timeout: Option<Duration>) -> Result<u32, IpcError> {
         self.took_part = true;
         let barrier = &*self.barrier;
-        let (index, generation, round_reset) = {
+        let (index, generation, outcome) = {
             let mut state = barrier.lock();
             if state.broken {
                 return Err(IpcError::Broken);
@@ -166,35 +175,31 @@ impl BarrierHandle {
             let index = state.arrived;
             state.arrived += 1;
             if state.arrived == barrier.parties {
+                let _ = state.outcome.set(true);
+                state.outcome = Arc::default();
                 state.arrived = 0;
                 state.generation += 1;
                 drop(state);
                 barrier.changed.notify_waiters();
                 return Ok(index);
             }
-            (index, state.generation, state.round_reset.clone())
+            (index, state.generation, state.outcome.clone())
         };
         let mut arrival = Arrival {
             barrier,
             generation,
-            done: false,
+            passed: false,
         };
         let released = async {
             loop {
                 let changed = barrier.changed.notified();
                 tokio::pin!(changed);
                 changed.as_mut().enable();
-                {
-                    let state = barrier.lock();
-                    if state.generation != generation {
-                        return match round_reset.load(Ordering::SeqCst) {
-                            true => Err(IpcError::Broken),
-                            false => Ok(index),
-                        };
-                    }
-                    if state.broken {
-                        return Err(IpcError::Broken);
-                    }
+                match outcome.get() {
+                    Some(true) => return Ok(index),
+                    Some(false) => return Err(IpcError::Broken),
+                    None if barrier.lock().broken => return Err(IpcError::Broken),
+                    None => {}
                 }
                 changed.await;
             }
@@ -205,8 +210,7 @@ impl BarrierHandle {
                 .await
                 .unwrap_or(Err(IpcError::Timeout)),
         };
-        // A pass is done; a timeout falls through to break the barrier.
-        arrival.done = result.is_ok() || result == Err(IpcError::Broken);
+        arrival.passed = result.is_ok();
         result
     }
 }
@@ -261,10 +265,28 @@ mod tests {
             Err(IpcError::Timeout)
         );
         assert_eq!(waiter.await.unwrap(), Err(IpcError::Broken));
+        assert_eq!(b.waiting(), 0, "nobody waits any more");
         assert_eq!(h1.wait(None).await, Err(IpcError::Broken));
         b.reset();
         assert!(!b.is_broken());
         std::mem::forget(h1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reset_tells_the_waiters_of_the_round_it_was_broken() {
+        let b = Barrier::new("b", 2);
+        let mut waiter = b.handle();
+        let task = tokio::spawn(async move {
+            let r = waiter.wait(None).await;
+            std::mem::forget(waiter);
+            r
+        });
+        while b.waiting() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        b.reset();
+        assert_eq!(task.await.unwrap(), Err(IpcError::Broken));
+        assert!(!b.is_broken());
     }
 
     #[tokio::test]
@@ -275,6 +297,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(5)).await;
         task.abort(); // the worker was killed while waiting
         let _ = task.await;
+        assert_eq!(b.waiting(), 0, "the killed party no longer waits");
         let mut other = b.handle();
         assert_eq!(other.wait(None).await, Err(IpcError::Broken));
         std::mem::forget(other);

@@ -144,7 +144,12 @@ impl MemDir {
                             return Err(FsError::Exist);
                         }
                         if !(options.follow_symlinks || walk.must_be_dir) {
-                            return Err(FsError::Loop);
+                            // Linux checks O_DIRECTORY before O_NOFOLLOW.
+                            return Err(if options.directory {
+                                FsError::NotDirectory
+                            } else {
+                                FsError::Loop
+                            });
                         }
                         walk.expand(target, true)?;
                         continue;
