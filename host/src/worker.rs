@@ -24,9 +24,14 @@ use crate::vfs::MountSpec;
 /// Everything needed to start one worker from a [`Program`](crate::Program).
 #[derive(Debug, Clone, Default)]
 pub struct WorkerSpec {
-    /// The worker's name: its `[name]` output prefix, `argv[0]`, and what
+    /// The worker's name: its `[name]` output prefix, `argv[0]` unless
+    /// [`argv0`](Self::argv0) says otherwise, and what
     /// `corral:worker/process.name` returns.
     pub name: String,
+    /// `argv[0]` when it is not the name: `corral run FILE` passes FILE's
+    /// file name, as `wasmtime run` does, so programs that print their own
+    /// name in usage messages print the same under both.
+    pub argv0: Option<String>,
     /// Arguments after `argv[0]`.
     pub args: Vec<String>,
     /// The worker's entire environment. Nothing is inherited from the host.

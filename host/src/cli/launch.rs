@@ -58,6 +58,11 @@ pub(super) async fn run(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let base = args.name.clone().unwrap_or_else(|| stem(&args.file));
+    // What `wasmtime run` passes: the file name, never its directories.
+    let argv0 = args
+        .file
+        .file_name()
+        .map_or_else(|| base.clone(), |f| f.to_string_lossy().into_owned());
     let profile = match &args.policy {
         Some(reference) => Some(Profile::load(reference, Path::new(""))?),
         None => None,
@@ -98,6 +103,7 @@ pub(super) async fn run(
         .map(|name| {
             let mut spec = WorkerSpec {
                 name,
+                argv0: Some(argv0.clone()),
                 args: args.args.clone(),
                 env: env.clone(),
                 limits: limits.clone(),
@@ -187,6 +193,7 @@ pub(super) async fn up(
         for name in entry.instance_names() {
             let mut spec = WorkerSpec {
                 name,
+                argv0: None,
                 args: entry.args.clone(),
                 env: entry
                     .env
@@ -474,19 +481,19 @@ fn broken_pipe(status: &ExitStatus) -> bool {
 }
 
 /// One line per worker on stderr, failures in full (with the wasm
-/// backtrace). A single worker that exits 0 prints nothing, like any
-/// program, and one killed by a broken pipe says nothing either, as a shell
+/// backtrace). A single worker that exits prints nothing, whatever its
+/// code, like any program (as under `wasmtime run`: its exit code says
+/// it), and one killed by a broken pipe says nothing either, as a shell
 /// says nothing of a program killed by SIGPIPE.
 fn print_summary(ui: Ui, names: &[String], reports: &[WorkerReport]) {
-    let all_ok = reports
-        .iter()
-        .all(|r| r.status.success() || broken_pipe(&r.status));
-    if ui.quiet || (all_ok && reports.len() == 1) {
-        for (name, report) in names
-            .iter()
-            .zip(reports)
-            .filter(|(_, r)| !r.status.success() && !broken_pipe(&r.status))
-        {
+    let single = reports.len() == 1;
+    let says_nothing = |r: &WorkerReport| {
+        r.status.success()
+            || broken_pipe(&r.status)
+            || (single && matches!(r.status, ExitStatus::Exited { .. }))
+    };
+    if ui.quiet || (single && reports.iter().all(says_nothing)) {
+        for (name, report) in names.iter().zip(reports).filter(|(_, r)| !says_nothing(r)) {
             eprintln!("corral: {name} {}", report.status);
         }
         return;

@@ -241,7 +241,7 @@ impl Runtime {
         let reporter = Reporter::new(id, name.clone(), self.inner.events.clone());
         let policy = &spec.policy;
         let mut wasi = WasiCtxBuilder::new();
-        wasi.arg(&spec.name)
+        wasi.arg(spec.argv0.as_deref().unwrap_or(&spec.name))
             .args(&spec.args)
             .envs(&spec.env)
             .stdout(stdout)
