@@ -244,7 +244,11 @@ pub(super) async fn up(
     )?;
     let (mut code, stopped) = launch(&runtime, ui, specs, Some(&finished), &mut signals).await;
     let quiet = ui.quiet || ui.json_events;
-    let (pools_ok, stopped_late) = feeds::finish(stages, stopped, quiet, &mut signals).await;
+    // Exit code 3 comes only from a worker that could not start, which
+    // ended the run: the stages end with it.
+    let cut_short = code == EXIT_FAILED_TO_START;
+    let (pools_ok, stopped_late) =
+        feeds::finish(stages, stopped, cut_short, quiet, &mut signals).await;
     if let Some(stop) = stopped_late {
         code = stop.exit_code();
     } else if code == 0 && !pools_ok {
@@ -398,8 +402,11 @@ async fn launch(
     let mut reports: Vec<Option<WorkerReport>> = vec![None; waiting.len()];
     let mut joins = FuturesUnordered::new();
     let mut stopped: Option<Stop> = None;
+    // A worker that could not start leaves the workers that read from it
+    // waiting for input that never comes: the run ends there.
+    let mut failed_start: Option<usize> = None;
     loop {
-        if stopped.is_none() {
+        if stopped.is_none() && failed_start.is_none() {
             for i in 0..waiting.len() {
                 let ready = waiting[i]
                     .as_ref()
@@ -414,9 +421,23 @@ async fn launch(
         tokio::select! {
             joined = joins.next() => match joined {
                 Some((i, report)) => {
+                    let cannot_start = matches!(report.status, ExitStatus::FailedToStart { .. });
                     reports[i] = Some(report);
                     if let Some(finished) = finished {
                         finished.send_modify(|ended| ended[i] = true);
+                    }
+                    if cannot_start && stopped.is_none() && failed_start.is_none() {
+                        failed_start = Some(i);
+                        let alive: Vec<&Worker> =
+                            workers.iter().flatten().filter(|w| w.is_alive()).collect();
+                        if !alive.is_empty() {
+                            eprintln!(
+                                "corral: {} could not start; terminating {} workers",
+                                names[i],
+                                alive.len()
+                            );
+                        }
+                        alive.iter().for_each(|w| w.terminate());
                     }
                 }
                 None => break,
@@ -434,7 +455,12 @@ async fn launch(
         .map(|r| {
             r.unwrap_or_else(|| WorkerReport {
                 status: ExitStatus::FailedToStart {
-                    reason: "not started: the run was interrupted".into(),
+                    reason: match failed_start {
+                        Some(i) if stopped.is_none() => {
+                            format!("not started: {} could not start", names[i])
+                        }
+                        _ => "not started: the run was interrupted".into(),
+                    },
                 },
                 duration: std::time::Duration::ZERO,
                 cpu_time: std::time::Duration::ZERO,
@@ -451,11 +477,11 @@ async fn launch(
     if let Some(stop) = stopped {
         return (stop.exit_code(), Some(stop));
     }
-    let code = reports
-        .iter()
-        .find(|r| !r.status.success())
-        .map_or(0, |r| exit_code(&r.status));
-    (code, None)
+    let first_failure = match failed_start {
+        Some(i) => Some(&reports[i]),
+        None => reports.iter().find(|r| !r.status.success()),
+    };
+    (first_failure.map_or(0, |r| exit_code(&r.status)), None)
 }
 
 fn exit_code(status: &ExitStatus) -> u8 {
