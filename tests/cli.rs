@@ -527,12 +527,22 @@ fn a_stack_the_engine_cannot_give_is_refused_before_anything_runs() {
     }
 }
 
-/// A pipeline whose producer cannot start (its component is a pool task,
-/// with no `main`) would leave the transformer waiting for input forever,
-/// the pool stage for the transformer, the consumer for the pool: the run
-/// ends at once instead, says why and exits 3.
+/// A pipeline whose producer cannot start would leave the transformer
+/// waiting for input forever, the pool stage for the transformer, the
+/// consumer for the pool: the run ends at once instead and says why, with
+/// exit 3 for a component that has no `main` (a pool task), 137 for one
+/// whose memory cap refuses its instantiation.
 #[test]
 fn a_pipeline_whose_producer_cannot_start_ends_promptly() {
+    for (producer, limit, code) in [
+        (g("square"), "", 3),
+        (g("producer"), "memory = \"64KiB\"", 137),
+    ] {
+        pipeline_ends_promptly(&producer, limit, code);
+    }
+}
+
+fn pipeline_ends_promptly(producer: &str, producer_limit: &str, code: i32) {
     let dir = tempfile::tempdir().unwrap();
     let manifest = format!(
         r#"
@@ -545,8 +555,9 @@ capacity = 4
 
 [[worker]]
 name = "producer"
-component = "{square}"
+component = "{producer}"
 args = ["raw", "1000", "1"]
+{producer_limit}
 
 [[worker]]
 name = "transformer"
@@ -579,7 +590,7 @@ args = ["squares"]
         Duration::from_secs(30),
     );
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
     assert!(
         stderr.contains("corral: producer could not start; terminating"),
         "{stderr}"

@@ -169,6 +169,8 @@ pub(crate) struct WorkerShared {
     pub report: watch::Sender<Option<WorkerReport>>,
     pub kill: Notify,
     pub terminated: AtomicBool,
+    /// Set once the worker is instantiated and its `main` called.
+    pub ran_main: AtomicBool,
     pub stdout: OutputPipe,
     pub stderr: OutputPipe,
 }
@@ -204,6 +206,13 @@ impl Worker {
     /// Whether the worker is still running (or starting). Never blocks.
     pub fn is_alive(&self) -> bool {
         self.shared.report.borrow().is_none()
+    }
+
+    /// Whether the worker got as far as its `main`: one that ended before
+    /// (it failed to start, or a limit refused its instantiation) never
+    /// read or wrote anything.
+    pub fn ran_main(&self) -> bool {
+        self.shared.ran_main.load(Ordering::Acquire)
     }
 
     /// Waits until the worker ends and returns how it ended. Waiting holds no
@@ -359,6 +368,7 @@ mod tests {
                 report: watch::channel(None).0,
                 kill: Notify::new(),
                 terminated: AtomicBool::new(false),
+                ran_main: AtomicBool::new(false),
                 stdout: pipe(StreamKind::Stdout),
                 stderr: pipe(StreamKind::Stderr),
             }),

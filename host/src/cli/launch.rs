@@ -127,7 +127,7 @@ pub(super) async fn run(
         check_policy(&first.spec).with_context(|| format!("--policy {reference}"))?;
     }
     let mut signals = Signals::install()?;
-    let (code, _) = launch(&runtime, ui, specs, None, &mut signals).await;
+    let (code, _, _) = launch(&runtime, ui, specs, None, &mut signals).await;
     fs.save(&run, ui)?;
     Ok(code)
 }
@@ -242,11 +242,9 @@ pub(super) async fn up(
         &started_at,
         &finished,
     )?;
-    let (mut code, stopped) = launch(&runtime, ui, specs, Some(&finished), &mut signals).await;
+    let (mut code, stopped, cut_short) =
+        launch(&runtime, ui, specs, Some(&finished), &mut signals).await;
     let quiet = ui.quiet || ui.json_events;
-    // Exit code 3 comes only from a worker that could not start, which
-    // ended the run: the stages end with it.
-    let cut_short = code == EXIT_FAILED_TO_START;
     let (pools_ok, stopped_late) =
         feeds::finish(stages, stopped, cut_short, quiet, &mut signals).await;
     if let Some(stop) = stopped_late {
@@ -385,17 +383,18 @@ struct Planned {
 }
 
 /// Spawns every worker (each as soon as the workers it comes `after` have
-/// ended), waits for all of them (terminating them on SIGINT or SIGTERM),
-/// prints the summary and returns the process exit code and the signal
-/// that stopped the run, if one did. Marks each worker in `finished` as it
-/// ends.
+/// ended), waits for all of them (terminating them on SIGINT or SIGTERM, or
+/// when one could not start), prints the summary and returns the process
+/// exit code, the signal that stopped the run, if one did, and whether a
+/// worker that could not start cut the run short. Marks each worker in
+/// `finished` as it ends.
 async fn launch(
     runtime: &Runtime,
     ui: Ui,
     plan: Vec<Planned>,
     finished: Option<&Finished>,
     signals: &mut Signals,
-) -> (u8, Option<Stop>) {
+) -> (u8, Option<Stop>, bool) {
     let names: Vec<String> = plan.iter().map(|p| p.spec.name.clone()).collect();
     let mut waiting: Vec<Option<Planned>> = plan.into_iter().map(Some).collect();
     let mut workers: Vec<Option<Worker>> = vec![None; waiting.len()];
@@ -421,7 +420,8 @@ async fn launch(
         tokio::select! {
             joined = joins.next() => match joined {
                 Some((i, report)) => {
-                    let cannot_start = matches!(report.status, ExitStatus::FailedToStart { .. });
+                    let cannot_start = matches!(report.status, ExitStatus::FailedToStart { .. })
+                        || workers[i].as_ref().is_some_and(|w| !w.ran_main());
                     reports[i] = Some(report);
                     if let Some(finished) = finished {
                         finished.send_modify(|ended| ended[i] = true);
@@ -475,13 +475,17 @@ async fn launch(
         print_summary(ui, &names, &reports);
     }
     if let Some(stop) = stopped {
-        return (stop.exit_code(), Some(stop));
+        return (stop.exit_code(), Some(stop), false);
     }
     let first_failure = match failed_start {
         Some(i) => Some(&reports[i]),
         None => reports.iter().find(|r| !r.status.success()),
     };
-    (first_failure.map_or(0, |r| exit_code(&r.status)), None)
+    (
+        first_failure.map_or(0, |r| exit_code(&r.status)),
+        None,
+        failed_start.is_some(),
+    )
 }
 
 fn exit_code(status: &ExitStatus) -> u8 {
