@@ -21,7 +21,7 @@ prereqs:
 # Guest workers: components for wasm32-wasip2, plus one preview1 core module.
 guests: prereqs
 	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet --target-dir target
-	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet --target-dir target -p hello-p1 -p exit-p1 --target wasm32-wasip1
+	cd $(GUESTS_DIR) && $(CARGO) build --release --quiet --target-dir target -p hello-p1 -p exit-p1 -p tool-p1 --target wasm32-wasip1
 	$(MAKE) -C guests/c
 	$(MAKE) -C guests/cpp
 	$(MAKE) -C guests/zig

@@ -526,3 +526,82 @@ fn a_stack_the_engine_cannot_give_is_refused_before_anything_runs() {
         assert!(stderr.contains(limit), "{stack}: {stderr}");
     }
 }
+
+/// A pipeline whose producer cannot start would leave the transformer
+/// waiting for input forever, the pool stage for the transformer, the
+/// consumer for the pool: the run ends at once instead and says why, with
+/// exit 3 for a component that has no `main` (a pool task), 137 for one
+/// whose memory cap refuses its instantiation.
+#[test]
+fn a_pipeline_whose_producer_cannot_start_ends_promptly() {
+    for (producer, limit, code) in [
+        (g("square"), "", 3),
+        (g("producer"), "memory = \"64KiB\"", 137),
+    ] {
+        pipeline_ends_promptly(&producer, limit, code);
+    }
+}
+
+fn pipeline_ends_promptly(producer: &str, producer_limit: &str, code: i32) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        r#"
+[queues.raw]
+capacity = 4
+[queues.numbers]
+capacity = 4
+[queues.squares]
+capacity = 4
+
+[[worker]]
+name = "producer"
+component = "{producer}"
+args = ["raw", "1000", "1"]
+{producer_limit}
+
+[[worker]]
+name = "transformer"
+component = "{transformer}"
+args = ["raw", "numbers", "1"]
+
+[[pool]]
+name = "square"
+component = "{square}"
+workers = 2
+input = "numbers"
+output = "squares"
+producers = ["transformer"]
+
+[[worker]]
+name = "consumer"
+component = "{consumer}"
+args = ["squares"]
+"#,
+        square = g("square"),
+        transformer = g("transformer"),
+        consumer = g("consumer"),
+    );
+    let path = dir.path().join("corral.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let started = std::time::Instant::now();
+    let out = output_within(
+        &mut corral_command(&["up", path.to_str().unwrap()]),
+        b"",
+        Duration::from_secs(30),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(
+        stderr.contains("corral: producer could not start; terminating"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("transformer  killed: terminated"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}

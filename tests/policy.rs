@@ -385,6 +385,57 @@ fn policy_test_command_reports_every_capability() {
     assert!(guest("hostile").exists());
 }
 
+/// `corral policy test` prints each row as its check ends, so a long
+/// wall-time check does not hold up the others, and its table shows (and
+/// tries one past) the ledger's and the family's counted limits.
+#[test]
+fn policy_test_prints_rows_as_they_finish_and_proves_counted_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "[profiles.p]\nmemory = \"64MiB\"\ntimeout = \"8s\"\nmax-handles = 300\nmax-host-fds = 40\n\
+         mounts = [\"@scratch:/tmp\", \"./data:/data:rw\"]\n\
+         [profiles.p.spawn]\ncomponents = [\"child\"]\nmax-children = 3\nmax-descendants = 5\n",
+    )
+    .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_corral"));
+    command
+        .current_dir(dir.path())
+        .arg("--cache-dir")
+        .arg(common::shared_cache_dir())
+        .args(["policy", "test", "p.toml"]);
+    let started = std::time::Instant::now();
+    let mut probe = common::child::Bounded::spawn(&mut command, b"", Duration::from_secs(120));
+    let limits = probe.wait_for_line(|l| l.contains("max-host-fds"));
+    assert!(limits.contains("40 host descriptors"), "{limits}");
+    probe.wait_for_line(|l| l.contains("read mount /tmp"));
+    let first_row = started.elapsed();
+    let out = probe.finish();
+    let total = started.elapsed();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{table}");
+    assert!(
+        total >= Duration::from_secs(8) && first_row + Duration::from_secs(4) < total,
+        "the first row came after {first_row:?}, the run took {total:?}"
+    );
+    for (row, detail) in [
+        ("handles:/tmp:300", "open files"),
+        ("host-fds:/data:40", "open files"),
+        ("scratch-bytes:/tmp:67108864", "No space left"),
+        ("children:child:3", "refused with 3 alive"),
+        ("descendants:child:5", "refused after 5 spawned"),
+        ("sleep:16000", "wall-time limit"),
+    ] {
+        let line = table
+            .lines()
+            .find(|l| l.contains(row))
+            .unwrap_or_else(|| panic!("no row {row}: {table}"));
+        assert!(line.starts_with('✓') && line.contains(detail), "{line}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn fuel_is_a_deterministic_budget() {
     let (rt, _) = runtime_with(16);

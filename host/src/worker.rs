@@ -24,9 +24,14 @@ use crate::vfs::MountSpec;
 /// Everything needed to start one worker from a [`Program`](crate::Program).
 #[derive(Debug, Clone, Default)]
 pub struct WorkerSpec {
-    /// The worker's name: its `[name]` output prefix, `argv[0]`, and what
+    /// The worker's name: its `[name]` output prefix, `argv[0]` unless
+    /// [`argv0`](Self::argv0) says otherwise, and what
     /// `corral:worker/process.name` returns.
     pub name: String,
+    /// `argv[0]` when it is not the name: `corral run FILE` passes FILE's
+    /// file name, as `wasmtime run` does, so programs that print their own
+    /// name in usage messages print the same under both.
+    pub argv0: Option<String>,
     /// Arguments after `argv[0]`.
     pub args: Vec<String>,
     /// The worker's entire environment. Nothing is inherited from the host.
@@ -164,6 +169,8 @@ pub(crate) struct WorkerShared {
     pub report: watch::Sender<Option<WorkerReport>>,
     pub kill: Notify,
     pub terminated: AtomicBool,
+    /// Set once the worker is instantiated and its `main` called.
+    pub ran_main: AtomicBool,
     pub stdout: OutputPipe,
     pub stderr: OutputPipe,
 }
@@ -199,6 +206,13 @@ impl Worker {
     /// Whether the worker is still running (or starting). Never blocks.
     pub fn is_alive(&self) -> bool {
         self.shared.report.borrow().is_none()
+    }
+
+    /// Whether the worker got as far as its `main`: one that ended before
+    /// (it failed to start, or a limit refused its instantiation) never
+    /// read or wrote anything.
+    pub fn ran_main(&self) -> bool {
+        self.shared.ran_main.load(Ordering::Acquire)
     }
 
     /// Waits until the worker ends and returns how it ended. Waiting holds no
@@ -354,6 +368,7 @@ mod tests {
                 report: watch::channel(None).0,
                 kill: Notify::new(),
                 terminated: AtomicBool::new(false),
+                ran_main: AtomicBool::new(false),
                 stdout: pipe(StreamKind::Stdout),
                 stderr: pipe(StreamKind::Stderr),
             }),

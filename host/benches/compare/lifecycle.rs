@@ -1,5 +1,6 @@
 //! Worker lifecycle: spawn + join (100 at once, one at a time), the memory
-//! and mappings of an idle worker, and how many idle workers one host holds.
+//! and mappings of an idle worker, how many idle workers one host holds,
+//! and `corral run` against `wasmtime run` as whole processes.
 
 use std::time::{Duration, Instant};
 
@@ -105,8 +106,85 @@ async fn idle(rt: &Runtime, sleepy: &Program, n: usize, base: Baseline) -> (f64,
     (rss, maps, asleep)
 }
 
+/// Processes per run of the `corral run` vs `wasmtime run` row.
+const PROCESSES: usize = 50;
+/// The row's name.
+const VS_WASMTIME: &str = "corral run vs wasmtime run (whole process)";
+
+/// Microseconds per process to run `program` `PROCESSES` times, one after
+/// another, as a script would: `command` then the file, output discarded.
+fn whole_processes(command: &[&str], program: &std::path::Path) -> f64 {
+    let start = Instant::now();
+    for _ in 0..PROCESSES {
+        let status = std::process::Command::new(command[0])
+            .args(&command[1..])
+            .arg(program)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", command[0]));
+        assert!(
+            status.success(),
+            "{command:?} {}: {status}",
+            program.display()
+        );
+    }
+    secs(start) * 1e6 / PROCESSES as f64
+}
+
+/// The same small program run as whole processes by `corral run` and by
+/// `wasmtime run` (in the CPython column), run by run; `None`, with a note,
+/// where `wasmtime` is not on PATH.
+fn vs_wasmtime(bench: &Bench) -> Option<Row> {
+    if !bench.wants(VS_WASMTIME) {
+        return None;
+    }
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join("wasmtime").is_file())
+    });
+    if !on_path {
+        eprintln!(
+            "  {VS_WASMTIME}: skipped, no `wasmtime` on PATH \
+             (cargo install wasmtime-cli --version 48.0.8 --locked)"
+        );
+        return None;
+    }
+    let noop = crate::common::guest("noop");
+    let corral = [env!("CARGO_BIN_EXE_corral"), "run"];
+    let wasmtime = ["wasmtime", "run"];
+    let mut pairs = Vec::new();
+    // The first run of each warms the compile caches; it is not counted.
+    for run in 0..=bench.runs {
+        let w = whole_processes(&wasmtime, &noop);
+        let c = whole_processes(&corral, &noop);
+        if run > 0 {
+            pairs.push((c, Some(w)));
+        }
+    }
+    let row = Row::paired(
+        VS_WASMTIME,
+        Unit::MicrosPerWorker,
+        &pairs,
+        true,
+        Target {
+            ratio: Some(1.0),
+            absolute: None,
+        },
+    )
+    .note(format!(
+        "the baseline column is `wasmtime run` here, not CPython: {PROCESSES} processes of \
+         the noop component one after another per run, each tool with its own compile cache"
+    ));
+    eprintln!(
+        "  {VS_WASMTIME}: wasmtime {:.0} | corral {:.0} µs/process",
+        row.cpython.as_ref().map_or(f64::NAN, |s| s.median()),
+        row.corral.median()
+    );
+    Some(row)
+}
+
 pub async fn rows(bench: &Bench) -> Vec<Row> {
     let mut rows = Vec::new();
+    rows.extend(vs_wasmtime(bench));
     {
         let rt = runtime(EngineOptions::default().max_workers);
         let noop = rt.load(crate::common::guest("noop")).expect("noop guest");

@@ -199,6 +199,8 @@ impl ProcessCtx {
         }
         let spec = WorkerSpec {
             name: format!("{}/{name}", self.name),
+            // A child's argv[0] is its own name, whatever its parent's was.
+            argv0: None,
             args,
             limits,
             ..(*family.spec).clone()

@@ -8,10 +8,17 @@ use anyhow::bail;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::status::CacheOutcome;
 
-pub(super) fn compile(config: RuntimeConfig, files: &[PathBuf], quiet: bool) -> anyhow::Result<u8> {
+pub(super) fn compile(
+    mut config: RuntimeConfig,
+    files: &[PathBuf],
+    quiet: bool,
+) -> anyhow::Result<u8> {
     if config.cache_dir.is_none() {
         bail!("`compile` fills the compile cache, which --no-cache turns off");
     }
+    // It runs nothing: one slot. The slot count changes no compiled code,
+    // so what it caches is what a run of any size loads.
+    config.engine.max_workers = 1;
     let runtime = Runtime::new(config)?;
     let dir = runtime
         .cache()

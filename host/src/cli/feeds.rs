@@ -149,12 +149,14 @@ fn pool_options(entry: &PoolEntry, manifest: &Manifest, run: &Run) -> PoolOption
 
 /// Waits for every stage to finish (all workers have ended by now, so each
 /// stage's producers have too), or stops them all at once when the run was
-/// `stopped` by a signal or one arrives now. Prints one line per stage
+/// `stopped` by a signal or one arrives now, or was `cut_short` (a worker
+/// could not start, so a stage may wait on a consumer that is gone). Prints one line per stage
 /// unless `quiet`; returns whether every task of every stage succeeded, and
 /// the signal that stopped the stages here, if one did.
 pub(super) async fn finish(
     stages: Vec<Stage>,
     stopped: Option<Stop>,
+    cut_short: bool,
     quiet: bool,
     signals: &mut Signals,
 ) -> (bool, Option<Stop>) {
@@ -162,7 +164,7 @@ pub(super) async fn finish(
     let mut stopped_here = None;
     let width = stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for stage in stages {
-        if stopped.or(stopped_here).is_some() {
+        if cut_short || stopped.or(stopped_here).is_some() {
             // Dropping the pool terminates its instances.
             stage.task.abort();
             all_ok = false;

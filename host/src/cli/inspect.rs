@@ -4,7 +4,10 @@ use std::path::Path;
 
 use crate::runtime::{Runtime, RuntimeConfig};
 
-pub(super) fn inspect(config: RuntimeConfig, file: &Path, json: bool) -> anyhow::Result<u8> {
+pub(super) fn inspect(mut config: RuntimeConfig, file: &Path, json: bool) -> anyhow::Result<u8> {
+    // It compiles and links, and runs nothing: one slot, not thousands of
+    // reserved address space (a slot count changes no compiled code).
+    config.engine.max_workers = 1;
     let runtime = Runtime::new(config)?;
     let found = runtime.inspect(file)?;
     if json {

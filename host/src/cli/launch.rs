@@ -58,6 +58,11 @@ pub(super) async fn run(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let base = args.name.clone().unwrap_or_else(|| stem(&args.file));
+    // What `wasmtime run` passes: the file name, never its directories.
+    let argv0 = args
+        .file
+        .file_name()
+        .map_or_else(|| base.clone(), |f| f.to_string_lossy().into_owned());
     let profile = match &args.policy {
         Some(reference) => Some(Profile::load(reference, Path::new(""))?),
         None => None,
@@ -98,6 +103,7 @@ pub(super) async fn run(
         .map(|name| {
             let mut spec = WorkerSpec {
                 name,
+                argv0: Some(argv0.clone()),
                 args: args.args.clone(),
                 env: env.clone(),
                 limits: limits.clone(),
@@ -121,7 +127,7 @@ pub(super) async fn run(
         check_policy(&first.spec).with_context(|| format!("--policy {reference}"))?;
     }
     let mut signals = Signals::install()?;
-    let (code, _) = launch(&runtime, ui, specs, None, &mut signals).await;
+    let (code, _, _) = launch(&runtime, ui, specs, None, &mut signals).await;
     fs.save(&run, ui)?;
     Ok(code)
 }
@@ -187,6 +193,7 @@ pub(super) async fn up(
         for name in entry.instance_names() {
             let mut spec = WorkerSpec {
                 name,
+                argv0: None,
                 args: entry.args.clone(),
                 env: entry
                     .env
@@ -235,9 +242,11 @@ pub(super) async fn up(
         &started_at,
         &finished,
     )?;
-    let (mut code, stopped) = launch(&runtime, ui, specs, Some(&finished), &mut signals).await;
+    let (mut code, stopped, cut_short) =
+        launch(&runtime, ui, specs, Some(&finished), &mut signals).await;
     let quiet = ui.quiet || ui.json_events;
-    let (pools_ok, stopped_late) = feeds::finish(stages, stopped, quiet, &mut signals).await;
+    let (pools_ok, stopped_late) =
+        feeds::finish(stages, stopped, cut_short, quiet, &mut signals).await;
     if let Some(stop) = stopped_late {
         code = stop.exit_code();
     } else if code == 0 && !pools_ok {
@@ -374,25 +383,29 @@ struct Planned {
 }
 
 /// Spawns every worker (each as soon as the workers it comes `after` have
-/// ended), waits for all of them (terminating them on SIGINT or SIGTERM),
-/// prints the summary and returns the process exit code and the signal
-/// that stopped the run, if one did. Marks each worker in `finished` as it
-/// ends.
+/// ended), waits for all of them (terminating them on SIGINT or SIGTERM, or
+/// when one could not start), prints the summary and returns the process
+/// exit code, the signal that stopped the run, if one did, and whether a
+/// worker that could not start cut the run short. Marks each worker in
+/// `finished` as it ends.
 async fn launch(
     runtime: &Runtime,
     ui: Ui,
     plan: Vec<Planned>,
     finished: Option<&Finished>,
     signals: &mut Signals,
-) -> (u8, Option<Stop>) {
+) -> (u8, Option<Stop>, bool) {
     let names: Vec<String> = plan.iter().map(|p| p.spec.name.clone()).collect();
     let mut waiting: Vec<Option<Planned>> = plan.into_iter().map(Some).collect();
     let mut workers: Vec<Option<Worker>> = vec![None; waiting.len()];
     let mut reports: Vec<Option<WorkerReport>> = vec![None; waiting.len()];
     let mut joins = FuturesUnordered::new();
     let mut stopped: Option<Stop> = None;
+    // A worker that could not start leaves the workers that read from it
+    // waiting for input that never comes: the run ends there.
+    let mut failed_start: Option<usize> = None;
     loop {
-        if stopped.is_none() {
+        if stopped.is_none() && failed_start.is_none() {
             for i in 0..waiting.len() {
                 let ready = waiting[i]
                     .as_ref()
@@ -407,9 +420,24 @@ async fn launch(
         tokio::select! {
             joined = joins.next() => match joined {
                 Some((i, report)) => {
+                    let cannot_start = matches!(report.status, ExitStatus::FailedToStart { .. })
+                        || workers[i].as_ref().is_some_and(|w| !w.ran_main());
                     reports[i] = Some(report);
                     if let Some(finished) = finished {
                         finished.send_modify(|ended| ended[i] = true);
+                    }
+                    if cannot_start && stopped.is_none() && failed_start.is_none() {
+                        failed_start = Some(i);
+                        let alive: Vec<&Worker> =
+                            workers.iter().flatten().filter(|w| w.is_alive()).collect();
+                        if !alive.is_empty() {
+                            eprintln!(
+                                "corral: {} could not start; terminating {} workers",
+                                names[i],
+                                alive.len()
+                            );
+                        }
+                        alive.iter().for_each(|w| w.terminate());
                     }
                 }
                 None => break,
@@ -427,7 +455,12 @@ async fn launch(
         .map(|r| {
             r.unwrap_or_else(|| WorkerReport {
                 status: ExitStatus::FailedToStart {
-                    reason: "not started: the run was interrupted".into(),
+                    reason: match failed_start {
+                        Some(i) if stopped.is_none() => {
+                            format!("not started: {} could not start", names[i])
+                        }
+                        _ => "not started: the run was interrupted".into(),
+                    },
                 },
                 duration: std::time::Duration::ZERO,
                 cpu_time: std::time::Duration::ZERO,
@@ -442,13 +475,17 @@ async fn launch(
         print_summary(ui, &names, &reports);
     }
     if let Some(stop) = stopped {
-        return (stop.exit_code(), Some(stop));
+        return (stop.exit_code(), Some(stop), false);
     }
-    let code = reports
-        .iter()
-        .find(|r| !r.status.success())
-        .map_or(0, |r| exit_code(&r.status));
-    (code, None)
+    let first_failure = match failed_start {
+        Some(i) => Some(&reports[i]),
+        None => reports.iter().find(|r| !r.status.success()),
+    };
+    (
+        first_failure.map_or(0, |r| exit_code(&r.status)),
+        None,
+        failed_start.is_some(),
+    )
 }
 
 fn exit_code(status: &ExitStatus) -> u8 {
@@ -474,19 +511,19 @@ fn broken_pipe(status: &ExitStatus) -> bool {
 }
 
 /// One line per worker on stderr, failures in full (with the wasm
-/// backtrace). A single worker that exits 0 prints nothing, like any
-/// program, and one killed by a broken pipe says nothing either, as a shell
+/// backtrace). A single worker that exits prints nothing, whatever its
+/// code, like any program (as under `wasmtime run`: its exit code says
+/// it), and one killed by a broken pipe says nothing either, as a shell
 /// says nothing of a program killed by SIGPIPE.
 fn print_summary(ui: Ui, names: &[String], reports: &[WorkerReport]) {
-    let all_ok = reports
-        .iter()
-        .all(|r| r.status.success() || broken_pipe(&r.status));
-    if ui.quiet || (all_ok && reports.len() == 1) {
-        for (name, report) in names
-            .iter()
-            .zip(reports)
-            .filter(|(_, r)| !r.status.success() && !broken_pipe(&r.status))
-        {
+    let single = reports.len() == 1;
+    let says_nothing = |r: &WorkerReport| {
+        r.status.success()
+            || broken_pipe(&r.status)
+            || (single && matches!(r.status, ExitStatus::Exited { .. }))
+    };
+    if ui.quiet || (single && reports.iter().all(says_nothing)) {
+        for (name, report) in names.iter().zip(reports).filter(|(_, r)| !says_nothing(r)) {
             eprintln!("corral: {name} {}", report.status);
         }
         return;

@@ -3,15 +3,19 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::probe::{self, Check, Observation, Outcome};
-use crate::policy::{PolicyFile, Profile};
+use super::probe::{self, Check, Observation, Outcome, Progress};
+use crate::ipc::{PipeConfig, QueueConfig};
+use crate::policy::{ObjectKind, PolicyFile, Profile};
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::vfs::{Limits as FsLimits, MountSource};
 
-/// `corral policy test`: run the probe, print the table, exit 1 on any
-/// mismatch.
+/// `corral policy test`: run the probe, print each row as its check ends
+/// (on a terminal, with what is still running and its deadline), exit 1 on
+/// any mismatch.
 pub(super) async fn test(
     mut config: RuntimeConfig,
     reference: &str,
@@ -26,19 +30,89 @@ pub(super) async fn test(
     }
     // Denials are the point here: they go in the table, not on stderr.
     config.events = None;
+    config.engine.max_workers = config.engine.max_workers.min(probe::slots_needed(&checks));
     let runtime = Runtime::new(config)?;
     let program = match worker {
         Some(path) => runtime.load(path)?,
         None => runtime.load_bytes("bundled policy probe", probe::BUNDLED_PROBE.to_vec())?,
     };
-    let results = probe::run(&runtime, &program, &profile, checks).await;
+    let table = Table::new(&checks);
+    if !json {
+        println!("{}", describe(&profile));
+        table.header();
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let probing = async {
+        let results = probe::run(&runtime, &program, &profile, checks, &tx).await;
+        drop(tx);
+        results
+    };
+    let (results, ()) = tokio::join!(probing, show_progress(rx, (!json).then_some(&table)));
     let mismatches = results.iter().filter(|r| !r.matches()).count();
     if json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
-        print_table(&profile.name, &results);
+        table.footer(&results);
     }
     Ok(if mismatches > 0 { 1 } else { 0 })
+}
+
+/// Prints each finished check as a row of `table` (none for JSON output),
+/// and on a terminal keeps a line on stderr with the checks still running,
+/// how long each has run and when it ends.
+async fn show_progress(
+    mut progress: tokio::sync::mpsc::UnboundedReceiver<Progress>,
+    table: Option<&Table>,
+) {
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}") {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut running: Vec<(Check, Option<Duration>, Instant, Duration)> = Vec::new();
+    let mut refresh = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            event = progress.recv() => match event {
+                Some(Progress::Started { check, limit, give_up }) => {
+                    running.push((check, limit, Instant::now(), give_up));
+                }
+                Some(Progress::Finished(observation)) => {
+                    running.retain(|(c, ..)| c.check != observation.check.check);
+                    if let Some(table) = table {
+                        bar.suspend(|| table.row(&observation));
+                    }
+                }
+                None => break,
+            },
+            _ = refresh.tick() => {}
+        }
+        bar.set_message(running_line(&running));
+    }
+    bar.finish_and_clear();
+}
+
+/// The checks still running, longest-waiting first: what each waits for,
+/// for how long so far, and its deadline.
+fn running_line(running: &[(Check, Option<Duration>, Instant, Duration)]) -> String {
+    let secs = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs()));
+    running
+        .iter()
+        .map(|(check, limit, since, give_up)| {
+            let elapsed = since.elapsed();
+            let until = match limit {
+                Some(limit) => format!("limit {}", humantime::format_duration(*limit)),
+                None => format!("gives up at {}", secs(*give_up)),
+            };
+            format!("{}: {} ({until})", check.capability, secs(elapsed))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[derive(serde::Deserialize)]
@@ -58,7 +132,7 @@ fn apply_expectations(checks: &mut Vec<Check>, path: &Path) -> anyhow::Result<()
             Some(check) => check.expected = expected,
             None => checks.push(Check {
                 capability: format!("{key} (from {})", path.display()),
-                fatal: key.starts_with("cpu:") || key.starts_with("sleep:"),
+                fatal: probe::needs_own_probe(&key),
                 check: key,
                 expected,
             }),
@@ -67,36 +141,52 @@ fn apply_expectations(checks: &mut Vec<Check>, path: &Path) -> anyhow::Result<()
     Ok(())
 }
 
-fn print_table(profile: &str, results: &[Observation]) {
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let paint = |text: &str, code: &str| {
-        if color {
+/// The results table, printed a row at a time: its column widths come from
+/// the checks, known before any runs.
+struct Table {
+    color: bool,
+    capability_width: usize,
+    check_width: usize,
+}
+
+impl Table {
+    fn new(checks: &[Check]) -> Table {
+        let width = |f: fn(&Check) -> usize| checks.iter().map(f).max().unwrap_or(0);
+        Table {
+            color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            capability_width: width(|c| c.capability.chars().count()).max(10),
+            check_width: width(|c| c.check.chars().count()).max(5),
+        }
+    }
+
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
         } else {
             text.to_string()
         }
-    };
-    let width = |f: fn(&Observation) -> usize| results.iter().map(f).max().unwrap_or(0);
-    let (cw, kw) = (
-        width(|r| r.check.capability.chars().count()).max(10),
-        width(|r| r.check.check.chars().count()).max(5),
-    );
-    println!("policy profile `{profile}`\n");
-    println!(
-        "   {:cw$}  {:kw$}  {:8}  {:8}  detail",
-        "capability", "check", "expected", "observed"
-    );
-    for r in results {
+    }
+
+    fn header(&self) {
+        let (cw, kw) = (self.capability_width, self.check_width);
+        println!(
+            "   {:cw$}  {:kw$}  {:8}  {:8}  detail",
+            "capability", "check", "expected", "observed"
+        );
+    }
+
+    fn row(&self, r: &Observation) {
+        let (cw, kw) = (self.capability_width, self.check_width);
         let mark = if r.matches() {
-            paint("✓", "32")
+            self.paint("✓", "32")
         } else {
-            paint("✗", "31;1")
+            self.paint("✗", "31;1")
         };
         let observed = format!("{:8}", r.observed.to_string());
         let observed = if r.matches() {
             observed
         } else {
-            paint(&observed, "31;1")
+            self.paint(&observed, "31;1")
         };
         let detail: String = r.detail.chars().take(60).collect();
         println!(
@@ -106,16 +196,19 @@ fn print_table(profile: &str, results: &[Observation]) {
             r.check.expected.to_string()
         );
     }
-    let bad = results.iter().filter(|r| !r.matches()).count();
-    println!();
-    if bad == 0 {
-        println!("{} checks, all as expected", results.len());
-    } else {
-        println!(
-            "{} checks, {}",
-            results.len(),
-            paint(&format!("{bad} not as expected"), "31;1")
-        );
+
+    fn footer(&self, results: &[Observation]) {
+        let bad = results.iter().filter(|r| !r.matches()).count();
+        println!();
+        if bad == 0 {
+            println!("{} checks, all as expected", results.len());
+        } else {
+            println!(
+                "{} checks, {}",
+                results.len(),
+                self.paint(&format!("{bad} not as expected"), "31;1")
+            );
+        }
     }
 }
 
@@ -220,6 +313,65 @@ pub(super) fn describe(profile: &Profile) -> String {
             )
         },
     );
+    let counts = p.counts.ledger_limits();
+    let default_or_set = |set: Option<u32>| if set.is_some() { "" } else { ", the default" };
+    line(
+        "handles",
+        format!(
+            "{} open files and streams (max-handles{})",
+            counts.handles,
+            default_or_set(p.counts.handles)
+        ),
+    );
+    line(
+        "host fds",
+        format!(
+            "{} host descriptors (max-host-fds{})",
+            counts.host_fds,
+            default_or_set(p.counts.host_fds)
+        ),
+    );
+    if profile
+        .mounts
+        .iter()
+        .any(|m| matches!(m.source, MountSource::Scratch))
+    {
+        line(
+            "scratch",
+            match profile.limits.memory {
+                Some(cap) => format!("paid from the memory cap ({} with memory)", size(cap)),
+                None => format!("{} (no memory cap)", size(FsLimits::DEFAULT.max_bytes)),
+            },
+        );
+    }
+    if profile
+        .mounts
+        .iter()
+        .any(|m| matches!(m.source, MountSource::Shared { .. }))
+    {
+        line(
+            "shared",
+            format!(
+                "the run's quota ({} unless --vfs-max-bytes or the manifest sets it)",
+                size(FsLimits::DEFAULT.max_bytes)
+            ),
+        );
+    }
+    let may_use = |kind: ObjectKind| {
+        p.ipc
+            .as_ref()
+            .is_none_or(|g| g.rules.iter().any(|r| r.kind == kind))
+    };
+    if may_use(ObjectKind::Queue) || may_use(ObjectKind::Pipe) {
+        line(
+            "ipc bytes",
+            format!(
+                "queues {}, pipes {} per direction (unless a manifest's max-bytes says)",
+                size(QueueConfig::default().max_bytes as u64),
+                size(PipeConfig::default().max_bytes as u64)
+            ),
+        );
+    }
     line("stdout", or_none(p.stdout_limit.map(size)));
     line("stderr", or_none(p.stderr_limit.map(size)));
     if let Some(det) = p.deterministic {

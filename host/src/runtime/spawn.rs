@@ -4,7 +4,7 @@
 //! workers spawn, through the bindings' [`Spawner`].
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
@@ -50,6 +50,7 @@ impl Runtime {
             report,
             kill: Notify::new(),
             terminated: AtomicBool::new(false),
+            ran_main: AtomicBool::new(false),
             stdout: OutputPipe::new(StreamKind::Stdout, spec.stdio, console, (id, &name))
                 .with_limit(
                     spec.policy.stdout_limit,
@@ -195,6 +196,7 @@ impl Runtime {
             Ok(command) => command,
             Err(err) => return self.start_failure(err, &spec, &meter),
         };
+        shared.ran_main.store(true, Ordering::Release);
         match command.wasi_cli_run().call_run(&mut store).await {
             Ok(Ok(())) => ExitStatus::Exited { code: 0 },
             Ok(Err(())) => ExitStatus::Exited { code: 1 },
@@ -246,7 +248,7 @@ impl Runtime {
         let reporter = Reporter::new(id, name.clone(), self.inner.events.clone());
         let policy = &spec.policy;
         let mut wasi = WasiCtxBuilder::new();
-        wasi.arg(&spec.name)
+        wasi.arg(spec.argv0.as_deref().unwrap_or(&spec.name))
             .args(&spec.args)
             .envs(&spec.env)
             .stdout(stdout)

@@ -7,6 +7,12 @@
 //! `spawn:COMPONENT`, `memory:BYTES`, `cpu:MILLIS`, `sleep:MILLIS`. The last
 //! three end the probe when a limit kills it: the host reports that. `time`
 //! and `random` report the clock and random bytes, to check replays.
+//!
+//! Counted limits, each tried one past the limit: `handles:DIR:N` and
+//! `host-fds:DIR:N` open one file of DIR N+1 times, `children:COMPONENT:N`
+//! keeps N+1 children alive, `descendants:COMPONENT:N` spawns and ends N+1
+//! children one after the other, `scratch-bytes:DIR:N` grows a file of DIR to
+//! N+1 bytes. Each is `denied` when the host refused before the last try.
 
 use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
@@ -131,6 +137,22 @@ fn probe(check: &str) -> Observed {
             Err(e) => Observed::Denied(e.to_string()),
         },
         "ipc" => ipc(arg),
+        "handles" | "host-fds" => match split_count(arg) {
+            Some((dir, limit)) => open_past(dir, limit),
+            None => Observed::Failed(format!("expected DIR:N, got `{arg}`")),
+        },
+        "children" => match split_count(arg) {
+            Some((component, limit)) => children_past(component, limit),
+            None => Observed::Failed(format!("expected COMPONENT:N, got `{arg}`")),
+        },
+        "descendants" => match split_count(arg) {
+            Some((component, limit)) => descendants_past(component, limit),
+            None => Observed::Failed(format!("expected COMPONENT:N, got `{arg}`")),
+        },
+        "scratch-bytes" => match split_count(arg) {
+            Some((dir, limit)) => grow_past(dir, limit),
+            None => Observed::Failed(format!("expected DIR:N, got `{arg}`")),
+        },
         "spawn" => match Child::spawn(arg, "probe-child", &[]) {
             Ok(child) => {
                 child.kill();
@@ -175,6 +197,96 @@ fn probe(check: &str) -> Observed {
                 .collect(),
         ),
         other => Observed::Failed(format!("unknown check `{other}`")),
+    }
+}
+
+/// `WHAT:N`, split at the last colon.
+fn split_count(arg: &str) -> Option<(&str, u64)> {
+    let (what, count) = arg.rsplit_once(':')?;
+    Some((what, count.parse().ok()?))
+}
+
+/// A refusal of more of something: what the host answers at a limit.
+fn refused(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::OutOfMemory
+            | ErrorKind::StorageFull
+            | ErrorKind::QuotaExceeded
+            | ErrorKind::FileTooLarge
+    )
+}
+
+/// Opens one file of `dir` `limit + 1` times, holding every handle.
+fn open_past(dir: &str, limit: u64) -> Observed {
+    let path = format!("{}/.corral-probe-handles", dir.trim_end_matches('/'));
+    if let Err(e) = std::fs::write(&path, b"probe") {
+        return io(Err(e));
+    }
+    let mut held = Vec::new();
+    let result = loop {
+        if held.len() as u64 > limit {
+            break Observed::Allowed(format!("held {} open files", held.len()));
+        }
+        match std::fs::File::open(&path) {
+            Ok(file) => held.push(file),
+            Err(e) if refused(&e) => {
+                break Observed::Denied(format!("refused after {} open files: {e}", held.len()));
+            }
+            Err(e) => break Observed::Failed(format!("after {} open files: {e}", held.len())),
+        }
+    };
+    drop(held);
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+/// Keeps `limit + 1` children of `component` alive at once.
+fn children_past(component: &str, limit: u64) -> Observed {
+    let mut alive = Vec::new();
+    while alive.len() as u64 <= limit {
+        let name = format!("c{}", alive.len());
+        match Child::spawn(component, &name, &["sleep:600000".to_string()]) {
+            Ok(child) => alive.push(child),
+            Err(Error::Denied(why)) if alive.len() as u64 == limit => {
+                return Observed::Denied(format!("refused with {limit} alive: {why}"));
+            }
+            Err(e) => return Observed::Failed(format!("with {} alive: {e:?}", alive.len())),
+        }
+    }
+    Observed::Allowed(format!("{} children alive", alive.len()))
+}
+
+/// Spawns `limit + 1` children of `component`, each ended before the next.
+fn descendants_past(component: &str, limit: u64) -> Observed {
+    for spawned in 0..=limit {
+        match Child::spawn(component, &format!("d{spawned}"), &[]) {
+            Ok(child) => {
+                child.kill();
+                // A child counts as alive until it has ended.
+                let _ = child.join(Some(10_000_000_000));
+            }
+            Err(Error::Denied(why)) if spawned == limit => {
+                return Observed::Denied(format!("refused after {limit} spawned: {why}"));
+            }
+            Err(e) => return Observed::Failed(format!("after {spawned} spawned: {e:?}")),
+        }
+    }
+    Observed::Allowed(format!("spawned {}", limit + 1))
+}
+
+/// Grows a file of `dir` to `limit + 1` bytes. A data write past the limit
+/// would be refused too, but through an output stream, whose failures
+/// wasi-libc reports as a bare EIO: growing the file gets the host's own
+/// answer.
+fn grow_past(dir: &str, limit: u64) -> Observed {
+    let path = format!("{}/.corral-probe-bytes", dir.trim_end_matches('/'));
+    let result = std::fs::File::create(&path).and_then(|file| file.set_len(limit + 1));
+    let _ = std::fs::remove_file(&path);
+    match result {
+        Ok(()) => Observed::Allowed(format!("grew a file to {} bytes", limit + 1)),
+        Err(e) if refused(&e) => Observed::Denied(format!("refused: {e}")),
+        Err(e) => io(Err(e)),
     }
 }
 

@@ -1,82 +1,13 @@
-//! `corral policy test`: run a probe worker under a profile, try every
-//! capability the profile names (and a few it does not), and compare what
-//! happened with what was expected. Part of the CLI, not of `policy`: it
-//! runs workers, and the policy module must stay below the runtime.
+//! The checks of `corral policy test`: what to try, and what should happen,
+//! for each capability and limit a profile sets. Reads profiles only; runs
+//! nothing.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use serde::Serialize;
-
-use crate::ipc::{PipeConfig, QueueConfig};
-use crate::output::Stdio;
+use super::{Check, Outcome};
 use crate::policy::{AddrRule, ObjectKind, Profile};
-use crate::run::Run;
-use crate::runtime::{Program, Runtime};
-use crate::status::ExitStatus;
-use crate::worker::WorkerSpec;
-
-/// The probe guest, built for wasm32-wasip2 by build.rs.
-pub const BUNDLED_PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/policy-probe.wasm"));
-
-/// What happened, or should happen, when the probe tried something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// The host let it through.
-    Allowed,
-    /// The policy refused it (the worker got an error and went on).
-    Denied,
-    /// A limit ended the worker.
-    Killed,
-    /// The probe could not tell (an unrelated failure).
-    Error,
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Outcome::Allowed => "allowed",
-            Outcome::Denied => "denied",
-            Outcome::Killed => "killed",
-            Outcome::Error => "error",
-        })
-    }
-}
-
-/// One capability to try: the probe's argument and what should happen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    /// The probe argument, e.g. `connect:127.0.0.1:8080`; also the key of
-    /// an expectations file.
-    pub check: String,
-    /// What it tests, in words.
-    pub capability: String,
-    /// What should happen.
-    pub expected: Outcome,
-    /// Whether it ends the probe (a limit), so it needs a probe of its own.
-    pub fatal: bool,
-}
-
-/// A check's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Observation {
-    /// The check.
-    #[serde(flatten)]
-    pub check: Check,
-    /// What happened.
-    pub observed: Outcome,
-    /// The probe's or the host's words on it.
-    pub detail: String,
-}
-
-impl Observation {
-    /// Whether it went as expected.
-    pub fn matches(&self) -> bool {
-        self.observed == self.check.expected
-    }
-}
+use crate::vfs::MountSource;
 
 fn check(check: String, capability: String, allowed: bool) -> Check {
     Check {
@@ -237,6 +168,8 @@ pub fn plan(profile: &Profile) -> Vec<Check> {
         anything,
     ));
 
+    counted_limits(profile, &mut checks);
+
     if let Some(cap) = profile.limits.memory {
         let over = cap + (1 << 20);
         checks.push(check(
@@ -273,109 +206,139 @@ pub fn plan(profile: &Profile) -> Vec<Check> {
     checks
 }
 
+/// Memory one idle probe child holds, with room to spare: a child keeps
+/// its linear memory out of its parent's cap, so a cap below this many per
+/// child refuses children before `max-children` does.
+const PROBE_CHILD_BYTES: u64 = 2 << 20;
+
+/// The ledger's and the family's counted limits, each tried one past the
+/// limit where a mount or a grant lets the probe reach it. Each needs a
+/// probe of its own: it uses up what other checks would need.
+fn counted_limits(profile: &Profile, checks: &mut Vec<Check>) {
+    let p = &profile.policy;
+    let counts = p.counts.ledger_limits();
+    let writable = |host: bool| {
+        profile
+            .mounts
+            .iter()
+            .find(|m| !m.read_only && matches!(m.source, MountSource::Host { .. }) == host)
+    };
+    let mut limit = |check: String, capability: String| {
+        checks.push(Check {
+            check,
+            capability,
+            expected: Outcome::Denied,
+            fatal: true,
+        })
+    };
+    // A host mount's files cost a host descriptor and a handle each: a host
+    // mount shows `max-host-fds` only where it is the lower of the two.
+    if let Some(m) = writable(false) {
+        limit(
+            format!("handles:{}:{}", m.guest_path, counts.handles),
+            format!("hold over {} open files (max-handles)", counts.handles),
+        );
+    }
+    if let Some(m) = writable(true).filter(|_| counts.host_fds < counts.handles) {
+        limit(
+            format!("host-fds:{}:{}", m.guest_path, counts.host_fds),
+            format!(
+                "hold over {} host descriptors (max-host-fds)",
+                counts.host_fds
+            ),
+        );
+    }
+    if let (Some(cap), Some(m)) = (
+        profile.limits.memory,
+        profile
+            .mounts
+            .iter()
+            .find(|m| !m.read_only && matches!(m.source, MountSource::Scratch)),
+    ) {
+        limit(
+            format!("scratch-bytes:{}:{cap}", m.guest_path),
+            format!("grow a scratch file past the {} cap", size(cap)),
+        );
+    }
+    let spawn = &p.spawn;
+    let Some(component) = spawn.components.first() else {
+        return;
+    };
+    let component = if component == "*" {
+        UNLISTED
+    } else {
+        component
+    };
+    let children_fit = profile
+        .limits
+        .memory
+        .is_none_or(|cap| cap / PROBE_CHILD_BYTES > u64::from(spawn.max_children) + 1);
+    if children_fit {
+        limit(
+            format!("children:{component}:{}", spawn.max_children),
+            format!(
+                "keep over {} children alive (max-children)",
+                spawn.max_children
+            ),
+        );
+    }
+    limit(
+        format!("descendants:{component}:{}", spawn.max_descendants),
+        format!(
+            "spawn over {} descendants (max-descendants)",
+            spawn.max_descendants
+        ),
+    );
+}
+
+/// Whether the check `key` needs a probe of its own: it ends the probe (a
+/// limit) or uses up a count that other checks would need.
+pub fn needs_own_probe(key: &str) -> bool {
+    [
+        "cpu:",
+        "sleep:",
+        "handles:",
+        "host-fds:",
+        "scratch-bytes:",
+        "children:",
+        "descendants:",
+    ]
+    .iter()
+    .any(|prefix| key.starts_with(prefix))
+}
+
+/// The engine slots the probes of `checks` need at once: one per probe
+/// worker, and the children the spawn checks keep alive (a child that
+/// was just ended may hold its slot a moment longer).
+pub fn slots_needed(checks: &[Check]) -> u32 {
+    let workers = 1 + checks.iter().filter(|c| c.fatal).count() as u32;
+    let children: u32 = checks
+        .iter()
+        .map(|c| {
+            let count = || {
+                c.check
+                    .rsplit_once(':')
+                    .and_then(|(_, n)| n.parse::<u32>().ok())
+                    .unwrap_or(0)
+            };
+            if c.check.starts_with("children:") {
+                count().saturating_add(1)
+            } else if c.check.starts_with("descendants:") || c.check.starts_with("spawn:") {
+                2
+            } else {
+                0
+            }
+        })
+        .fold(0, u32::saturating_add);
+    workers.saturating_add(children)
+}
+
 fn size(bytes: u64) -> String {
     bytesize::ByteSize(bytes).display().iec().to_string()
 }
 
 const UNGRANTED: &str = "corral-probe-ungranted";
 const UNLISTED: &str = "corral-probe-unlisted";
-
-/// Declares in `run` every object and component the checks name, so that
-/// a refusal can only come from the policy.
-fn prepare(run: &Run, checks: &[Check], probe: &Program) {
-    for c in checks {
-        let parts: Vec<&str> = c.check.splitn(4, ':').collect();
-        match parts.as_slice() {
-            ["ipc", kind, name, _] => {
-                let objects = run.objects();
-                // A name declared twice is fine: the first declaration stands.
-                let _ = match *kind {
-                    "queue" => objects
-                        .declare_queue(name, QueueConfig::default())
-                        .map(drop),
-                    "pipe" => objects.declare_pipe(name, PipeConfig::default()).map(drop),
-                    "lock" => objects.declare_lock(name, false).map(drop),
-                    "semaphore" => objects.declare_semaphore(name, 1, 1).map(drop),
-                    "event" => objects.declare_event(name).map(drop),
-                    "barrier" => objects.declare_barrier(name, 1).map(drop),
-                    "condition" => {
-                        let lock = format!("{name}-lock");
-                        let _ = objects.declare_lock(&lock, false);
-                        objects.declare_condition(name, &lock).map(drop)
-                    }
-                    _ => Ok(()),
-                };
-            }
-            ["spawn", component, ..] => run.register_component(*component, probe.clone()),
-            _ => {}
-        }
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct ProbeLine {
-    check: String,
-    observed: Outcome,
-    detail: String,
-}
-
-/// Runs `checks` with the probe `program` under `profile`: the non-fatal
-/// ones in one worker, each fatal one in a worker of its own.
-pub async fn run(
-    runtime: &Runtime,
-    program: &Program,
-    profile: &Profile,
-    checks: Vec<Check>,
-) -> Vec<Observation> {
-    let run = Run::new();
-    prepare(&run, &checks, program);
-    let spec = |name: &str, args: Vec<String>| {
-        let mut spec = WorkerSpec::new(name)
-            .args(args)
-            .stdio(Stdio::Capture)
-            .run(&run);
-        profile.apply_to(&mut spec);
-        spec
-    };
-    let (fatal, safe): (Vec<Check>, Vec<Check>) = checks.into_iter().partition(|c| c.fatal);
-    let mut results = Vec::new();
-    let mut batches: Vec<Vec<Check>> = vec![safe];
-    batches.extend(fatal.into_iter().map(|c| vec![c]));
-    for batch in batches.into_iter().filter(|b| !b.is_empty()) {
-        let args = batch.iter().map(|c| c.check.clone()).collect();
-        let worker = runtime.spawn(program, spec("policy-probe", args));
-        let status = tokio::time::timeout(Duration::from_secs(120), worker.join()).await;
-        let out = String::from_utf8_lossy(&worker.stdout()).into_owned();
-        let mut seen: BTreeMap<String, ProbeLine> = out
-            .lines()
-            .filter_map(|l| serde_json::from_str::<ProbeLine>(l).ok())
-            .map(|l| (l.check.clone(), l))
-            .collect();
-        for check in batch {
-            let (observed, detail) = match (seen.remove(&check.check), &status) {
-                (Some(line), _) => (line.observed, line.detail),
-                (None, Ok(ExitStatus::Killed { reason })) => (Outcome::Killed, reason.to_string()),
-                (None, Ok(status)) => (
-                    Outcome::Error,
-                    format!("the probe ended first: {}", status.summary()),
-                ),
-                (None, Err(_)) => (
-                    Outcome::Error,
-                    "the probe did not finish within 2 minutes".into(),
-                ),
-            };
-            results.push(Observation {
-                check,
-                observed,
-                detail,
-            });
-        }
-        if status.is_err() {
-            worker.terminate();
-        }
-    }
-    results
-}
 
 #[cfg(test)]
 mod tests {
@@ -429,6 +392,20 @@ components = ["child"]
             find(&format!("memory:{}", 9 << 20)).expected,
             Outcome::Denied
         );
+        let handles = find("handles:/:10000");
+        assert!(handles.fatal && handles.expected == Outcome::Denied);
+        assert!(find("descendants:child:64").fatal);
+        assert!(
+            !checks.iter().any(|c| c.check.starts_with("children:")),
+            "8 MiB cannot hold 17 probe children: the memory cap would refuse them first"
+        );
+        assert!(
+            !checks.iter().any(|c| c.check.starts_with("scratch-bytes:")),
+            "the only scratch mount is read-only"
+        );
+        // The probe, the handles and descendants probes, two children at a
+        // time for each spawning check, and the CPU probe.
+        assert_eq!(slots_needed(&checks), 4 + 2 * 3);
         let cpu = find("cpu:3000");
         assert!(cpu.fatal && cpu.expected == Outcome::Killed);
     }
