@@ -199,7 +199,7 @@ async fn objects_recovered(run: &Run) -> Result<(), String> {
             .acquire(u64::MAX - 1, Some(Duration::from_secs(10)))
             .await
         {
-            Ok(guard) => guard.release(),
+            Ok(guard) => guard.release().await,
             Err(e) => {
                 return Err(format!(
                     "{name} is still held after its holder ended: {e:?}"
@@ -207,13 +207,13 @@ async fn objects_recovered(run: &Run) -> Result<(), String> {
             }
         }
     }
-    let waiting = objects.barrier("fz-bar3").unwrap().waiting();
+    let waiting = objects.barrier("fz-bar3").unwrap().waiting().await;
     if waiting != 0 {
         return Err(format!(
             "{waiting} parties still wait at fz-bar3 after the fuzzer ended"
         ));
     }
-    let value = objects.semaphore("fz-sem").unwrap().value();
+    let value = objects.semaphore("fz-sem").unwrap().value().await;
     if value > 3 {
         return Err(format!("fz-sem holds {value} permits, past its bound of 3"));
     }

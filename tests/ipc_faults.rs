@@ -222,7 +222,7 @@ async fn run_through_faults(acknowledged: bool) -> (Seen, u64) {
             "join never returned after the faults"
         );
     }
-    let lost = q.lost();
+    let lost = q.lost().await;
     assert!(round > 10, "faults were injected");
     (seen, lost)
 }
@@ -291,11 +291,11 @@ async fn a_lock_whose_redis_pauses_past_its_lease_moves_on_with_a_larger_token()
         .expect("the lease expired: the lock is free");
     assert!(next.previous_owner_died(), "the next holder is told");
     assert!(next.fencing_token() > stale.fencing_token());
-    stale.release();
+    stale.release().await;
     assert!(
-        lock_b.try_acquire(3).unwrap().is_none(),
+        lock_b.try_acquire(3).await.unwrap().is_none(),
         "a stale holder's release freed the new holder's lock"
     );
-    next.release();
-    assert!(lock_b.try_acquire(3).unwrap().is_some());
+    next.release().await;
+    assert!(lock_b.try_acquire(3).await.unwrap().is_some());
 }

@@ -264,7 +264,7 @@ fn queue_case(
             );
         }
         prop_assert_eq!(q.len().await, 0);
-        let lost = q.lost();
+        let lost = q.lost().await;
         let seen: HashSet<u32> = model.got.iter().copied().collect();
         for id in &seen {
             prop_assert!(
@@ -395,7 +395,7 @@ fn lock_case(rt: &Runtime, backend: &Backend, ops: Vec<Op>) -> Result<(), TestCa
                 }
                 Op::Finish(w) => {
                     if let Some(guard) = workers[w].guard.take() {
-                        guard.release();
+                        guard.release().await;
                     }
                 }
                 Op::Kill(w) => {
@@ -463,7 +463,7 @@ fn semaphore_case(rt: &Runtime, backend: &Backend, ops: Vec<Op>) -> Result<(), T
                     calls.insert(w, tokio::spawn(async move { s.acquire(None).await }));
                 }
                 Op::Finish(w) if held[w] > 0 => {
-                    s.release().unwrap();
+                    s.release().await.unwrap();
                     held[w] -= 1;
                 }
                 Op::Kill(w) => {
@@ -493,7 +493,7 @@ fn semaphore_case(rt: &Runtime, backend: &Backend, ops: Vec<Op>) -> Result<(), T
             }
         }
         let out = held.iter().sum::<u32>() + dead_held;
-        let value = s.value();
+        let value = s.value().await;
         let phantoms = (MAX - out).checked_sub(value);
         prop_assert!(
             phantoms.is_some_and(|p| p <= if strict { 0 } else { unknown }),

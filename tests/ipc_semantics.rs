@@ -208,7 +208,7 @@ async fn queue_is_fifo_and_bounded(place: Place) {
             h.task_done().unwrap();
         }
         assert_eq!(q.join(LONG).await, Ok(()));
-        assert_eq!(q.lost(), 0);
+        assert_eq!(q.lost().await, 0);
     }
 }
 
@@ -220,14 +220,14 @@ async fn queue_close_drains_then_refuses_and_wakes_getters(place: Place) {
             async move { h.get(LONG).await }
         });
         blocked(&waiter, "a get on an empty queue").await;
-        q.close();
+        q.close().await;
         let woken = tokio::time::timeout(LONG.unwrap(), waiter).await;
         assert_eq!(woken.unwrap().unwrap(), Err(IpcError::Closed));
 
         let q = place.queue(&name("drain", acknowledged), 4, acknowledged);
         let h2 = q.handle();
         h2.put(vec![1], LONG).await.unwrap();
-        q.close();
+        q.close().await;
         assert_eq!(h2.put(vec![2], LONG).await, Err(IpcError::Closed));
         assert_eq!(get_text(&h2).await, vec![1], "what was put is drained");
         assert_eq!(h2.get(LONG).await, Err(IpcError::Closed));
@@ -282,12 +282,12 @@ async fn queue_a_dead_consumer_loses_or_returns_what_it_took(place: Place) {
             assert_eq!(get_text(&survivor).await, vec![3]);
             survivor.task_done().unwrap();
             survivor.task_done().unwrap();
-            assert_eq!(q.lost(), 0);
+            assert_eq!(q.lost().await, 0);
         } else {
             assert_eq!(get_text(&survivor).await, vec![3], "2 is gone");
             survivor.task_done().unwrap();
             eventually("the dead consumer's message is counted lost", || async {
-                q.lost() == 1
+                q.lost().await == 1
             })
             .await;
         }
@@ -321,7 +321,7 @@ async fn queue_killed_while_blocked_in_put_leaves_nothing_behind(place: Place) {
             "never put"
         );
         assert_eq!(q.join(LONG).await, Ok(()), "and not counted unfinished");
-        assert_eq!(q.lost(), 0);
+        assert_eq!(q.lost().await, 0);
     }
 }
 
@@ -349,7 +349,7 @@ async fn queue_killed_while_blocked_in_get_takes_nothing(place: Place) {
         );
         h.task_done().unwrap();
         assert_eq!(q.join(LONG).await, Ok(()));
-        assert_eq!(q.lost(), 0);
+        assert_eq!(q.lost().await, 0);
     }
 }
 
@@ -376,20 +376,20 @@ async fn lock_excludes_times_out_and_hands_over(place: Place) {
     let lock = place.lock("excl", false);
     let first = lock.acquire(1, LONG).await.unwrap();
     assert!(!first.previous_owner_died());
-    assert!(lock.try_acquire(2).unwrap().is_none());
+    assert!(lock.try_acquire(2).await.unwrap().is_none());
     assert_eq!(lock.acquire(2, SHORT).await.err(), Some(IpcError::Timeout));
     let waiter = tokio::spawn({
         let lock = lock.clone();
         async move {
             let g = lock.acquire(2, LONG).await?;
             let seen = (g.owner(), g.previous_owner_died(), g.fencing_token());
-            g.release();
+            g.release().await;
             Ok::<_, IpcError>(seen)
         }
     });
     blocked(&waiter, "an acquire of a held lock").await;
     let token = first.fencing_token();
-    first.release();
+    first.release().await;
     let handed = tokio::time::timeout(LONG.unwrap(), waiter).await;
     let (owner, died, next_token) = handed.unwrap().unwrap().unwrap();
     assert_eq!((owner, died), (2, false));
@@ -399,7 +399,7 @@ async fn lock_excludes_times_out_and_hands_over(place: Place) {
     );
     let again = lock.acquire(3, LONG).await.unwrap();
     assert!(again.fencing_token() > next_token);
-    again.release();
+    again.release().await;
 }
 
 async fn lock_relock_is_invalid_unless_reentrant(place: Place) {
@@ -409,21 +409,21 @@ async fn lock_relock_is_invalid_unless_reentrant(place: Place) {
         plain.acquire(1, SHORT).await,
         Err(IpcError::Invalid(_))
     ));
-    g.release();
+    g.release().await;
 
     let reentrant = place.lock("reentrant", true);
     let outer = reentrant.acquire(1, LONG).await.unwrap();
     let inner = reentrant.acquire(1, LONG).await.unwrap();
-    assert!(reentrant.try_acquire(2).unwrap().is_none());
-    inner.release();
+    assert!(reentrant.try_acquire(2).await.unwrap().is_none());
+    inner.release().await;
     assert!(
-        reentrant.try_acquire(2).unwrap().is_none(),
+        reentrant.try_acquire(2).await.unwrap().is_none(),
         "one guard left"
     );
-    outer.release();
+    outer.release().await;
     let other = reentrant.acquire(2, LONG).await.unwrap();
     assert!(!other.previous_owner_died());
-    other.release();
+    other.release().await;
 }
 
 async fn lock_a_dead_holder_frees_it_and_the_next_is_told_once(place: Place) {
@@ -449,10 +449,10 @@ async fn lock_a_dead_holder_frees_it_and_the_next_is_told_once(place: Place) {
         let next = lock.acquire(2, LONG).await.unwrap();
         assert!(next.previous_owner_died(), "the next holder is told");
         assert!(next.fencing_token() > token);
-        next.release();
+        next.release().await;
         let after = lock.acquire(3, LONG).await.unwrap();
         assert!(!after.previous_owner_died(), "told once");
-        after.release();
+        after.release().await;
     }
 }
 
@@ -461,59 +461,66 @@ async fn lock_killed_while_blocked_in_acquire_takes_nothing(place: Place) {
     let holder = lock.acquire(1, LONG).await.unwrap();
     let waiter = tokio::spawn({
         let lock = lock.clone();
-        async move { lock.acquire(2, None).await.map(|g| g.release()) }
+        async move {
+            let guard = lock.acquire(2, None).await?;
+            guard.release().await;
+            Ok::<(), IpcError>(())
+        }
     });
     blocked(&waiter, "an acquire of a held lock").await;
     assert_eq!(kill(waiter).await, None);
-    holder.release();
+    holder.release().await;
     let next = lock
         .acquire(3, LONG)
         .await
         .expect("free: the killed waiter took nothing");
     assert!(!next.previous_owner_died());
-    next.release();
+    next.release().await;
     assert_eq!(lock.owner(), None);
 }
 
 async fn semaphore_counts_bounds_and_waits(place: Place) {
     let s = place.semaphore("count", 2, 2);
     s.acquire(LONG).await.unwrap();
-    assert!(s.try_acquire().unwrap());
-    assert!(!s.try_acquire().unwrap());
-    assert_eq!(s.value(), 0);
+    assert!(s.try_acquire().await.unwrap());
+    assert!(!s.try_acquire().await.unwrap());
+    assert_eq!(s.value().await, 0);
     assert_eq!(s.acquire(SHORT).await, Err(IpcError::Timeout));
     let waiter = tokio::spawn({
         let s = s.clone();
         async move { s.acquire(LONG).await }
     });
     blocked(&waiter, "an acquire with no permit").await;
-    s.release().unwrap();
+    s.release().await.unwrap();
     let woken = tokio::time::timeout(LONG.unwrap(), waiter).await;
     assert_eq!(woken.unwrap().unwrap(), Ok(()));
-    s.release().unwrap();
-    s.release().unwrap();
-    assert_eq!(s.value(), 2);
-    assert!(matches!(s.release(), Err(IpcError::Invalid(_))), "bounded");
-    assert_eq!(s.value(), 2);
+    s.release().await.unwrap();
+    s.release().await.unwrap();
+    assert_eq!(s.value().await, 2);
+    assert!(
+        matches!(s.release().await, Err(IpcError::Invalid(_))),
+        "bounded"
+    );
+    assert_eq!(s.value().await, 2);
 }
 
 async fn semaphore_killed_while_blocked_in_acquire_takes_nothing(place: Place) {
     let s = place.semaphore("killsem", 1, 1);
-    assert!(s.try_acquire().unwrap());
+    assert!(s.try_acquire().await.unwrap());
     let waiter = tokio::spawn({
         let s = s.clone();
         async move { s.acquire(None).await }
     });
     blocked(&waiter, "an acquire with no permit").await;
     assert_eq!(kill(waiter).await, None);
-    s.release().unwrap();
-    assert_eq!(s.value(), 1, "the killed waiter took no permit");
-    assert!(s.try_acquire().unwrap());
+    s.release().await.unwrap();
+    assert_eq!(s.value().await, 1, "the killed waiter took no permit");
+    assert!(s.try_acquire().await.unwrap());
 }
 
 async fn event_sets_clears_and_wakes(place: Place) {
     let e = place.event("flag");
-    assert!(!e.is_set());
+    assert!(!e.is_set().await);
     assert_eq!(e.wait(SHORT).await, Ok(false), "a timeout returns the flag");
     let waiters: Vec<_> = (0..3)
         .map(|_| {
@@ -524,15 +531,15 @@ async fn event_sets_clears_and_wakes(place: Place) {
     for w in &waiters {
         blocked(w, "a wait on a clear event").await;
     }
-    e.set().unwrap();
+    e.set().await.unwrap();
     for w in waiters {
         let woken = tokio::time::timeout(LONG.unwrap(), w).await;
         assert_eq!(woken.unwrap().unwrap(), Ok(true), "every waiter wakes");
     }
-    assert!(e.is_set());
+    assert!(e.is_set().await);
     assert_eq!(e.wait(SHORT).await, Ok(true), "a set flag stays set");
-    e.clear().unwrap();
-    assert!(!e.is_set());
+    e.clear().await.unwrap();
+    assert!(!e.is_set().await);
     assert_eq!(e.wait(SHORT).await, Ok(false));
 }
 
@@ -548,8 +555,8 @@ async fn event_killed_while_blocked_in_wait_changes_nothing(place: Place) {
     });
     blocked(&doomed, "a wait on a clear event").await;
     assert_eq!(kill(doomed).await, None);
-    assert!(!e.is_set());
-    e.set().unwrap();
+    assert!(!e.is_set().await);
+    e.set().await.unwrap();
     let woken = tokio::time::timeout(LONG.unwrap(), survivor).await;
     assert_eq!(woken.unwrap().unwrap(), Ok(true));
 }
@@ -558,7 +565,7 @@ async fn barrier_passes_all_parties_with_distinct_indexes(place: Place) {
     let b = place.barrier("pass", 3);
     let mut handles: Vec<_> = (0..3).map(|_| b.handle()).collect();
     for round in 0..2u64 {
-        assert_eq!(b.round(), round);
+        assert_eq!(b.round().await, round);
         let waits = handles.iter_mut().map(|h| h.wait(LONG));
         let mut indexes: Vec<u32> = futures::future::join_all(waits)
             .await
@@ -567,8 +574,8 @@ async fn barrier_passes_all_parties_with_distinct_indexes(place: Place) {
             .collect();
         indexes.sort();
         assert_eq!(indexes, vec![0, 1, 2]);
-        assert!(!b.is_broken());
-        assert_eq!(b.waiting(), 0);
+        assert!(!b.is_broken().await);
+        assert_eq!(b.waiting().await, 0);
     }
 }
 
@@ -585,12 +592,12 @@ async fn barrier_timeout_breaks_it_for_everyone_until_reset(place: Place) {
     let broken = tokio::time::timeout(LONG.unwrap(), waiter).await;
     let (r, _second) = broken.unwrap().unwrap();
     assert_eq!(r, Err(IpcError::Broken));
-    assert!(b.is_broken());
+    assert!(b.is_broken().await);
     assert_eq!(first.wait(LONG).await, Err(IpcError::Broken), "until reset");
-    b.reset().unwrap();
-    assert!(!b.is_broken());
-    b.abort().unwrap();
-    assert!(b.is_broken());
+    b.reset().await.unwrap();
+    assert!(!b.is_broken().await);
+    b.abort().await.unwrap();
+    assert!(b.is_broken().await);
     assert_eq!(first.wait(LONG).await, Err(IpcError::Broken));
 }
 
@@ -610,7 +617,7 @@ async fn barrier_killed_while_blocked_in_wait_breaks_it(place: Place) {
     assert_eq!(kill(doomed).await, None);
     let broken = tokio::time::timeout(LONG.unwrap(), survivor).await;
     assert_eq!(broken.unwrap().unwrap().0, Err(IpcError::Broken));
-    assert!(b.is_broken());
+    assert!(b.is_broken().await);
 }
 
 /// As Python's `Barrier.reset`: the parties waiting in the round that was
@@ -629,7 +636,7 @@ async fn barrier_reset_breaks_the_current_waiters(place: Place) {
     for w in &waiters {
         blocked(w, "a wait for one more party").await;
     }
-    b.reset().unwrap();
+    b.reset().await.unwrap();
     // The parties stay alive: one that ends after taking part breaks it.
     let mut parties = Vec::new();
     for w in waiters {
@@ -640,6 +647,6 @@ async fn barrier_reset_breaks_the_current_waiters(place: Place) {
         assert_eq!(r, Err(IpcError::Broken), "a reset round does not pass");
         parties.push(h);
     }
-    assert!(!b.is_broken(), "mended for the next round");
-    assert_eq!(b.waiting(), 0);
+    assert!(!b.is_broken().await, "mended for the next round");
+    assert_eq!(b.waiting().await, 0);
 }
