@@ -3,7 +3,7 @@
 # per operation. Needs valgrind and a release host: cargo build --release;
 # make guests.
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-corral="$root/target/release/corral"
+corral="${CORRAL:-$root/target/release/corral}"
 guests="$root/guests/rust/target/wasm32-wasip2/release"
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
