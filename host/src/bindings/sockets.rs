@@ -154,9 +154,95 @@ impl udp_create_socket::Host for PolicedSockets<'_> {
     }
 }
 
+/// A socket option's getter and setter, passed on to wasmtime-wasi as they
+/// are: options cost the host nothing to hold.
+macro_rules! socket_option {
+    ($host:path, $socket:ty, $get:ident, $set:ident, $value:ty) => {
+        fn $get(&mut self, this: Resource<$socket>) -> SocketResult<$value> {
+            <WasiSocketsCtxView<'_> as $host>::$get(&mut self.sockets, this)
+        }
+
+        fn $set(&mut self, this: Resource<$socket>, value: $value) -> SocketResult<()> {
+            <WasiSocketsCtxView<'_> as $host>::$set(&mut self.sockets, this, value)
+        }
+    };
+}
+
+/// The methods TCP and UDP sockets share, passed on to wasmtime-wasi as
+/// they are, except `drop`, which also gives back the socket's charge.
+macro_rules! shared_socket_methods {
+    ($host:path, $socket:ty) => {
+        fn local_address(&mut self, this: Resource<$socket>) -> SocketResult<IpSocketAddress> {
+            <WasiSocketsCtxView<'_> as $host>::local_address(&mut self.sockets, this)
+        }
+
+        fn remote_address(&mut self, this: Resource<$socket>) -> SocketResult<IpSocketAddress> {
+            <WasiSocketsCtxView<'_> as $host>::remote_address(&mut self.sockets, this)
+        }
+
+        fn address_family(&mut self, this: Resource<$socket>) -> wasmtime::Result<IpAddressFamily> {
+            <WasiSocketsCtxView<'_> as $host>::address_family(&mut self.sockets, this)
+        }
+
+        socket_option!(
+            $host,
+            $socket,
+            receive_buffer_size,
+            set_receive_buffer_size,
+            u64
+        );
+        socket_option!($host, $socket, send_buffer_size, set_send_buffer_size, u64);
+
+        fn subscribe(
+            &mut self,
+            this: Resource<$socket>,
+        ) -> wasmtime::Result<Resource<DynPollable>> {
+            <WasiSocketsCtxView<'_> as $host>::subscribe(&mut self.sockets, this)
+        }
+
+        fn drop(&mut self, this: Resource<$socket>) -> wasmtime::Result<()> {
+            let rep = this.rep();
+            <WasiSocketsCtxView<'_> as $host>::drop(&mut self.sockets, this)?;
+            self.release(rep);
+            Ok(())
+        }
+    };
+}
+
 impl tcp::Host for PolicedSockets<'_> {}
 
 impl tcp::HostTcpSocket for PolicedSockets<'_> {
+    shared_socket_methods!(tcp::HostTcpSocket, TcpSocket);
+    socket_option!(
+        tcp::HostTcpSocket,
+        TcpSocket,
+        keep_alive_enabled,
+        set_keep_alive_enabled,
+        bool
+    );
+    socket_option!(
+        tcp::HostTcpSocket,
+        TcpSocket,
+        keep_alive_idle_time,
+        set_keep_alive_idle_time,
+        u64
+    );
+    socket_option!(
+        tcp::HostTcpSocket,
+        TcpSocket,
+        keep_alive_interval,
+        set_keep_alive_interval,
+        u64
+    );
+    socket_option!(
+        tcp::HostTcpSocket,
+        TcpSocket,
+        keep_alive_count,
+        set_keep_alive_count,
+        u32
+    );
+    socket_option!(tcp::HostTcpSocket, TcpSocket, hop_limit, set_hop_limit, u8);
+
     async fn start_bind(
         &mut self,
         this: Resource<TcpSocket>,
@@ -211,20 +297,8 @@ impl tcp::HostTcpSocket for PolicedSockets<'_> {
         Ok(accepted)
     }
 
-    fn local_address(&mut self, this: Resource<TcpSocket>) -> SocketResult<IpSocketAddress> {
-        self.sockets.local_address(this)
-    }
-
-    fn remote_address(&mut self, this: Resource<TcpSocket>) -> SocketResult<IpSocketAddress> {
-        self.sockets.remote_address(this)
-    }
-
     fn is_listening(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<bool> {
         self.sockets.is_listening(this)
-    }
-
-    fn address_family(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<IpAddressFamily> {
-        tcp::HostTcpSocket::address_family(&mut self.sockets, this)
     }
 
     fn set_listen_backlog_size(
@@ -235,82 +309,6 @@ impl tcp::HostTcpSocket for PolicedSockets<'_> {
         self.sockets.set_listen_backlog_size(this, value)
     }
 
-    fn keep_alive_enabled(&mut self, this: Resource<TcpSocket>) -> SocketResult<bool> {
-        self.sockets.keep_alive_enabled(this)
-    }
-
-    fn set_keep_alive_enabled(
-        &mut self,
-        this: Resource<TcpSocket>,
-        value: bool,
-    ) -> SocketResult<()> {
-        self.sockets.set_keep_alive_enabled(this, value)
-    }
-
-    fn keep_alive_idle_time(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64> {
-        self.sockets.keep_alive_idle_time(this)
-    }
-
-    fn set_keep_alive_idle_time(
-        &mut self,
-        this: Resource<TcpSocket>,
-        value: u64,
-    ) -> SocketResult<()> {
-        self.sockets.set_keep_alive_idle_time(this, value)
-    }
-
-    fn keep_alive_interval(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64> {
-        self.sockets.keep_alive_interval(this)
-    }
-
-    fn set_keep_alive_interval(
-        &mut self,
-        this: Resource<TcpSocket>,
-        value: u64,
-    ) -> SocketResult<()> {
-        self.sockets.set_keep_alive_interval(this, value)
-    }
-
-    fn keep_alive_count(&mut self, this: Resource<TcpSocket>) -> SocketResult<u32> {
-        self.sockets.keep_alive_count(this)
-    }
-
-    fn set_keep_alive_count(&mut self, this: Resource<TcpSocket>, value: u32) -> SocketResult<()> {
-        self.sockets.set_keep_alive_count(this, value)
-    }
-
-    fn hop_limit(&mut self, this: Resource<TcpSocket>) -> SocketResult<u8> {
-        self.sockets.hop_limit(this)
-    }
-
-    fn set_hop_limit(&mut self, this: Resource<TcpSocket>, value: u8) -> SocketResult<()> {
-        self.sockets.set_hop_limit(this, value)
-    }
-
-    fn receive_buffer_size(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64> {
-        tcp::HostTcpSocket::receive_buffer_size(&mut self.sockets, this)
-    }
-
-    fn set_receive_buffer_size(
-        &mut self,
-        this: Resource<TcpSocket>,
-        value: u64,
-    ) -> SocketResult<()> {
-        tcp::HostTcpSocket::set_receive_buffer_size(&mut self.sockets, this, value)
-    }
-
-    fn send_buffer_size(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64> {
-        tcp::HostTcpSocket::send_buffer_size(&mut self.sockets, this)
-    }
-
-    fn set_send_buffer_size(&mut self, this: Resource<TcpSocket>, value: u64) -> SocketResult<()> {
-        tcp::HostTcpSocket::set_send_buffer_size(&mut self.sockets, this, value)
-    }
-
-    fn subscribe(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<Resource<DynPollable>> {
-        tcp::HostTcpSocket::subscribe(&mut self.sockets, this)
-    }
-
     fn shutdown(
         &mut self,
         this: Resource<TcpSocket>,
@@ -318,18 +316,20 @@ impl tcp::HostTcpSocket for PolicedSockets<'_> {
     ) -> SocketResult<()> {
         self.sockets.shutdown(this, shutdown_type)
     }
-
-    fn drop(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<()> {
-        let rep = this.rep();
-        tcp::HostTcpSocket::drop(&mut self.sockets, this)?;
-        self.release(rep);
-        Ok(())
-    }
 }
 
 impl udp::Host for PolicedSockets<'_> {}
 
 impl udp::HostUdpSocket for PolicedSockets<'_> {
+    shared_socket_methods!(udp::HostUdpSocket, UdpSocket);
+    socket_option!(
+        udp::HostUdpSocket,
+        UdpSocket,
+        unicast_hop_limit,
+        set_unicast_hop_limit,
+        u8
+    );
+
     async fn start_bind(
         &mut self,
         this: Resource<UdpSocket>,
@@ -352,57 +352,6 @@ impl udp::HostUdpSocket for PolicedSockets<'_> {
         Resource<OutgoingDatagramStream>,
     )> {
         self.sockets.stream(this, remote_address).await
-    }
-
-    fn local_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
-        udp::HostUdpSocket::local_address(&mut self.sockets, this)
-    }
-
-    fn remote_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
-        udp::HostUdpSocket::remote_address(&mut self.sockets, this)
-    }
-
-    fn address_family(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<IpAddressFamily> {
-        udp::HostUdpSocket::address_family(&mut self.sockets, this)
-    }
-
-    fn unicast_hop_limit(&mut self, this: Resource<UdpSocket>) -> SocketResult<u8> {
-        self.sockets.unicast_hop_limit(this)
-    }
-
-    fn set_unicast_hop_limit(&mut self, this: Resource<UdpSocket>, value: u8) -> SocketResult<()> {
-        self.sockets.set_unicast_hop_limit(this, value)
-    }
-
-    fn receive_buffer_size(&mut self, this: Resource<UdpSocket>) -> SocketResult<u64> {
-        udp::HostUdpSocket::receive_buffer_size(&mut self.sockets, this)
-    }
-
-    fn set_receive_buffer_size(
-        &mut self,
-        this: Resource<UdpSocket>,
-        value: u64,
-    ) -> SocketResult<()> {
-        udp::HostUdpSocket::set_receive_buffer_size(&mut self.sockets, this, value)
-    }
-
-    fn send_buffer_size(&mut self, this: Resource<UdpSocket>) -> SocketResult<u64> {
-        udp::HostUdpSocket::send_buffer_size(&mut self.sockets, this)
-    }
-
-    fn set_send_buffer_size(&mut self, this: Resource<UdpSocket>, value: u64) -> SocketResult<()> {
-        udp::HostUdpSocket::set_send_buffer_size(&mut self.sockets, this, value)
-    }
-
-    fn subscribe(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<Resource<DynPollable>> {
-        udp::HostUdpSocket::subscribe(&mut self.sockets, this)
-    }
-
-    fn drop(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<()> {
-        let rep = this.rep();
-        udp::HostUdpSocket::drop(&mut self.sockets, this)?;
-        self.release(rep);
-        Ok(())
     }
 }
 

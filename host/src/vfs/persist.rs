@@ -87,25 +87,47 @@ struct Level<From, To> {
     made: Option<(String, Metadata)>,
 }
 
+/// Takes the finished level off `levels` and gives its directory the times
+/// it had at the source, which filling it changed.
+impl<From, To> Level<From, To> {
+    fn new(
+        from: From,
+        to: To,
+        path: PathBuf,
+        entries: std::vec::IntoIter<DirEntry>,
+        made: Option<(String, Metadata)>,
+    ) -> Self {
+        Level {
+            from,
+            to,
+            path,
+            entries,
+            made,
+        }
+    }
+}
+
+fn finish_level<From, To>(
+    levels: &mut Vec<Level<From, To>>,
+    set_times: impl Fn(&To, &str, &Metadata) -> Result<(), FsError>,
+) -> Result<(), PersistError> {
+    let done = levels.pop().expect("the loop saw a last level");
+    if let (Some((name, meta)), Some(parent)) = (done.made, levels.last()) {
+        set_times(&parent.to, &name, &meta).at(&done.path)?;
+    }
+    Ok(())
+}
+
 fn seed_dir(host: HostDir, host_path: &Path, tree: MemDir) -> Result<(), PersistError> {
+    let set_times = |dir: &MemDir, name: &str, meta: &Metadata| {
+        let (atime, mtime) = times_of(meta);
+        dir.set_times_at(name, false, atime, mtime)
+    };
     let entries = host.read_dir().at(host_path)?.into_iter();
-    let mut levels = vec![Level {
-        from: host,
-        to: tree,
-        path: host_path.to_owned(),
-        entries,
-        made: None,
-    }];
+    let mut levels = vec![Level::new(host, tree, host_path.to_owned(), entries, None)];
     while let Some(level) = levels.last_mut() {
         let Some(entry) = level.entries.next() else {
-            let done = levels.pop().expect("the loop saw a last level");
-            if let (Some((name, meta)), Some(parent)) = (done.made, levels.last()) {
-                let (atime, mtime) = times_of(&meta);
-                parent
-                    .to
-                    .set_times_at(&name, false, atime, mtime)
-                    .at(&done.path)?;
-            }
+            finish_level(&mut levels, set_times)?;
             continue;
         };
         let (host, tree) = (&level.from, &level.to);
@@ -118,13 +140,8 @@ fn seed_dir(host: HostDir, host_path: &Path, tree: MemDir) -> Result<(), Persist
                 let from = open_host_dir(host, name).at(&path)?;
                 let to = open_mem_dir(tree, name).at(&path)?;
                 let entries = from.read_dir().at(&path)?.into_iter();
-                levels.push(Level {
-                    from,
-                    to,
-                    path,
-                    entries,
-                    made: Some((entry.name, meta)),
-                });
+                let made = Some((entry.name, meta));
+                levels.push(Level::new(from, to, path, entries, made));
                 continue;
             }
             FileKind::RegularFile => {
@@ -147,31 +164,21 @@ fn seed_dir(host: HostDir, host_path: &Path, tree: MemDir) -> Result<(), Persist
                 continue;
             }
         }
-        let (atime, mtime) = times_of(&meta);
-        tree.set_times_at(name, false, atime, mtime).at(&path)?;
+        set_times(tree, name, &meta).at(&path)?;
     }
     Ok(())
 }
 
 fn save_dir(tree: MemDir, host: HostDir, host_path: &Path) -> Result<(), PersistError> {
+    let set_times = |dir: &HostDir, name: &str, meta: &Metadata| {
+        let (atime, mtime) = times_of(meta);
+        dir.set_times_at(name, false, atime, mtime)
+    };
     let entries = tree.read_dir().into_iter();
-    let mut levels = vec![Level {
-        from: tree,
-        to: host,
-        path: host_path.to_owned(),
-        entries,
-        made: None,
-    }];
+    let mut levels = vec![Level::new(tree, host, host_path.to_owned(), entries, None)];
     while let Some(level) = levels.last_mut() {
         let Some(entry) = level.entries.next() else {
-            let done = levels.pop().expect("the loop saw a last level");
-            if let (Some((name, meta)), Some(parent)) = (done.made, levels.last()) {
-                let (atime, mtime) = times_of(&meta);
-                parent
-                    .to
-                    .set_times_at(&name, false, atime, mtime)
-                    .at(&done.path)?;
-            }
+            finish_level(&mut levels, set_times)?;
             continue;
         };
         let (tree, host) = (&level.from, &level.to);
@@ -188,13 +195,8 @@ fn save_dir(tree: MemDir, host: HostDir, host_path: &Path) -> Result<(), Persist
                 let to = open_host_dir(host, name).at(&path)?;
                 let from = open_mem_dir(tree, name).at(&path)?;
                 let entries = from.read_dir().into_iter();
-                levels.push(Level {
-                    from,
-                    to,
-                    path,
-                    entries,
-                    made: Some((entry.name, meta)),
-                });
+                let made = Some((entry.name, meta));
+                levels.push(Level::new(from, to, path, entries, made));
                 continue;
             }
             FileKind::RegularFile => {
@@ -218,8 +220,7 @@ fn save_dir(tree: MemDir, host: HostDir, host_path: &Path) -> Result<(), Persist
             }
             kind => unreachable!("a MemFs holds no {kind:?}"),
         }
-        let (atime, mtime) = times_of(&meta);
-        host.set_times_at(name, false, atime, mtime).at(&path)?;
+        set_times(host, name, &meta).at(&path)?;
     }
     Ok(())
 }

@@ -228,6 +228,17 @@ impl Drop for BarrierHandle {
 mod tests {
     use super::*;
 
+    /// A party that waits and stays in the barrier (its handle is never
+    /// dropped), so its going cannot break the barrier.
+    fn wait_without_leaving(b: &Arc<Barrier>) -> tokio::task::JoinHandle<Result<u32, IpcError>> {
+        let mut waiter = b.handle();
+        tokio::spawn(async move {
+            let r = waiter.wait(None).await;
+            std::mem::forget(waiter);
+            r
+        })
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn all_pass_with_distinct_indexes() {
         let b = Barrier::new("b", 3);
@@ -275,12 +286,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reset_tells_the_waiters_of_the_round_it_was_broken() {
         let b = Barrier::new("b", 2);
-        let mut waiter = b.handle();
-        let task = tokio::spawn(async move {
-            let r = waiter.wait(None).await;
-            std::mem::forget(waiter);
-            r
-        });
+        let task = wait_without_leaving(&b);
         while b.waiting() == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -306,12 +312,7 @@ mod tests {
     #[tokio::test]
     async fn a_party_ending_while_others_wait_breaks_it() {
         let b = Barrier::new("b", 3);
-        let mut waiter = b.handle();
-        let task = tokio::spawn(async move {
-            let r = waiter.wait(None).await;
-            std::mem::forget(waiter);
-            r
-        });
+        let task = wait_without_leaving(&b);
         tokio::time::sleep(Duration::from_millis(5)).await;
         drop(b.handle()); // a party ends without arriving
         assert_eq!(task.await.unwrap(), Err(IpcError::Broken));
