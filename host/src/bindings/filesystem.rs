@@ -48,7 +48,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 use super::generated::wasi::filesystem::{preopens, types};
 use crate::ledger::{Kind, Ledger, Token};
 use crate::vfs::{DirHandle, DirListing, FileHandle, FsError, MountTable, Node};
-use convert::{descriptor_stat, descriptor_type, follows, hash_value, new_timestamp, open_options};
+use convert::{descriptor_stat, descriptor_type, follows, hash_value, new_times, open_options};
 use streams::{FileReader, FileWriter};
 use types::{
     Advice, DescriptorFlags, DescriptorStat, DescriptorType, DirectoryEntry, ErrorCode, Filesize,
@@ -271,9 +271,7 @@ impl types::HostDescriptor for VfsCtxView<'_> {
         mtime: WasiNewTimestamp,
     ) -> Call<()> {
         let node = self.node(&fd)?;
-        reply((|| {
-            node.set_times(new_timestamp(atime)?, new_timestamp(mtime)?)
-        })())
+        reply((|| node.set_times(new_times(atime, mtime)?))())
     }
 
     fn read(
@@ -350,10 +348,11 @@ impl types::HostDescriptor for VfsCtxView<'_> {
         mtime: WasiNewTimestamp,
     ) -> Call<()> {
         let node = self.node(&fd)?;
-        reply(dir_of(&node).and_then(|dir| {
-            let (atime, mtime) = (new_timestamp(atime)?, new_timestamp(mtime)?);
-            dir.set_times_at(&path, follows(path_flags), atime, mtime)
-        }))
+        reply(
+            dir_of(&node).and_then(|dir| {
+                dir.set_times_at(&path, follows(path_flags), new_times(atime, mtime)?)
+            }),
+        )
     }
 
     fn link_at(

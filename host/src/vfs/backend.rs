@@ -4,13 +4,13 @@
 //! files both. Depends on nothing but the error type and the vfs types.
 
 use super::error::FsError;
-use super::types::{Metadata, NewTimestamp};
+use super::types::{Metadata, NewTimes};
 
 /// An open directory or file of the in-memory tree, where these never fail.
 pub(super) trait MemObject {
     fn stat(&self) -> Metadata;
 
-    fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp);
+    fn set_times(&self, times: NewTimes);
 
     /// The object's identity as `(device, inode)`.
     fn identity(&self) -> (u64, u64);
@@ -20,7 +20,7 @@ pub(super) trait MemObject {
 pub(super) trait HostObject {
     fn stat(&self) -> Result<Metadata, FsError>;
 
-    fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError>;
+    fn set_times(&self, times: NewTimes) -> Result<(), FsError>;
 
     fn sync(&self) -> Result<(), FsError>;
 
@@ -43,17 +43,13 @@ impl<M: MemObject, H: HostObject> Backend<M, H> {
         }
     }
 
-    pub(super) fn set_times(
-        &self,
-        atime: NewTimestamp,
-        mtime: NewTimestamp,
-    ) -> Result<(), FsError> {
+    pub(super) fn set_times(&self, times: NewTimes) -> Result<(), FsError> {
         match self {
             Backend::Mem(object) => {
-                object.set_times(atime, mtime);
+                object.set_times(times);
                 Ok(())
             }
-            Backend::Host(object) => object.set_times(atime, mtime),
+            Backend::Host(object) => object.set_times(times),
         }
     }
 

@@ -9,7 +9,7 @@ use super::error::FsError;
 use super::host::{HostDir, HostFile, HostNode};
 use super::path;
 use super::tree::{MemDir, MemFile, MemNode};
-use super::types::{DirEntry, Metadata, MetadataHash, NewTimestamp, OpenOptions};
+use super::types::{DirEntry, Metadata, MetadataHash, NewTimes, OpenOptions};
 use crate::ledger::Ledger;
 
 /// The most one `FileHandle::read_at` returns, so that a guest asking for
@@ -122,7 +122,84 @@ pub enum Node {
     File(FileHandle),
 }
 
+/// Calls the same method on whichever backend holds a directory handle's
+/// directory.
+macro_rules! on_dir {
+    ($handle:expr, |$dir:ident| $call:expr) => {
+        match &$handle.backend {
+            DirBackend::Mem($dir) => $call,
+            DirBackend::Host($dir) => $call,
+        }
+    };
+}
+
+/// Calls the same method on the backends of two directory handles, when
+/// both are on one filesystem (`CrossDevice` otherwise).
+macro_rules! on_dir_pair {
+    ($handle:expr, $other:expr, |$dir:ident, $to:ident| $call:expr) => {
+        match (&$handle.backend, &$other.backend) {
+            (DirBackend::Mem($dir), DirBackend::Mem($to)) if $dir.same_fs($to) => $call,
+            (DirBackend::Host($dir), DirBackend::Host($to)) => $call,
+            _ => Err(FsError::CrossDevice),
+        }
+    };
+}
+
+/// What directory and file handles both answer, the same way: metadata,
+/// times, sync and identity, from their backend (a writable mount is
+/// needed to change times).
+macro_rules! node_methods {
+    ($handle:ident, $what:literal) => {
+        #[doc = concat!("Metadata of this ", $what, " (still valid after it was unlinked).")]
+        pub fn stat(&self) -> Result<Metadata, FsError> {
+            self.backend.stat()
+        }
+
+        #[doc = concat!("The identity-and-version hash of this ", $what, ".")]
+        pub fn metadata_hash(&self) -> Result<MetadataHash, FsError> {
+            Ok(MetadataHash::of(&self.stat()?))
+        }
+
+        #[doc = concat!("Sets this ", $what, "'s access and modification times.")]
+        pub fn set_times(&self, times: NewTimes) -> Result<(), FsError> {
+            self.mount.check_writable()?;
+            self.backend.set_times(times)
+        }
+
+        /// Flushes data and metadata to stable storage (nothing to do in memory).
+        pub fn sync(&self) -> Result<(), FsError> {
+            self.backend.sync()
+        }
+
+        /// Flushes data to stable storage (nothing to do in memory).
+        pub fn sync_data(&self) -> Result<(), FsError> {
+            self.backend.sync_data()
+        }
+
+        #[doc = concat!("Whether both handles refer to the same ", $what, " (through any of its names).")]
+        pub fn is_same_object(&self, other: &$handle) -> bool {
+            same_identity(self.backend.identity(), other.backend.identity())
+        }
+    };
+}
+
 impl DirHandle {
+    /// Checks a path that a call is about to change: well formed, and on a
+    /// writable mount.
+    fn writable(&self, path: &str) -> Result<(), FsError> {
+        path::check(path)?;
+        self.mount.check_writable()
+    }
+
+    /// Checks the two paths of a call that changes names in two
+    /// directories: well formed, on one writable mount.
+    fn writable_pair(&self, old: &str, new_dir: &DirHandle, new: &str) -> Result<(), FsError> {
+        path::check(old)?;
+        path::check(new)?;
+        self.mount.check_same(new_dir.mount)?;
+        self.mount.check_writable()
+    }
+
     pub(super) fn mem(dir: MemDir, mount: MountRef) -> DirHandle {
         DirHandle {
             backend: DirBackend::Mem(dir),
@@ -196,10 +273,7 @@ impl DirHandle {
     /// Metadata of what `path` names, following a final symlink if `follow`.
     pub fn stat_at(&self, path: &str, follow: bool) -> Result<Metadata, FsError> {
         path::check(path)?;
-        match &self.backend {
-            DirBackend::Mem(dir) => dir.stat_at(path, follow),
-            DirBackend::Host(dir) => dir.stat_at(path, follow),
-        }
+        on_dir!(self, |dir| dir.stat_at(path, follow))
     }
 
     /// The identity-and-version hash of what `path` names.
@@ -208,53 +282,31 @@ impl DirHandle {
     }
 
     /// Sets the access and modification times of what `path` names.
-    pub fn set_times_at(
-        &self,
-        path: &str,
-        follow: bool,
-        atime: NewTimestamp,
-        mtime: NewTimestamp,
-    ) -> Result<(), FsError> {
-        path::check(path)?;
-        self.mount.check_writable()?;
-        match &self.backend {
-            DirBackend::Mem(dir) => dir.set_times_at(path, follow, atime, mtime),
-            DirBackend::Host(dir) => dir.set_times_at(path, follow, atime, mtime),
-        }
+    pub fn set_times_at(&self, path: &str, follow: bool, times: NewTimes) -> Result<(), FsError> {
+        self.writable(path)?;
+        on_dir!(self, |dir| dir.set_times_at(path, follow, times))
     }
 
     /// Creates a directory. `Exist` if the name is taken (by anything,
     /// a dangling symlink included); "name/" is allowed.
     pub fn create_dir_at(&self, path: &str) -> Result<(), FsError> {
-        path::check(path)?;
-        self.mount.check_writable()?;
-        match &self.backend {
-            DirBackend::Mem(dir) => dir.create_dir_at(path),
-            DirBackend::Host(dir) => dir.create_dir_at(path),
-        }
+        self.writable(path)?;
+        on_dir!(self, |dir| dir.create_dir_at(path))
     }
 
     /// Removes an empty directory: `NotEmpty` if it has entries,
     /// `NotDirectory` for anything else (a symlink to a directory included),
     /// `Invalid` for a path ending in `.`.
     pub fn remove_dir_at(&self, path: &str) -> Result<(), FsError> {
-        path::check(path)?;
-        self.mount.check_writable()?;
-        match &self.backend {
-            DirBackend::Mem(dir) => dir.remove_dir_at(path),
-            DirBackend::Host(dir) => dir.remove_dir_at(path),
-        }
+        self.writable(path)?;
+        on_dir!(self, |dir| dir.remove_dir_at(path))
     }
 
     /// Removes a name of a file or symlink (never following it): `IsDirectory`
     /// for a directory, `NotDirectory` for "name/" on anything else.
     pub fn unlink_file_at(&self, path: &str) -> Result<(), FsError> {
-        path::check(path)?;
-        self.mount.check_writable()?;
-        match &self.backend {
-            DirBackend::Mem(dir) => dir.unlink_file_at(path),
-            DirBackend::Host(dir) => dir.unlink_file_at(path),
-        }
+        self.writable(path)?;
+        on_dir!(self, |dir| dir.unlink_file_at(path))
     }
 
     /// Atomically moves `old` (below `self`) to `new` (below `new_dir`),
@@ -267,54 +319,29 @@ impl DirHandle {
     /// for a non-directory onto a directory. Two names of one file: nothing
     /// happens.
     pub fn rename_at(&self, old: &str, new_dir: &DirHandle, new: &str) -> Result<(), FsError> {
-        path::check(old)?;
-        path::check(new)?;
-        self.mount.check_same(new_dir.mount)?;
-        self.mount.check_writable()?;
-        match (&self.backend, &new_dir.backend) {
-            (DirBackend::Mem(dir), DirBackend::Mem(to)) if dir.same_fs(to) => {
-                dir.rename_at(old, to, new)
-            }
-            (DirBackend::Host(dir), DirBackend::Host(to)) => dir.rename_at(old, to, new),
-            _ => Err(FsError::CrossDevice),
-        }
+        self.writable_pair(old, new_dir, new)?;
+        on_dir_pair!(self, new_dir, |dir, to| dir.rename_at(old, to, new))
     }
 
     /// Adds the name `new` (below `new_dir`) for the file or symlink `old`
     /// (never followed). `NotPermitted` for a directory, `Exist` if `new`
     /// is taken, `CrossDevice` between different mounts.
     pub fn link_at(&self, old: &str, new_dir: &DirHandle, new: &str) -> Result<(), FsError> {
-        path::check(old)?;
-        path::check(new)?;
-        self.mount.check_same(new_dir.mount)?;
-        self.mount.check_writable()?;
-        match (&self.backend, &new_dir.backend) {
-            (DirBackend::Mem(dir), DirBackend::Mem(to)) if dir.same_fs(to) => {
-                dir.link_at(old, to, new)
-            }
-            (DirBackend::Host(dir), DirBackend::Host(to)) => dir.link_at(old, to, new),
-            _ => Err(FsError::CrossDevice),
-        }
+        self.writable_pair(old, new_dir, new)?;
+        on_dir_pair!(self, new_dir, |dir, to| dir.link_at(old, to, new))
     }
 
     /// Creates a symlink at `path` whose target is the text `target`.
     /// `NotPermitted` for an absolute target, `NoEntry` for an empty one.
     pub fn symlink_at(&self, target: &str, path: &str) -> Result<(), FsError> {
-        path::check(path)?;
-        self.mount.check_writable()?;
-        match &self.backend {
-            DirBackend::Mem(dir) => dir.symlink_at(target, path),
-            DirBackend::Host(dir) => dir.symlink_at(target, path),
-        }
+        self.writable(path)?;
+        on_dir!(self, |dir| dir.symlink_at(target, path))
     }
 
     /// The target text of the symlink at `path`; `Invalid` if it is not one.
     pub fn readlink_at(&self, path: &str) -> Result<String, FsError> {
         path::check(path)?;
-        match &self.backend {
-            DirBackend::Mem(dir) => dir.readlink_at(path),
-            DirBackend::Host(dir) => dir.readlink_at(path),
-        }
+        on_dir!(self, |dir| dir.readlink_at(path))
     }
 
     /// The entries of this directory, sorted by name, without `.` and `..`.
@@ -345,36 +372,7 @@ impl DirHandle {
         })
     }
 
-    /// Metadata of this directory.
-    pub fn stat(&self) -> Result<Metadata, FsError> {
-        self.backend.stat()
-    }
-
-    /// The identity-and-version hash of this directory.
-    pub fn metadata_hash(&self) -> Result<MetadataHash, FsError> {
-        Ok(MetadataHash::of(&self.stat()?))
-    }
-
-    /// Sets this directory's access and modification times.
-    pub fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError> {
-        self.mount.check_writable()?;
-        self.backend.set_times(atime, mtime)
-    }
-
-    /// Flushes the directory to stable storage (nothing to do in memory).
-    pub fn sync(&self) -> Result<(), FsError> {
-        self.backend.sync()
-    }
-
-    /// Flushes the directory's data to stable storage (nothing to do in memory).
-    pub fn sync_data(&self) -> Result<(), FsError> {
-        self.backend.sync_data()
-    }
-
-    /// Whether both handles refer to the same directory.
-    pub fn is_same_object(&self, other: &DirHandle) -> bool {
-        same_identity(self.backend.identity(), other.backend.identity())
-    }
+    node_methods!(DirHandle, "directory");
 }
 
 impl FileHandle {
@@ -453,36 +451,7 @@ impl FileHandle {
         }
     }
 
-    /// Metadata of this file (still valid after it was unlinked).
-    pub fn stat(&self) -> Result<Metadata, FsError> {
-        self.backend.stat()
-    }
-
-    /// The identity-and-version hash of this file.
-    pub fn metadata_hash(&self) -> Result<MetadataHash, FsError> {
-        Ok(MetadataHash::of(&self.stat()?))
-    }
-
-    /// Sets this file's access and modification times.
-    pub fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError> {
-        self.mount.check_writable()?;
-        self.backend.set_times(atime, mtime)
-    }
-
-    /// Flushes data and metadata to stable storage (nothing to do in memory).
-    pub fn sync(&self) -> Result<(), FsError> {
-        self.backend.sync()
-    }
-
-    /// Flushes data to stable storage (nothing to do in memory).
-    pub fn sync_data(&self) -> Result<(), FsError> {
-        self.backend.sync_data()
-    }
-
-    /// Whether both handles refer to the same file (through any of its names).
-    pub fn is_same_object(&self, other: &FileHandle) -> bool {
-        same_identity(self.backend.identity(), other.backend.identity())
-    }
+    node_methods!(FileHandle, "file");
 }
 
 impl Node {
@@ -500,10 +469,10 @@ impl Node {
     }
 
     /// Sets the access and modification times of the directory or file.
-    pub fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError> {
+    pub fn set_times(&self, times: NewTimes) -> Result<(), FsError> {
         match self {
-            Node::Dir(dir) => dir.set_times(atime, mtime),
-            Node::File(file) => file.set_times(atime, mtime),
+            Node::Dir(dir) => dir.set_times(times),
+            Node::File(file) => file.set_times(times),
         }
     }
 

@@ -21,7 +21,7 @@ use cap_std::fs::{Dir, FileTypeExt, MetadataExt};
 use super::backend::HostObject;
 use super::error::FsError;
 use super::path::{self, Component, RelativePath};
-use super::types::{DirEntry, FileKind, Metadata, NewTimestamp, OpenOptions};
+use super::types::{DirEntry, FileKind, Metadata, NewTimes, NewTimestamp, OpenOptions};
 use crate::ledger::{Kind, Ledger, Token};
 
 /// A host descriptor and what holding it costs the worker that opened it:
@@ -66,8 +66,8 @@ impl HostObject for HostDir {
         Ok(cap_metadata(&self.dir.dir_metadata()?))
     }
 
-    fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError> {
-        self.set_times_at(".", false, atime, mtime)
+    fn set_times(&self, times: NewTimes) -> Result<(), FsError> {
+        self.set_times_at(".", false, times)
     }
 
     fn sync(&self) -> Result<(), FsError> {
@@ -127,10 +127,9 @@ impl HostDir {
         &self,
         path: &str,
         follow: bool,
-        atime: NewTimestamp,
-        mtime: NewTimestamp,
+        times: NewTimes,
     ) -> Result<(), FsError> {
-        let (atime, mtime) = (time_spec(atime), time_spec(mtime));
+        let (atime, mtime) = (time_spec(times.atime), time_spec(times.mtime));
         if follow {
             self.dir.set_times(path, atime, mtime)?;
         } else {
@@ -367,15 +366,15 @@ impl HostObject for HostFile {
         Ok(cap_metadata(&cap_std::fs::Metadata::from_file(&self.file)?))
     }
 
-    fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<(), FsError> {
+    fn set_times(&self, new: NewTimes) -> Result<(), FsError> {
         let now = SystemTime::now();
         let mut times = FileTimes::new();
-        match atime {
+        match new.atime {
             NewTimestamp::NoChange => {}
             NewTimestamp::Now => times = times.set_accessed(now),
             NewTimestamp::Timestamp(time) => times = times.set_accessed(time),
         }
-        match mtime {
+        match new.mtime {
             NewTimestamp::NoChange => {}
             NewTimestamp::Now => times = times.set_modified(now),
             NewTimestamp::Timestamp(time) => times = times.set_modified(time),

@@ -39,4 +39,4 @@ pub use mount::{Mount, MountTable};
 pub use persist::PersistError;
 pub use spec::{MountSource, MountSpec};
 pub use tree::{ByteBudget, Limits, MemFs, Usage};
-pub use types::{DirEntry, FileKind, Metadata, MetadataHash, NewTimestamp, OpenOptions};
+pub use types::{DirEntry, FileKind, Metadata, MetadataHash, NewTimes, NewTimestamp, OpenOptions};

@@ -13,7 +13,7 @@ use cap_std::fs::Dir;
 use super::error::FsError;
 use super::host::{HostDir, HostFile, HostNode};
 use super::tree::{MemDir, MemFile, MemFs, MemNode};
-use super::types::{DirEntry, FileKind, Metadata, NewTimestamp, OpenOptions};
+use super::types::{DirEntry, FileKind, Metadata, NewTimes, NewTimestamp, OpenOptions};
 
 /// Bytes copied per step, so a large file is never held twice in memory.
 const CHUNK: u64 = 1 << 20;
@@ -119,10 +119,8 @@ fn finish_level<From, To>(
 }
 
 fn seed_dir(host: HostDir, host_path: &Path, tree: MemDir) -> Result<(), PersistError> {
-    let set_times = |dir: &MemDir, name: &str, meta: &Metadata| {
-        let (atime, mtime) = times_of(meta);
-        dir.set_times_at(name, false, atime, mtime)
-    };
+    let set_times =
+        |dir: &MemDir, name: &str, meta: &Metadata| dir.set_times_at(name, false, times_of(meta));
     let entries = host.read_dir().at(host_path)?.into_iter();
     let mut levels = vec![Level::new(host, tree, host_path.to_owned(), entries, None)];
     while let Some(level) = levels.last_mut() {
@@ -170,10 +168,8 @@ fn seed_dir(host: HostDir, host_path: &Path, tree: MemDir) -> Result<(), Persist
 }
 
 fn save_dir(tree: MemDir, host: HostDir, host_path: &Path) -> Result<(), PersistError> {
-    let set_times = |dir: &HostDir, name: &str, meta: &Metadata| {
-        let (atime, mtime) = times_of(meta);
-        dir.set_times_at(name, false, atime, mtime)
-    };
+    let set_times =
+        |dir: &HostDir, name: &str, meta: &Metadata| dir.set_times_at(name, false, times_of(meta));
     let entries = tree.read_dir().into_iter();
     let mut levels = vec![Level::new(tree, host, host_path.to_owned(), entries, None)];
     while let Some(level) = levels.last_mut() {
@@ -327,7 +323,10 @@ fn temp_name() -> String {
     format!(".corral-save-{}-{n}.tmp", std::process::id())
 }
 
-fn times_of(meta: &Metadata) -> (NewTimestamp, NewTimestamp) {
+fn times_of(meta: &Metadata) -> NewTimes {
     let keep = |time: Option<_>| time.map_or(NewTimestamp::NoChange, NewTimestamp::Timestamp);
-    (keep(meta.atime), keep(meta.mtime))
+    NewTimes {
+        atime: keep(meta.atime),
+        mtime: keep(meta.mtime),
+    }
 }

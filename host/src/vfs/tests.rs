@@ -936,9 +936,12 @@ mod escapes {
             refused,
             "{context}: readlink {path}"
         );
-        let now = NewTimestamp::Now;
+        let now = NewTimes {
+            atime: NewTimestamp::Now,
+            mtime: NewTimestamp::Now,
+        };
         assert_eq!(
-            dir.set_times_at(path, true, now, now),
+            dir.set_times_at(path, true, now),
             refused,
             "{context}: set_times {path}"
         );
@@ -1139,7 +1142,11 @@ mod permissions {
             b.root.create_dir_at("d").unwrap();
             put(&b.root, "f", b"data");
             let ro = b.read_only();
-            let (n, denied, now) = (b.name, Err(FsError::ReadOnly), NewTimestamp::Now);
+            let (n, denied) = (b.name, Err(FsError::ReadOnly));
+            let now = NewTimes {
+                atime: NewTimestamp::Now,
+                mtime: NewTimestamp::Now,
+            };
             assert!(ro.is_read_only(), "{n}");
             assert_eq!(get(&ro, "f"), b"data", "{n}");
             assert_eq!(names(&ro), ["d", "f"], "{n}");
@@ -1164,10 +1171,10 @@ mod permissions {
             assert_eq!(ro.rename_at("f", &ro, "g"), denied, "{n}");
             assert_eq!(ro.link_at("f", &ro, "g"), denied, "{n}");
             assert_eq!(ro.symlink_at("f", "l"), denied, "{n}");
-            assert_eq!(ro.set_times_at("f", true, now, now), denied, "{n}");
-            assert_eq!(ro.set_times(now, now), denied, "{n}");
+            assert_eq!(ro.set_times_at("f", true, now), denied, "{n}");
+            assert_eq!(ro.set_times(now), denied, "{n}");
             let handle = file(&ro, "f", reading());
-            assert_eq!(handle.set_times(now, now), denied, "{n}");
+            assert_eq!(handle.set_times(now), denied, "{n}");
             assert_eq!(handle.write_at(0, b"x"), Err(FsError::BadDescriptor), "{n}");
             let sub = subdir(&ro, "d");
             assert_eq!(sub.create_dir_at("x"), denied, "{n}");
@@ -1207,22 +1214,23 @@ mod metadata {
             put(root, "f", b"");
             root.symlink_at("f", "l").unwrap();
             let (at, to) = (NewTimestamp::Timestamp(a), NewTimestamp::Timestamp(m));
-            root.set_times_at("f", true, at, to).unwrap();
+            let times = |atime, mtime| NewTimes { atime, mtime };
+            root.set_times_at("f", true, times(at, to)).unwrap();
             let meta = root.stat_at("f", true).unwrap();
             assert_eq!((meta.atime, meta.mtime), (Some(a), Some(m)), "{n}");
             let handle = file(root, "f", reading());
             handle
-                .set_times(NewTimestamp::NoChange, NewTimestamp::Now)
+                .set_times(times(NewTimestamp::NoChange, NewTimestamp::Now))
                 .unwrap();
             let meta = handle.stat().unwrap();
             assert_eq!(meta.atime, Some(a), "{n}");
             assert!(meta.mtime.unwrap() > m, "{n}");
-            root.set_times_at("l", false, at, at).unwrap();
+            root.set_times_at("l", false, times(at, at)).unwrap();
             assert_eq!(root.stat_at("l", false).unwrap().mtime, Some(a), "{n}");
             assert_ne!(root.stat_at("f", true).unwrap().mtime, Some(a), "{n}");
             root.create_dir_at("d").unwrap();
             let d = subdir(root, "d");
-            d.set_times(to, to).unwrap();
+            d.set_times(times(to, to)).unwrap();
             assert_eq!(root.stat_at("d", true).unwrap().mtime, Some(m), "{n}");
             assert_eq!(Node::Dir(d).stat().unwrap().mtime, Some(m), "{n}");
         }
@@ -1771,11 +1779,11 @@ mod persistence {
         put(&root, "blank", b"no longer blank");
         root.unlink_file_at("docs/readme.txt").unwrap();
         root.symlink_at("deep/new.txt", "docs/latest").unwrap();
-        let (fixed, now) = (
-            NewTimestamp::Timestamp(at(1_400_000_000)),
-            NewTimestamp::Now,
-        );
-        root.set_times_at("docs/deep", false, now, fixed).unwrap();
+        let times = NewTimes {
+            atime: NewTimestamp::Now,
+            mtime: NewTimestamp::Timestamp(at(1_400_000_000)),
+        };
+        root.set_times_at("docs/deep", false, times).unwrap();
 
         let saved = tempfile::tempdir().unwrap();
         let target = saved.path().join("out");

@@ -94,6 +94,15 @@ pub enum NewTimestamp {
     Timestamp(SystemTime),
 }
 
+/// The access and modification times a `set-times` call asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewTimes {
+    /// The new access time.
+    pub atime: NewTimestamp,
+    /// The new modification time.
+    pub mtime: NewTimestamp,
+}
+
 /// A 128-bit hash of an object's identity and version (WASI `metadata-hash-value`).
 ///
 /// Equal for the same unchanged object; different once it is replaced or

@@ -8,7 +8,9 @@ use super::types::{
     DescriptorFlags, DescriptorStat, DescriptorType, ErrorCode, MetadataHashValue,
     NewTimestamp as WasiNewTimestamp, OpenFlags, PathFlags,
 };
-use crate::vfs::{DirHandle, FileKind, FsError, Metadata, MetadataHash, NewTimestamp, OpenOptions};
+use crate::vfs::{
+    DirHandle, FileKind, FsError, Metadata, MetadataHash, NewTimes, NewTimestamp, OpenOptions,
+};
 use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
 
 impl From<FsError> for ErrorCode {
@@ -96,9 +98,21 @@ pub(super) fn hash_value(hash: MetadataHash) -> MetadataHashValue {
     }
 }
 
+/// A `set-times` call's two timestamps; `overflow` if either lies beyond
+/// what the host's clock can represent.
+pub(super) fn new_times(
+    atime: WasiNewTimestamp,
+    mtime: WasiNewTimestamp,
+) -> Result<NewTimes, FsError> {
+    Ok(NewTimes {
+        atime: new_timestamp(atime)?,
+        mtime: new_timestamp(mtime)?,
+    })
+}
+
 /// A guest's new timestamp; `overflow` if it lies beyond what the host's
 /// clock can represent (nanoseconds past a second carry into the seconds).
-pub(super) fn new_timestamp(time: WasiNewTimestamp) -> Result<NewTimestamp, FsError> {
+fn new_timestamp(time: WasiNewTimestamp) -> Result<NewTimestamp, FsError> {
     Ok(match time {
         WasiNewTimestamp::NoChange => NewTimestamp::NoChange,
         WasiNewTimestamp::Now => NewTimestamp::Now,

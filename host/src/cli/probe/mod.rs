@@ -167,6 +167,12 @@ pub async fn run(
     checks: Vec<Check>,
     progress: &tokio::sync::mpsc::UnboundedSender<Progress>,
 ) -> Vec<Observation> {
+    let probe = Probe {
+        runtime,
+        program,
+        profile,
+        progress,
+    };
     let run = Run::new();
     prepare(&run, &checks, program);
     let order: Vec<String> = checks.iter().map(|c| c.check.clone()).collect();
@@ -177,7 +183,7 @@ pub async fn run(
         batches
             .into_iter()
             .filter(|b| !b.is_empty())
-            .map(|batch| run_batch(runtime, program, profile, &run, batch, progress)),
+            .map(|batch| run_batch(probe, &run, batch)),
     )
     .await
     .into_iter()
@@ -198,16 +204,24 @@ fn awaited_limit(check: &Check, profile: &Profile) -> Option<Duration> {
     }
 }
 
+/// What every probe worker of one `policy test` run shares.
+#[derive(Clone, Copy)]
+struct Probe<'a> {
+    runtime: &'a Runtime,
+    program: &'a Program,
+    profile: &'a Profile,
+    progress: &'a tokio::sync::mpsc::UnboundedSender<Progress>,
+}
+
 /// Runs one probe worker on `batch`, reporting each check as its line
 /// appears in the probe's output.
-async fn run_batch(
-    runtime: &Runtime,
-    program: &Program,
-    profile: &Profile,
-    run: &Run,
-    batch: Vec<Check>,
-    progress: &tokio::sync::mpsc::UnboundedSender<Progress>,
-) -> Vec<Observation> {
+async fn run_batch(probe: Probe<'_>, run: &Run, batch: Vec<Check>) -> Vec<Observation> {
+    let Probe {
+        runtime,
+        program,
+        profile,
+        progress,
+    } = probe;
     let mut spec = WorkerSpec::new("policy-probe")
         .args(batch.iter().map(|c| c.check.clone()))
         .stdio(Stdio::Capture)

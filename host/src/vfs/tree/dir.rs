@@ -16,7 +16,7 @@ use super::walk::Walker;
 use crate::vfs::backend::MemObject;
 use crate::vfs::error::FsError;
 use crate::vfs::path::{self, Component};
-use crate::vfs::types::{DirEntry, Metadata, NewTimestamp, OpenOptions};
+use crate::vfs::types::{DirEntry, Metadata, NewTimes, OpenOptions};
 
 /// An open directory of a `MemFs`.
 #[derive(Clone)]
@@ -40,10 +40,9 @@ impl MemObject for MemDir {
         self.dir.metadata()
     }
 
-    fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) {
+    fn set_times(&self, times: NewTimes) {
         let now = SystemTime::now();
-        self.dir
-            .update_attrs(|attrs| attrs.set_times(atime, mtime, now));
+        self.dir.update_attrs(|attrs| attrs.set_times(times, now));
     }
 }
 
@@ -79,12 +78,11 @@ impl MemDir {
         &self,
         path: &str,
         follow: bool,
-        atime: NewTimestamp,
-        mtime: NewTimestamp,
+        times: NewTimes,
     ) -> Result<(), FsError> {
         let node = self.walk(path)?.resolve(follow)?;
         let now = SystemTime::now();
-        node.update_attrs(|attrs| attrs.set_times(atime, mtime, now));
+        node.update_attrs(|attrs| attrs.set_times(times, now));
         Ok(())
     }
 

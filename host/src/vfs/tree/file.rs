@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use super::inode::{Body, FileState, Inode, read, write};
 use crate::vfs::backend::MemObject;
 use crate::vfs::error::FsError;
-use crate::vfs::types::{Metadata, NewTimestamp};
+use crate::vfs::types::{Metadata, NewTimes};
 
 /// An open regular file of a `MemFs`.
 #[derive(Clone)]
@@ -24,9 +24,9 @@ impl MemObject for MemFile {
         self.inode.metadata()
     }
 
-    fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) {
+    fn set_times(&self, times: NewTimes) {
         let now = SystemTime::now();
-        write(self.state()).attrs.set_times(atime, mtime, now);
+        write(self.state()).attrs.set_times(times, now);
     }
 }
 

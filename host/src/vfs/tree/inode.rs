@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use super::quota::Accounts;
 use crate::vfs::error::FsError;
-use crate::vfs::types::{FileKind, Metadata, NewTimestamp};
+use crate::vfs::types::{FileKind, Metadata, NewTimes, NewTimestamp};
 
 /// Timestamps and link count, which every kind of inode has.
 #[derive(Clone, Copy)]
@@ -38,7 +38,8 @@ impl Attrs {
         self.ctime = now;
     }
 
-    pub(super) fn set_times(&mut self, atime: NewTimestamp, mtime: NewTimestamp, now: SystemTime) {
+    pub(super) fn set_times(&mut self, times: NewTimes, now: SystemTime) {
+        let NewTimes { atime, mtime } = times;
         if atime == NewTimestamp::NoChange && mtime == NewTimestamp::NoChange {
             return;
         }
