@@ -200,6 +200,45 @@ async fn open_listings_hold_one_batch_each() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn listings_of_a_host_directory_are_charged_to_the_memory_cap() {
+    let rt = runtime();
+    let program = load(&rt, "hostile-fs");
+    let dir = tempfile::tempdir().unwrap();
+    for n in 0..2000 {
+        std::fs::File::create(dir.path().join(format!("{n:0200}"))).unwrap();
+    }
+    let run = Run::new();
+    let neighbour = sibling(&rt, &run, &program);
+    let mount = format!("{}:/host:ro", dir.path().display());
+    // A host directory is listed whole: 2,000 listings of these 2,000
+    // names would hold about 900 MB if nothing charged them.
+    let holder = spawn(
+        &rt,
+        &run,
+        &program,
+        &["hold-listings", "/host", "2000"],
+        mount.parse().unwrap(),
+    );
+    let out = finished(&holder).await;
+    // ENOMEM (wasi-libc's 48) once the listings held fill the 64 MiB cap:
+    // about 140 of them, each 2,000 x (200 + 32) bytes. Uncharged, they
+    // went on to the 1,024 host descriptors (whose refusal is ENOMEM too).
+    assert!(
+        out.contains("hold-listings: error kind=OutOfMemory os=48"),
+        "{out}"
+    );
+    let listed: usize = out
+        .lines()
+        .find_map(|line| line.strip_prefix("listed "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {out}"));
+    assert!((100..150).contains(&listed), "{listed} listings held");
+    let out = finished(&neighbour).await;
+    assert!(out.contains("sibling: ok 50 rounds"), "{out}");
+    assert_rss_bounded();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_chain_deeper_than_the_stack_is_saved() {
     let rt = runtime();
     let program = load(&rt, "hostile-fs");

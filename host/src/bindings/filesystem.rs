@@ -47,7 +47,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 use super::generated::wasi::filesystem::{preopens, types};
 use crate::ledger::{Kind, Ledger, Token};
-use crate::vfs::{DirHandle, DirListing, FileHandle, FsError, MountTable, Node};
+use crate::vfs::{ByteBudget, DirHandle, DirListing, FileHandle, FsError, MountTable, Node};
 use convert::{descriptor_stat, descriptor_type, follows, hash_value, new_times, open_options};
 use streams::{FileReader, FileWriter};
 use types::{
@@ -62,6 +62,9 @@ pub struct VfsCtx {
     pub mounts: MountTable,
     /// What the worker's open handles are charged to.
     pub ledger: Arc<Ledger>,
+    /// What the host-side bytes the worker's calls make the host hold
+    /// (host directory listings) are charged to: its memory budget.
+    pub bytes: Arc<ByteBudget>,
 }
 
 /// What the filesystem binding works on: a worker's [`VfsCtx`] and the
@@ -304,7 +307,7 @@ impl types::HostDescriptor for VfsCtxView<'_> {
         let listed = dir_of(&node).and_then(|dir| {
             let handle = self.handle()?;
             Ok(DirEntryStream {
-                entries: dir.list()?,
+                entries: dir.list(&self.ctx.bytes)?,
                 _handle: handle,
             })
         });

@@ -16,6 +16,7 @@ use super::failure::{CpuLimitReached, classify_failure, duration_ms};
 use super::program::Program;
 use super::variant::VariantKey;
 use super::{MemoryLimiter, Runtime, WorkerState, deterministic};
+use crate::bindings::filesystem::VfsCtx;
 use crate::bindings::process::{Family, Launch, Lineage, Spawner};
 use crate::budget::Budget;
 use crate::events::Event;
@@ -310,7 +311,7 @@ impl Runtime {
             children: Vec::new(),
         });
         let limiter = MemoryLimiter {
-            private: spec.limits.memory.map(|_| private_bytes),
+            private: spec.limits.memory.map(|_| private_bytes.clone()),
             pending: 0,
             counts: spec.policy.counts,
             meter: meter.clone(),
@@ -323,7 +324,11 @@ impl Runtime {
             spec.policy.clone(),
             spec.run.shared_objects(),
             family,
-            (mounts, ledger),
+            VfsCtx {
+                mounts,
+                ledger,
+                bytes: private_bytes,
+            },
             wasi.build(),
             limiter,
         );

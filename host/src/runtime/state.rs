@@ -16,7 +16,6 @@ use crate::bindings::sockets::{HeldSockets, PolicedSockets, PolicedSocketsView};
 use crate::bindings::{IpcCtx, IpcCtxView, IpcView};
 use crate::budget::Budget;
 use crate::ipc::Registry;
-use crate::ledger::Ledger;
 use crate::meter::WorkerMeter;
 use crate::policy::Policy;
 use crate::reporter::Reporter;
@@ -193,13 +192,14 @@ pub(crate) struct WorkerState {
 impl WorkerState {
     /// The state of the worker `reporter` reports for, its contexts made
     /// from `policy`, its run's `objects` and its `family`; its mounts'
-    /// handles were charged to `ledger`, which its sockets are charged to too.
+    /// handles were charged to `vfs.ledger`, which its sockets are charged
+    /// to too.
     pub fn new(
         reporter: Reporter,
         policy: Arc<Policy>,
         objects: Arc<Registry>,
         family: Option<Family>,
-        (mounts, ledger): (crate::vfs::MountTable, Arc<Ledger>),
+        vfs: VfsCtx,
         wasi: WasiCtx,
         limiter: MemoryLimiter,
     ) -> WorkerState {
@@ -220,7 +220,7 @@ impl WorkerState {
             },
             policy,
             reporter,
-            vfs: VfsCtx { mounts, ledger },
+            vfs,
             sockets: HeldSockets::default(),
             wasi,
             table: ResourceTable::new(),
@@ -290,7 +290,11 @@ impl WorkerState {
             Arc::default(),
             Registry::new(),
             None,
-            (mounts, Arc::default()),
+            VfsCtx {
+                mounts,
+                ledger: Arc::default(),
+                bytes: Arc::new(ByteBudget::new(crate::vfs::Limits::DEFAULT.max_bytes)),
+            },
             WasiCtx::builder().build(),
             MemoryLimiter {
                 private: None,

@@ -8,7 +8,7 @@ use super::backend::Backend;
 use super::error::FsError;
 use super::host::{HostDir, HostFile, HostNode};
 use super::path;
-use super::tree::{MemDir, MemFile, MemNode};
+use super::tree::{ByteBudget, ByteCharge, MemDir, MemFile, MemNode};
 use super::types::{DirEntry, Metadata, MetadataHash, NewTimes, OpenOptions};
 use crate::ledger::Ledger;
 
@@ -71,6 +71,8 @@ pub struct DirListing {
     batch: std::vec::IntoIter<DirEntry>,
     /// Where to read the next batch, while there may be one.
     more: Option<MoreEntries>,
+    /// A host directory's listing, read whole, charged to its worker.
+    _charge: Option<ByteCharge>,
 }
 
 struct MoreEntries {
@@ -355,7 +357,11 @@ impl DirHandle {
     /// The entries of this directory as [`read_dir`](Self::read_dir) gives
     /// them, read as they are asked for: an in-memory directory's listing
     /// holds one batch of names at a time rather than a copy of them all.
-    pub fn list(&self) -> Result<DirListing, FsError> {
+    /// A host directory is read whole (the host gives no order to resume
+    /// from), and what its names hold is charged to `bytes` while the
+    /// listing lives: `InsufficientMemory` past its cap, so a worker cannot
+    /// hold a large directory's names many times over.
+    pub fn list(&self, bytes: &Arc<ByteBudget>) -> Result<DirListing, FsError> {
         Ok(match &self.backend {
             DirBackend::Mem(dir) => DirListing {
                 batch: Vec::new().into_iter(),
@@ -363,12 +369,21 @@ impl DirHandle {
                     dir: dir.clone(),
                     after: None,
                 }),
+                _charge: None,
             },
-            // A host directory's size is the host's to choose, not a worker's.
-            DirBackend::Host(dir) => DirListing {
-                batch: dir.read_dir()?.into_iter(),
-                more: None,
-            },
+            DirBackend::Host(dir) => {
+                let entries = dir.read_dir()?;
+                let held: u64 = entries
+                    .iter()
+                    .map(|entry| (entry.name.len() + size_of::<DirEntry>()) as u64)
+                    .sum();
+                let charge = ByteCharge::take(bytes, held).ok_or(FsError::InsufficientMemory)?;
+                DirListing {
+                    batch: entries.into_iter(),
+                    more: None,
+                    _charge: Some(charge),
+                }
+            }
         })
     }
 

@@ -38,5 +38,5 @@ pub use handle::{DirHandle, DirListing, FileHandle, Node};
 pub use mount::{Mount, MountTable};
 pub use persist::PersistError;
 pub use spec::{MountSource, MountSpec};
-pub use tree::{ByteBudget, Limits, MemFs, Usage};
+pub use tree::{ByteBudget, ByteCharge, Limits, MemFs, Usage};
 pub use types::{DirEntry, FileKind, Metadata, MetadataHash, NewTimes, NewTimestamp, OpenOptions};

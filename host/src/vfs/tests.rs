@@ -1,7 +1,7 @@
 //! Tests of both backends through the public API, ending with a model
 //! test against the real filesystem.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
@@ -597,8 +597,15 @@ mod directories {
 mod listings {
     use super::*;
 
+    fn unlimited() -> Arc<ByteBudget> {
+        Arc::new(ByteBudget::new(u64::MAX))
+    }
+
     fn listed(dir: &DirHandle) -> Vec<String> {
-        dir.list().unwrap().map(|entry| entry.name).collect()
+        dir.list(&unlimited())
+            .unwrap()
+            .map(|entry| entry.name)
+            .collect()
     }
 
     #[test]
@@ -616,7 +623,7 @@ mod listings {
         let all = listed(&b.root);
         assert_eq!(all.len(), 1000);
         assert!(all.is_sorted());
-        let mut listing = b.root.list().unwrap();
+        let mut listing = b.root.list(&unlimited()).unwrap();
         let first: Vec<_> = listing.by_ref().take(100).map(|e| e.name).collect();
         assert_eq!(first.last().unwrap(), "0099");
         // Names after the cursor that appear meanwhile are seen, as readdir may.
@@ -626,6 +633,37 @@ mod listings {
         assert_eq!(rest.first().unwrap(), "0100");
         assert_eq!(rest.last().unwrap(), "zzz");
         assert_eq!(rest.len(), 900);
+    }
+
+    /// A host directory is listed whole: each open listing holds its names
+    /// against the worker's budget until it is dropped.
+    #[test]
+    fn a_host_listing_is_charged_to_the_budget_while_it_lives() {
+        let b = host();
+        for n in 0..100 {
+            put(&b.root, &format!("{n:0100}"), b"");
+        }
+        let budget = Arc::new(ByteBudget::new(64 << 10));
+        let mut held = Vec::new();
+        let refused = loop {
+            match b.root.list(&budget) {
+                Ok(listing) => held.push(listing),
+                Err(e) => break e,
+            }
+            assert!(held.len() < 1000, "the budget never ran out");
+        };
+        assert_eq!(refused, FsError::InsufficientMemory);
+        let per_listing = budget.used() / held.len() as u64;
+        assert!(per_listing >= 100 * 100, "{per_listing} bytes a listing");
+        assert_eq!(held.len() as u64, (64 << 10) / per_listing);
+        drop(held);
+        assert_eq!(budget.used(), 0, "dropped listings give their bytes back");
+        let mem = mem();
+        let none = Arc::new(ByteBudget::new(0));
+        assert!(
+            mem.root.list(&none).is_ok(),
+            "a tree's listing holds a batch, uncharged"
+        );
     }
 }
 

@@ -9,7 +9,8 @@
 //!   (by renames, so no path is ever long).
 //! - `many-names DIR N LEN`: create N empty files with LEN-byte names in DIR.
 //! - `hold-listings DIR N`: open N listings of DIR, read one entry of each,
-//!   and keep them all open while it prints `holding`, then sleeps a second.
+//!   and keep them all open while it prints `holding`, then sleeps a second;
+//!   on an error, prints `listed N` (how many it held) first.
 //! - `link-many PATH N`: give PATH up to N more names by hard links.
 //! - `sibling PATH ROUNDS`: write, read back and check PATH ROUNDS times,
 //!   pausing between rounds: the well-behaved neighbour of an attack.
@@ -66,9 +67,17 @@ fn many_names(dir: &str, n: u32, len: usize) -> io::Result<String> {
 fn hold_listings(dir: &str, n: u32) -> io::Result<String> {
     let mut held = Vec::new();
     for _ in 0..n {
-        let mut listing = fs::read_dir(dir)?;
-        listing.next().transpose()?;
-        held.push(listing);
+        let listing = fs::read_dir(dir).and_then(|mut listing| {
+            listing.next().transpose()?;
+            Ok(listing)
+        });
+        match listing {
+            Ok(listing) => held.push(listing),
+            Err(e) => {
+                println!("listed {}", held.len());
+                return Err(e);
+            }
+        }
     }
     println!("holding {}", held.len());
     std::thread::sleep(Duration::from_secs(1));

@@ -45,7 +45,7 @@ pub(super) use dir::{MemDir, MemNode};
 pub(super) use file::MemFile;
 use inode::{Attrs, Body, DirBody, DirState, Inode};
 use quota::Accounts;
-pub use quota::{ByteBudget, Limits, Usage};
+pub use quota::{ByteBudget, ByteCharge, Limits, Usage};
 
 /// The in-memory tree shared by all workers of a run.
 ///

@@ -98,6 +98,32 @@ impl ByteBudget {
     }
 }
 
+/// Bytes taken from a [`ByteBudget`] for as long as this value lives: what
+/// the host holds for a worker outside any tree, such as a host directory's
+/// listing.
+#[derive(Debug)]
+pub struct ByteCharge {
+    budget: Arc<ByteBudget>,
+    bytes: u64,
+}
+
+impl ByteCharge {
+    /// Takes `bytes` from `budget` until the charge is dropped; `None` if
+    /// that would pass its cap (nothing is taken then).
+    pub fn take(budget: &Arc<ByteBudget>, bytes: u64) -> Option<ByteCharge> {
+        budget.reserve(bytes).then(|| ByteCharge {
+            budget: Arc::clone(budget),
+            bytes,
+        })
+    }
+}
+
+impl Drop for ByteCharge {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
+    }
+}
+
 /// Quota usage and identity allocation of one tree; every inode points here
 /// so that dropping it can give its share back.
 pub(super) struct Accounts {
