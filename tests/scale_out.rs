@@ -366,6 +366,17 @@ async fn a_lock_contended_from_two_hosts_protects_a_counter_exactly() {
     );
     let (min, max) = (tokens.iter().min().unwrap(), tokens.iter().max().unwrap());
     assert_eq!(max - min + 1, total, "fencing tokens count acquisitions");
+    // A guard's drop sends its release in the background, and a worker's
+    // end waits for it: once both hosts have exited, the lock is free and
+    // nobody is said to have died holding it.
+    let lock = run.objects().declare_lock("l", false).unwrap();
+    let guard = lock
+        .try_acquire(99)
+        .await
+        .unwrap()
+        .expect("free once both hosts ended");
+    assert!(!guard.previous_owner_died());
+    guard.release().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -36,10 +36,10 @@ wasmtime::component::bindgen!({
         "corral:worker/sync.[method]event.wait": async | trappable,
         "corral:worker/sync.[method]barrier.wait": async | trappable,
         // As try-get: they never wait for the object, but on Redis they
-        // make a round trip (a guard's drop is a release that waits for
-        // its answer; a barrier's subscribe reads the round).
+        // make a round trip (a barrier's subscribe reads the round). A
+        // guard's drop stays a plain call, the lock's hot path: a Redis
+        // release goes on in the background (`Guard::release_soon`).
         "corral:worker/lock.[method]lock.try-acquire": async | trappable,
-        "corral:worker/lock.[drop]guard": async | trappable,
         "corral:worker/sync.[method]semaphore.try-acquire": async | trappable,
         "corral:worker/sync.[method]semaphore.release": async | trappable,
         "corral:worker/sync.[method]semaphore.value": async | trappable,

@@ -67,8 +67,12 @@ impl HostGuard for IpcCtxView<'_> {
 
     /// The guest dropping its guard is a normal release; a guard that is
     /// still in the table when the worker ends was abandoned (see `Guard`).
-    async fn drop(&mut self, guard: Resource<Guard>) -> wasmtime::Result<()> {
-        self.table.delete(guard)?.release().await;
+    /// A plain call, never waiting: a Redis release goes on in the
+    /// background, and the worker's end waits for it.
+    fn drop(&mut self, guard: Resource<Guard>) -> wasmtime::Result<()> {
+        if let Some(release) = self.table.delete(guard)?.release_soon() {
+            self.ctx.releases.push(release);
+        }
         Ok(())
     }
 }

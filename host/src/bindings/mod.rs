@@ -22,7 +22,7 @@ use std::time::Duration;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::WasiView;
 
-use crate::ipc::{self, IpcError, Registry};
+use crate::ipc::{self, IpcError, PendingReleases, Registry};
 use crate::policy::{self, ObjectKind, Op, OpSet, Policy};
 use crate::reporter::Reporter;
 
@@ -106,6 +106,8 @@ pub(crate) struct IpcCtx {
     pub policy: Arc<Policy>,
     /// Where refusals are reported.
     pub reporter: Reporter,
+    /// Lock releases on their way to Redis, which the worker's end awaits.
+    pub releases: PendingReleases,
 }
 
 /// An [`IpcCtx`] with the resource table its handles live in: what the IPC

@@ -76,7 +76,7 @@ pub use backend::Backend;
 pub use barrier::{Barrier, BarrierHandle};
 pub use condition::Condition;
 pub use event::Event;
-pub use lock::{Guard, Lock};
+pub use lock::{Guard, Lock, PendingReleases};
 pub use pipe::{Pipe, PipeConfig, PipeEnd, PipeInbound};
 pub use queue::{Queue, QueueConfig, QueueHandle};
 pub use registry::{NamedObject, Registry};

@@ -29,6 +29,11 @@ use crate::run::Run;
 use crate::status::{ExitStatus, KillReason};
 use crate::worker::{Metered, Stdin, Worker, WorkerReport, WorkerShared, WorkerSpec};
 
+/// How long a worker's end waits for its last lock releases to reach Redis
+/// (one round trip each); past it, Redis is taken to be unreachable and
+/// the leases expire instead.
+const RELEASE_DEADLINE: Duration = Duration::from_secs(5);
+
 impl Runtime {
     /// Starts a worker running `program`'s `main` and returns its handle at
     /// once. Must be called within a Tokio runtime: the worker is a task on it.
@@ -198,11 +203,13 @@ impl Runtime {
             Err(err) => return self.start_failure(err, &spec, &meter),
         };
         shared.ran_main.store(true, Ordering::Release);
-        match command.wasi_cli_run().call_run(&mut store).await {
+        let status = match command.wasi_cli_run().call_run(&mut store).await {
             Ok(Ok(())) => ExitStatus::Exited { code: 0 },
             Ok(Err(())) => ExitStatus::Exited { code: 1 },
             Err(err) => classify_failure(err, &spec, &meter),
-        }
+        };
+        store.data().ipc.releases.settle(RELEASE_DEADLINE).await;
+        status
     }
 
     /// A store for one worker (or pool instance): its WASI context (args,

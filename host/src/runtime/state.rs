@@ -210,6 +210,7 @@ impl WorkerState {
                 objects,
                 policy: policy.clone(),
                 reporter: reporter.clone(),
+                releases: Default::default(),
             },
             process: ProcessCtx {
                 id: reporter.id,

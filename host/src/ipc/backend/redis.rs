@@ -423,6 +423,15 @@ impl RedisBackend {
     pub(crate) fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) -> AbortHandle {
         self.runtime.spawn(fut).abort_handle()
     }
+
+    /// As [`spawn`](Self::spawn), for background work that someone may
+    /// wait for: a lock's release on its way to Redis.
+    pub(crate) fn spawn_joinable(
+        &self,
+        fut: impl Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        self.runtime.spawn(fut)
+    }
 }
 
 impl Drop for RedisBackend {

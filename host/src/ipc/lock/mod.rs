@@ -155,6 +155,22 @@ impl Guard {
     pub async fn release(self) {
         forward!(redis_async Guard, self, |g| g.release())
     }
+
+    /// Releases the lock normally without waiting: locally at once; in
+    /// Redis the release goes in the background, and this host's next
+    /// acquire of the lock waits for it. Returns what resolves once Redis
+    /// answered, for whoever must know the lock is free everywhere (a
+    /// worker's end). Never blocks: the guest's `[drop]guard` is a plain
+    /// call, which costs the lock's hot path less than an async one.
+    pub fn release_soon(self) -> Option<tokio::task::JoinHandle<()>> {
+        match self {
+            Guard::Local(g, _) => {
+                g.release();
+                None
+            }
+            Guard::Redis(g) => g.release_soon(),
+        }
+    }
 }
 
 impl NamedObject for Lock {
@@ -164,5 +180,33 @@ impl NamedObject for Lock {
 
     fn create(backend: &Backend, name: &str, reentrant: bool) -> Result<Arc<Lock>, IpcError> {
         Lock::new(backend, name, reentrant)
+    }
+}
+
+/// A worker's lock releases still on their way to Redis
+/// ([`Guard::release_soon`]): its end waits for them, so a worker that has
+/// ended has released its locks everywhere, and no other host's next
+/// holder is told that its owner died.
+#[derive(Default)]
+pub struct PendingReleases(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
+
+impl PendingReleases {
+    /// Remembers `release`, forgetting those already done (so a worker
+    /// that takes and releases locks in a loop holds a few at most).
+    pub fn push(&self, release: tokio::task::JoinHandle<()>) {
+        let mut pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        pending.retain(|release| !release.is_finished());
+        pending.push(release);
+    }
+
+    /// Waits until every remembered release reached Redis, or `deadline`
+    /// passed (Redis unreachable: the leases expire instead).
+    ///
+    /// Cancel safety: the releases go on in the background if this future
+    /// is dropped.
+    pub async fn settle(&self, deadline: Duration) {
+        let pending = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        let all = futures::future::join_all(pending);
+        let _ = tokio::time::timeout(deadline, all).await;
     }
 }

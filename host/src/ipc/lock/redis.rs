@@ -8,12 +8,13 @@
 //! host died and the lease expired).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use ::redis::Script;
 use tokio::sync::Notify;
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use super::relock;
 use crate::ipc::backend::redis::{Attempt, RedisBackend, check_name, unique};
@@ -92,6 +93,48 @@ pub struct RedisLock {
     notify: Arc<Notify>,
     /// This host's hold on it, if a worker of this host has it.
     holder: Mutex<Option<Holder>>,
+    /// Releases by this host's workers still on their way to Redis.
+    releasing: Arc<Releasing>,
+}
+
+/// Counts a lock's releases on their way to Redis, so that this host's
+/// next acquire waits for them instead of finding the released token there
+/// (and waiting for its lease).
+#[derive(Default)]
+struct Releasing {
+    count: AtomicUsize,
+    settled: Notify,
+}
+
+impl Releasing {
+    /// Counts one release until the returned mark is dropped: when its task
+    /// ends, or is aborted.
+    fn start(self: &Arc<Self>) -> ReleaseMark {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        ReleaseMark(self.clone())
+    }
+
+    /// Resolves when no release is on its way.
+    async fn settled(&self) {
+        loop {
+            let settled = self.settled.notified();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            settled.await;
+        }
+    }
+}
+
+/// One release on its way to Redis (see [`Releasing::start`]).
+struct ReleaseMark(Arc<Releasing>);
+
+impl Drop for ReleaseMark {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.settled.notify_waiters();
+        }
+    }
 }
 
 struct Holder {
@@ -123,6 +166,7 @@ impl RedisLock {
             waiting: key(":waiting"),
             channel,
             holder: Mutex::new(None),
+            releasing: Arc::default(),
         }))
     }
 
@@ -238,6 +282,7 @@ impl RedisLock {
         self: &Arc<Self>,
         worker: WorkerId,
     ) -> Result<Option<RedisGuard>, IpcError> {
+        self.releasing.settled().await;
         let token = self.token(worker);
         self.attempt(worker, &token).await.now()
     }
@@ -249,6 +294,7 @@ impl RedisLock {
         worker: WorkerId,
         timeout: Option<Duration>,
     ) -> Result<RedisGuard, IpcError> {
+        self.releasing.settled().await;
         let token = self.token(worker);
         let acquired = self
             .backend
@@ -263,6 +309,7 @@ impl RedisLock {
 
     /// Resolves when the lock is free. For pollables.
     pub async fn ready(&self) {
+        self.releasing.settled().await;
         self.backend
             .wait_forever(&self.notify, || async {
                 let answer = FREE
@@ -315,6 +362,22 @@ impl RedisLock {
                 self.name
             );
         }
+    }
+
+    /// A worker's own release, without waiting: it goes to Redis in the
+    /// background, and this host's acquires wait for it (see
+    /// [`Releasing`]). The handle resolves once Redis answered.
+    fn unlock_soon(&self) -> Option<JoinHandle<()>> {
+        let token = self.let_go()?;
+        let mark = self.releasing.start();
+        let release = self.release_token(&token, true);
+        let name = self.name.clone();
+        Some(self.backend.spawn_joinable(async move {
+            if let Err(e) = release.await {
+                tracing::warn!("corral: cannot release lock `{name}`: {e}; its lease will expire");
+            }
+            drop(mark);
+        }))
     }
 
     /// The worker ended holding it (or a lost answer may have given it the
@@ -401,6 +464,14 @@ impl RedisGuard {
     pub async fn release(mut self) {
         self.released = true;
         self.lock.unlock().await;
+    }
+
+    /// Releases the lock normally without waiting for Redis: this host's
+    /// next acquire of it waits for the release instead. Returns what
+    /// resolves once Redis answered (`None` if a re-entrant hold remains).
+    pub fn release_soon(mut self) -> Option<JoinHandle<()>> {
+        self.released = true;
+        self.lock.unlock_soon()
     }
 }
 
