@@ -77,6 +77,36 @@ pub enum Event {
         cpu_micros: u64,
         /// The most linear memory it held at once, in bytes.
         peak_memory: u64,
+        /// How often it was restarted before this end.
+        restarts: u32,
+    },
+    /// A worker ended and its restart policy starts it again after
+    /// `delay_ms` (its last start's own `exited` event is not sent).
+    Restarting {
+        /// Host-unique worker id (kept across restarts).
+        id: u64,
+        /// The worker's name.
+        name: String,
+        /// How the start that just ended ended.
+        status: ExitStatus,
+        /// This restart's number: 1 for the first.
+        restart: u32,
+        /// The backoff before the new start, in milliseconds.
+        delay_ms: u64,
+    },
+    /// A worker ended once more than its restart intensity allows: it is
+    /// given up, and its `exited` event follows with that last status.
+    GaveUp {
+        /// Host-unique worker id.
+        id: u64,
+        /// The worker's name.
+        name: String,
+        /// The restarts it had.
+        restarts: u32,
+        /// The limit it passed: at most `max_restarts` within `within_ms`.
+        max_restarts: u32,
+        /// The intensity window, in milliseconds.
+        within_ms: u64,
     },
 }
 
@@ -101,8 +131,8 @@ impl EventSink for JsonLines {
     }
 }
 
-/// Prints a one-line notice on stderr for each denial and each listening
-/// socket, and nothing else: what a terminal user sees when no event format
+/// Prints a one-line notice on stderr for each denial, listening socket,
+/// restart and give-up, and nothing else: what a terminal user sees when no event format
 /// is asked for.
 #[derive(Debug, Default)]
 pub struct Notices;
@@ -119,6 +149,27 @@ impl EventSink for Notices {
             Event::Listening { name, addr, .. } => {
                 eprintln!("corral: {name} listening on {addr}")
             }
+            Event::Restarting {
+                name,
+                status,
+                restart,
+                delay_ms,
+                ..
+            } => eprintln!(
+                "corral: {name} {}; restart {restart} in {delay_ms} ms",
+                status.summary()
+            ),
+            Event::GaveUp {
+                name,
+                restarts,
+                max_restarts,
+                within_ms,
+                ..
+            } => eprintln!(
+                "corral: {name} given up after {restarts} restarts \
+                 (at most {max_restarts} within {} s)",
+                within_ms / 1000
+            ),
             _ => {}
         }
     }

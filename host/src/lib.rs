@@ -26,6 +26,7 @@ pub mod output;
 pub mod policy;
 pub mod pool;
 mod reporter;
+pub mod restart;
 pub mod run;
 pub mod runtime;
 pub mod status;

@@ -17,6 +17,7 @@ use crate::budget::Budget;
 use crate::meter::WorkerMeter;
 use crate::output::{OutputPipe, Stdio};
 use crate::policy::{Limits, Policy, Profile};
+use crate::restart::RestartPolicy;
 use crate::run::Run;
 use crate::status::ExitStatus;
 use crate::vfs::MountSpec;
@@ -50,6 +51,10 @@ pub struct WorkerSpec {
     pub mounts: Vec<MountSpec>,
     /// What else it may reach (network, IPC, spawning, output caps...).
     pub policy: Arc<Policy>,
+    /// When the worker is started again after it ends, and when it is
+    /// given up. Each start is a fresh instance with fresh limits, told
+    /// its restart count in `CORRAL_RESTARTS`.
+    pub restart: RestartPolicy,
 }
 
 impl WorkerSpec {
@@ -106,6 +111,12 @@ impl WorkerSpec {
         self.run = run.clone();
         self
     }
+
+    /// Sets the restart policy.
+    pub fn restart(mut self, restart: RestartPolicy) -> Self {
+        self.restart = restart;
+        self
+    }
 }
 
 /// What a worker reads on stdin.
@@ -160,6 +171,9 @@ pub struct WorkerReport {
     pub cpu_time: Duration,
     /// The most linear memory it held at once, in bytes.
     pub peak_memory: u64,
+    /// How often it was restarted (see [`WorkerSpec::restart`]); the
+    /// other fields are of its last start.
+    pub restarts: u32,
 }
 
 /// Shared between a worker's task and its handles.
@@ -313,6 +327,7 @@ pub(crate) async fn supervise(shared: Arc<WorkerShared>, task: impl Future<Outpu
         duration: started.elapsed(),
         cpu_time: Duration::ZERO,
         peak_memory: 0,
+        restarts: 0,
     };
     shared.report.send_if_modified(|published| {
         let first = published.is_none();
@@ -381,6 +396,7 @@ mod tests {
             duration: Duration::ZERO,
             cpu_time: Duration::ZERO,
             peak_memory: 0,
+            restarts: 0,
         }));
     }
 

@@ -112,6 +112,7 @@ pub(super) async fn run(
                 run: run.clone(),
                 mounts: mounts.clone(),
                 policy: Default::default(),
+                restart: args.restart.policy(),
             };
             if let Some(profile) = &profile {
                 profile.apply_to(&mut spec);
@@ -210,6 +211,7 @@ pub(super) async fn up(
                 run: run.clone(),
                 mounts: entry.mounts.clone(),
                 policy: Default::default(),
+                restart: entry.restart_policy(),
             };
             if let Some(profile) = profiles.get(&entry.name) {
                 profile.apply_to(&mut spec);
@@ -465,6 +467,7 @@ async fn launch(
                 duration: std::time::Duration::ZERO,
                 cpu_time: std::time::Duration::ZERO,
                 peak_memory: 0,
+                restarts: 0,
             })
         })
         .collect();
@@ -533,15 +536,25 @@ fn print_summary(ui: Ui, names: &[String], reports: &[WorkerReport]) {
         let ms = report.duration.as_secs_f64() * 1e3;
         let full = report.status.to_string();
         let (summary, details) = full.split_once('\n').unwrap_or((&full, ""));
-        eprintln!("{name:width$}  {summary}  ({ms:.1} ms)");
+        let restarts = match report.restarts {
+            0 => String::new(),
+            1 => ", 1 restart".into(),
+            n => format!(", {n} restarts"),
+        };
+        eprintln!("{name:width$}  {summary}  ({ms:.1} ms{restarts})");
         for line in details.lines() {
             eprintln!("{:width$}  {line}", "");
         }
     }
     if reports.len() > 1 {
         let ok = reports.iter().filter(|r| r.status.success()).count();
+        let restarts: u64 = reports.iter().map(|r| u64::from(r.restarts)).sum();
+        let restarts = match restarts {
+            0 => String::new(),
+            n => format!(", {n} restarts"),
+        };
         eprintln!(
-            "corral: {} workers, {ok} exited 0, {} failed",
+            "corral: {} workers, {ok} exited 0, {} failed{restarts}",
             reports.len(),
             reports.len() - ok
         );

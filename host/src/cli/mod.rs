@@ -14,6 +14,7 @@ mod new;
 mod policy;
 mod pool;
 mod probe;
+mod restart;
 mod signals;
 
 use std::io::IsTerminal;
@@ -262,6 +263,8 @@ struct RunArgs {
     no_prefix: bool,
     #[command(flatten)]
     fs: FsArgs,
+    #[command(flatten)]
+    restart: restart::RestartArgs,
     /// Arguments passed to the worker: after FILE as `wasmtime run` takes
     /// them (from the first that is not an option of corral's), or after `--`
     #[arg(

@@ -17,6 +17,9 @@
 //! args = ["--greeting", "hi"]
 //! env = { LANG = "C" }
 //! cpu = "2s"
+//! restart = "on-failure"     # never (default), on-failure or always
+//! max-restarts = 5           # given up past 5 restarts within...
+//! restart-within = "60s"     # ...60 s; backoff 10ms doubling to max-backoff 5s
 //!
 //! [[pool]]              # a task component as a pipeline stage
 //! name = "square"
@@ -66,6 +69,7 @@ use serde::Deserialize;
 use crate::config::ConfigError;
 use crate::ipc::{Backend, IpcError, PipeConfig, QueueConfig};
 use crate::policy::Limits;
+use crate::restart::{Restart, RestartPolicy};
 use crate::run::Run;
 use crate::units::serde_opt;
 use crate::vfs::MountSpec;
@@ -306,6 +310,46 @@ pub struct WorkerEntry {
     /// worker's stdout and stderr through byte for byte.
     #[serde(default = "yes")]
     pub prefix: bool,
+    /// Start the worker again after it ends: `never` (the default),
+    /// `on-failure` or `always` (see [`RestartPolicy`]).
+    #[serde(default)]
+    pub restart: Restart,
+    /// Give up after this many restarts within `restart-within`.
+    #[serde(default, rename = "max-restarts")]
+    pub max_restarts: Option<u32>,
+    /// The window of `max-restarts`.
+    #[serde(
+        default,
+        rename = "restart-within",
+        deserialize_with = "serde_opt::duration"
+    )]
+    pub restart_within: Option<Duration>,
+    /// The delay before a first restart, doubled for each restart in the
+    /// window.
+    #[serde(default, deserialize_with = "serde_opt::duration")]
+    pub backoff: Option<Duration>,
+    /// The longest delay between restarts.
+    #[serde(
+        default,
+        rename = "max-backoff",
+        deserialize_with = "serde_opt::duration"
+    )]
+    pub max_backoff: Option<Duration>,
+}
+
+impl WorkerEntry {
+    /// The restart policy its keys give, [`RestartPolicy::DEFAULT`]'s
+    /// values where they are silent.
+    pub fn restart_policy(&self) -> RestartPolicy {
+        let default = RestartPolicy::DEFAULT;
+        RestartPolicy {
+            when: self.restart,
+            max_restarts: self.max_restarts.unwrap_or(default.max_restarts),
+            within: self.restart_within.unwrap_or(default.within),
+            backoff: self.backoff.unwrap_or(default.backoff),
+            max_backoff: self.max_backoff.unwrap_or(default.max_backoff),
+        }
+    }
 }
 
 fn one() -> u32 {

@@ -25,6 +25,7 @@ use crate::meter::WorkerMeter;
 use crate::output::{OutputPipe, StreamKind};
 use crate::policy::network_allows;
 use crate::reporter::Reporter;
+use crate::restart::{Restart, RestartHistory};
 use crate::run::Run;
 use crate::status::{ExitStatus, KillReason};
 use crate::worker::{Metered, Stdin, Worker, WorkerReport, WorkerShared, WorkerSpec};
@@ -80,6 +81,8 @@ impl Runtime {
         Worker { shared }
     }
 
+    /// Runs the worker's starts, as many as its restart policy wants, then
+    /// reports how the last one ended.
     async fn run_worker(
         self,
         program: Program,
@@ -88,6 +91,77 @@ impl Runtime {
         lineage: Lineage,
     ) {
         let started = Instant::now();
+        let policy = spec.restart;
+        let mut history = RestartHistory::default();
+        let (status, meter) = loop {
+            let mut this_start = spec.clone();
+            if policy.when != Restart::Never {
+                let count = history.total().to_string();
+                this_start.env.push(("CORRAL_RESTARTS".into(), count));
+            }
+            let (status, meter) = self
+                .clone()
+                .run_start(program.clone(), this_start, shared.clone(), lineage.clone())
+                .await;
+            if !policy.wants_restart(&status) {
+                break (status, meter);
+            }
+            let Some(delay) = history.next(&policy, Instant::now()) else {
+                self.emit(Event::GaveUp {
+                    id: shared.id,
+                    name: shared.name.to_string(),
+                    restarts: history.total(),
+                    max_restarts: policy.max_restarts,
+                    within_ms: duration_ms(Some(policy.within)),
+                });
+                break (status, meter);
+            };
+            self.emit(Event::Restarting {
+                id: shared.id,
+                name: shared.name.to_string(),
+                status,
+                restart: history.total(),
+                delay_ms: duration_ms(Some(delay)),
+            });
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shared.kill.notified() => {
+                    let terminated = ExitStatus::Killed { reason: KillReason::Terminated };
+                    break (terminated, meter);
+                }
+            }
+        };
+        shared.stdout.finish();
+        shared.stderr.finish();
+        let report = WorkerReport {
+            status,
+            duration: started.elapsed(),
+            cpu_time: Duration::from_nanos(meter.booked_cpu_ns()),
+            peak_memory: meter.peak_memory(),
+            restarts: history.total(),
+        };
+        self.emit(Event::Exited {
+            id: shared.id,
+            name: shared.name.to_string(),
+            status: report.status.clone(),
+            micros: report.duration.as_micros() as u64,
+            cpu_micros: report.cpu_time.as_micros() as u64,
+            peak_memory: report.peak_memory,
+            restarts: report.restarts,
+        });
+        shared.report.send_replace(Some(report));
+    }
+
+    /// One start of a worker: a fresh instance with fresh limits, until it
+    /// ends, is killed by a limit or is terminated. Returns how it ended
+    /// and what it used.
+    async fn run_start(
+        self,
+        program: Program,
+        spec: WorkerSpec,
+        shared: Arc<WorkerShared>,
+        lineage: Lineage,
+    ) -> (ExitStatus, Arc<WorkerMeter>) {
         let meter = Arc::new(WorkerMeter::default());
         let limits = spec.limits.clone();
         let budget = Budget::new(
@@ -129,23 +203,7 @@ impl Runtime {
             _ = shared.kill.notified() => ExitStatus::Killed { reason: KillReason::Terminated },
             status = execution => status,
         };
-        shared.stdout.finish();
-        shared.stderr.finish();
-        let report = WorkerReport {
-            status,
-            duration: started.elapsed(),
-            cpu_time: Duration::from_nanos(meter.booked_cpu_ns()),
-            peak_memory: meter.peak_memory(),
-        };
-        self.emit(Event::Exited {
-            id: shared.id,
-            name: shared.name.to_string(),
-            status: report.status.clone(),
-            micros: report.duration.as_micros() as u64,
-            cpu_micros: report.cpu_time.as_micros() as u64,
-            peak_memory: report.peak_memory,
-        });
-        shared.report.send_replace(Some(report));
+        (status, meter)
     }
 
     async fn execute(
