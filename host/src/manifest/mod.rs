@@ -271,7 +271,7 @@ pub const MAX_COUNT: u32 = 1_000_000;
 
 /// One `[[worker]]` table: a component run `count` times.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct WorkerEntry {
     /// The worker's name; with `count > 1`, copies are `name-1` .. `name-N`.
     pub name: String,
@@ -315,25 +315,17 @@ pub struct WorkerEntry {
     #[serde(default)]
     pub restart: Restart,
     /// Give up after this many restarts within `restart-within`.
-    #[serde(default, rename = "max-restarts")]
+    #[serde(default)]
     pub max_restarts: Option<u32>,
     /// The window of `max-restarts`.
-    #[serde(
-        default,
-        rename = "restart-within",
-        deserialize_with = "serde_opt::duration"
-    )]
+    #[serde(default, deserialize_with = "serde_opt::duration")]
     pub restart_within: Option<Duration>,
     /// The delay before a first restart, doubled for each restart in the
     /// window.
     #[serde(default, deserialize_with = "serde_opt::duration")]
     pub backoff: Option<Duration>,
     /// The longest delay between restarts.
-    #[serde(
-        default,
-        rename = "max-backoff",
-        deserialize_with = "serde_opt::duration"
-    )]
+    #[serde(default, deserialize_with = "serde_opt::duration")]
     pub max_backoff: Option<Duration>,
 }
 
