@@ -9,7 +9,7 @@ CORRAL     := $(or $(CARGO_TARGET_DIR),target)/debug/corral
 DEB_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc++-dev-wasm32 \
                 netcat-openbsd redis-server
 
-.PHONY: all demo test guests host lint bench prereqs clean bindings fuzz
+.PHONY: all demo test guests host lint bench prereqs clean bindings fuzz fuzz-parsers
 
 all: host guests
 
@@ -49,6 +49,7 @@ lint: prereqs
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd $(GUESTS_DIR) && $(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 
 # The config parsers' property tests (tests/parsers.rs) with many more
 # generated cases than `make test` runs: arbitrary text and near-valid
@@ -60,10 +61,26 @@ FUZZ_CASES    ?= 200000
 FUZZ_SEEDS    ?= 400
 FUZZ_OPS      ?= 3000
 FUZZ_FS_CASES ?= 50000
-fuzz: guests
+fuzz: guests fuzz-parsers
 	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --test parsers
 	HOST_FUZZ_SEEDS=$(FUZZ_SEEDS) HOST_FUZZ_OPS=$(FUZZ_OPS) $(CARGO) test --test host_fuzz -- --nocapture
 	PROPTEST_CASES=$(FUZZ_FS_CASES) $(CARGO) test --test fs_diff
+
+# The cargo-fuzz targets of the config parsers (fuzz/), FUZZ_SECONDS each,
+# seeded with the examples' manifests and policies. Installs cargo-fuzz when
+# it is missing. cargo fuzz asks rustc for flags of nightly's; on stable
+# Rust, RUSTC_BOOTSTRAP lets this one build take them. A finding stops the
+# run and is left in fuzz/artifacts/TARGET/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := manifest policy mount_spec addr_rule units
+fuzz-parsers: prereqs
+	@command -v cargo-fuzz > /dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build --dev --sanitizer none
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$t && \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --dev --sanitizer none $$t corpus/$$t ../examples -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -print_final_stats=1 || exit 1; \
+	done
 
 bench: guests
 	$(CARGO) bench --bench compare
