@@ -181,6 +181,42 @@ async fn a_lock_a_failed_start_held_is_freed_and_its_restart_is_told() {
     );
 }
 
+/// Under the Redis backend: each failed start dies holding the lock, its
+/// restart is told so (after the lease-free abandonment reaches Redis),
+/// and the last start's normal release has reached Redis by the time the
+/// worker is reported ended.
+#[tokio::test(flavor = "multi_thread")]
+async fn under_redis_each_restart_is_told_and_the_last_release_lands() {
+    let redis = common::redis::Redis::start();
+    let backend = redis.backend("supervision", Duration::from_secs(2)).await;
+    let run = Run::with_backend(corral::ipc::Backend::Redis(backend));
+    let lock = run.objects().declare_lock("l", false).unwrap();
+    let (worker, report, _) = comeback(
+        &["2", "trap", "l"],
+        "w",
+        policy(Restart::OnFailure, 5),
+        &run,
+    )
+    .await;
+    let out = stdout_of(&worker);
+    assert_eq!(report.status, ExitStatus::Exited { code: 0 }, "{out}");
+    assert_eq!(report.restarts, 2);
+    for told in [
+        "start 0: previous owner died: false\n",
+        "start 1: previous owner died: true\n",
+        "start 2: previous owner died: true\n",
+    ] {
+        assert!(out.contains(told), "{out}");
+    }
+    let guard = lock
+        .try_acquire(99)
+        .await
+        .unwrap()
+        .expect("released by the worker's last start");
+    assert!(!guard.previous_owner_died());
+    guard.release().await;
+}
+
 fn corral(args: &[&str], dir: &std::path::Path) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_corral"));
     command
