@@ -51,6 +51,43 @@ async fn map_keeps_input_order_at_every_chunk_size() {
     assert_eq!(pool.stats().succeeded, 500);
 }
 
+/// A task that always traps: past `max_replacements` replacements the pool
+/// gives up, and every later task fails at once with the reason, instead
+/// of starting an instance per task forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_that_always_traps_fails_the_pool_at_its_intensity() {
+    let (rt, _) = runtime_with(8);
+    let pool = Pool::new(
+        &rt,
+        &load(&rt, "flaky"),
+        PoolOptions {
+            max_replacements: 3,
+            ..options(1)
+        },
+    )
+    .unwrap();
+    let inputs = vec![b"trap".to_vec(); 20];
+    let results = pool.map_chunked(inputs, 1).await;
+    let trapped = results
+        .iter()
+        .filter(|r| matches!(r, Err(TaskError::Trapped { .. })))
+        .count();
+    assert_eq!(
+        trapped, 4,
+        "three replacements, then the fourth trap gives up"
+    );
+    for result in &results[4..] {
+        match result {
+            Err(TaskError::GaveUp(why)) => assert!(
+                why.starts_with("more than 3 task instances replaced after failures within 1m"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(pool.stats().instances_started, 4);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trapping_task_fails_alone_and_its_instance_is_replaced() {
     let (rt, _) = runtime_with(8);

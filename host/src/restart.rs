@@ -120,29 +120,43 @@ impl RestartHistory {
         self.total
     }
 
+    /// Records a restart at `now` unless it would be the
+    /// `max_restarts + 1`th within `within` (then: `false`, nothing
+    /// recorded): OTP's intensity, for supervisors without a backoff (a
+    /// pool replacing its task instances).
+    pub fn record(&mut self, max_restarts: u32, within: Duration, now: Instant) -> bool {
+        while self
+            .recent
+            .front()
+            .is_some_and(|&at| now.duration_since(at) >= within)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= max_restarts as usize {
+            return false;
+        }
+        self.recent.push_back(now);
+        self.total += 1;
+        true
+    }
+
     /// Records a restart at `now` and returns the delay before it, or
     /// `None` when it would pass the policy's intensity (the worker is
     /// given up). The delay doubles with each restart still in the window,
     /// up to the cap, and is jittered by up to a quarter either way so
     /// that workers that failed together do not restart in lockstep.
     pub fn next(&mut self, policy: &RestartPolicy, now: Instant) -> Option<Duration> {
-        while self
-            .recent
-            .front()
-            .is_some_and(|&at| now.duration_since(at) >= policy.within)
-        {
-            self.recent.pop_front();
-        }
-        if self.recent.len() >= policy.max_restarts as usize {
+        if !self.record(policy.max_restarts, policy.within, now) {
             return None;
         }
-        let doublings = u32::try_from(self.recent.len()).unwrap_or(u32::MAX).min(30);
+        // The restarts in the window before this one.
+        let doublings = u32::try_from(self.recent.len() - 1)
+            .unwrap_or(u32::MAX)
+            .min(30);
         let delay = policy
             .backoff
             .saturating_mul(1 << doublings)
             .min(policy.max_backoff);
-        self.recent.push_back(now);
-        self.total += 1;
         Some(jitter(delay, self.total))
     }
 }

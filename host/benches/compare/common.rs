@@ -111,6 +111,7 @@ pub enum Unit {
     MsgsPerSec,
     MibPerSec,
     MicrosPerRoundTrip,
+    MicrosPerRestart,
     NanosPerOp,
     AppendsPerSec,
     KibPerWorker,
@@ -126,6 +127,7 @@ impl Unit {
             Unit::MsgsPerSec => "msg/s",
             Unit::MibPerSec => "MiB/s",
             Unit::MicrosPerRoundTrip => "µs/round trip",
+            Unit::MicrosPerRestart => "µs/restart",
             Unit::NanosPerOp => "ns/op",
             Unit::AppendsPerSec => "appends/s",
             Unit::KibPerWorker => "KiB/worker",
@@ -140,6 +142,7 @@ impl Unit {
             self,
             Unit::MicrosPerWorker
                 | Unit::MicrosPerRoundTrip
+                | Unit::MicrosPerRestart
                 | Unit::NanosPerOp
                 | Unit::KibPerWorker
                 | Unit::MapsPerWorker

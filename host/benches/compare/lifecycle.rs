@@ -1,9 +1,11 @@
-//! Worker lifecycle: spawn + join (100 at once, one at a time), the memory
-//! and mappings of an idle worker, how many idle workers one host holds,
-//! and `corral run` against `wasmtime run` as whole processes.
+//! Worker lifecycle: spawn + join (100 at once, one at a time), restarts
+//! after a trap, the memory and mappings of an idle worker, how many idle
+//! workers one host holds, and `corral run` against `wasmtime run` as
+//! whole processes.
 
 use std::time::{Duration, Instant};
 
+use corral::restart::{Restart, RestartPolicy};
 use corral::{EngineOptions, ExitStatus, Program, Runtime, Stdio, WorkerSpec};
 
 use crate::common::{Bench, Python, Row, Target, Unit, map_count, rss_bytes, runtime, secs};
@@ -40,6 +42,31 @@ pub async fn one_at_a_time(rt: &Runtime, noop: &Program, n: usize) -> f64 {
         assert_eq!(w.join().await, ExitStatus::Exited { code: 0 });
     }
     secs(start) * 1e6 / n as f64
+}
+
+/// Restarts per run of the restart row.
+const RESTARTS: u32 = 1000;
+
+/// Microseconds per restart of a worker that traps on every start but the
+/// last (the `comeback` guest), restarted at once (no backoff): from one
+/// trap to the next, a fresh instance each time.
+async fn restarts(rt: &Runtime, comeback: &Program) -> f64 {
+    let policy = RestartPolicy {
+        when: Restart::OnFailure,
+        max_restarts: RESTARTS,
+        within: Duration::from_secs(3600),
+        backoff: Duration::ZERO,
+        ..RestartPolicy::DEFAULT
+    };
+    let spec = WorkerSpec::new("comeback")
+        .args([RESTARTS.to_string(), "trap".into()])
+        .stdio(Stdio::Null)
+        .restart(policy);
+    let start = Instant::now();
+    let report = rt.spawn(comeback, spec).wait_report().await;
+    assert_eq!(report.status, ExitStatus::Exited { code: 0 });
+    assert_eq!(report.restarts, RESTARTS);
+    secs(start) * 1e6 / f64::from(RESTARTS)
 }
 
 /// The host's RSS and mapping count before any idle worker ran: pooled
@@ -255,6 +282,33 @@ pub async fn rows(bench: &Bench) -> Vec<Row> {
                 })
             }));
         }
+
+        let comeback = rt
+            .load(crate::common::guest("comeback"))
+            .expect("comeback guest");
+        let n = RESTARTS.to_string();
+        let row = bench
+            .row(
+                "restart after a failure (no backoff)",
+                Unit::MicrosPerRestart,
+                Target {
+                    ratio: None,
+                    absolute: Some(100.0),
+                },
+                Some((
+                    &[],
+                    "spawn_join.py",
+                    &["restart", "--method", "fork", "--n", &n],
+                )),
+                || restarts(&rt, &comeback),
+            )
+            .await;
+        rows.extend(row.map(|r| {
+            r.note(
+                "Corral: a worker trapping 1,000 times under restart = on-failure, backoff 0; \
+                 CPython: a supervisor loop starting a dead Process again (fork), 1,000 times",
+            )
+        }));
 
         let memory = format!("idle worker memory ({IDLE} idle)");
         if bench.wants(&memory) || bench.wants("mappings") {

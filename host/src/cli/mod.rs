@@ -346,6 +346,9 @@ struct PoolArgs {
     /// Run a task that trapped or timed out again, up to N times
     #[arg(long, value_name = "N", default_value_t = 0)]
     retries: u32,
+    /// Give the pool up past N instances replaced after failures in 60 s
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    max_replacements: u32,
     /// Replace an instance after it ran K tasks
     #[arg(long, value_name = "K")]
     max_tasks_per_worker: Option<u64>,

@@ -51,6 +51,7 @@ pub(super) async fn pool(
         fresh_instance_per_task: args.fresh,
         task_timeout: args.timeout,
         retries: args.retries,
+        max_replacements: args.max_replacements,
         worker: WorkerSpec {
             name,
             limits: Limits {
@@ -61,6 +62,7 @@ pub(super) async fn pool(
             stdio: Stdio::ConsoleStderr,
             ..WorkerSpec::default()
         },
+        ..PoolOptions::default()
     };
     let pool = Pool::new(&runtime, &program, options)?;
 

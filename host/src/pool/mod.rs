@@ -12,6 +12,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::restart::RestartHistory;
 use crate::runtime::{Program, Runtime};
 use crate::status::Frame;
 use crate::worker::WorkerSpec;
@@ -35,6 +36,14 @@ pub struct PoolOptions {
     /// Run a task that trapped or timed out again, up to this many times,
     /// on a fresh instance. Tasks that return an error are not retried.
     pub retries: u32,
+    /// Give the pool up once more than this many instances were replaced
+    /// after a trap, a limit kill or a timeout within `replacements_within`
+    /// (OTP's intensity): a task that always traps then fails the pool,
+    /// every task after it with [`TaskError::GaveUp`], instead of churning
+    /// through instances forever.
+    pub max_replacements: u32,
+    /// The window of `max_replacements`.
+    pub replacements_within: Duration,
     /// The template of every instance: name prefix (instances are
     /// `NAME-1`..`NAME-N`), env, limits, mounts, run, output.
     pub worker: WorkerSpec,
@@ -48,6 +57,8 @@ impl Default for PoolOptions {
             fresh_instance_per_task: false,
             task_timeout: None,
             retries: 0,
+            max_replacements: 100,
+            replacements_within: Duration::from_secs(60),
             worker: WorkerSpec::new("pool"),
         }
     }
@@ -79,6 +90,10 @@ pub enum TaskError {
     /// The pool was terminated before the task finished.
     #[error("the pool was terminated")]
     Terminated,
+    /// The pool gave up: too many instances were replaced after failures
+    /// (see [`PoolOptions::max_replacements`]).
+    #[error("the pool gave up: {0}")]
+    GaveUp(String),
     /// The task was submitted after `close`.
     #[error("the pool is closed")]
     Closed,
@@ -130,6 +145,10 @@ struct Shared {
     succeeded: AtomicU64,
     failed: AtomicU64,
     instances_started: AtomicU64,
+    /// Instances replaced after a failure, against the intensity.
+    replacements: Mutex<RestartHistory>,
+    /// Why the pool gave up, once it has.
+    gave_up: std::sync::OnceLock<String>,
 }
 
 /// A pool of task instances. Dropping it without `close` terminates it.
@@ -164,6 +183,8 @@ impl Pool {
             succeeded: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             instances_started: AtomicU64::new(0),
+            replacements: Default::default(),
+            gave_up: std::sync::OnceLock::new(),
         });
         let workers = (0..shared.options.workers)
             .map(|index| tokio::spawn(Slot::new(shared.clone(), index).serve()))
@@ -337,6 +358,27 @@ impl Drop for Pool {
 }
 
 impl Shared {
+    /// Counts an instance replaced after a failure; past the intensity the
+    /// pool gives up (every slot sees it before its next task).
+    fn replaced_after_failure(&self) {
+        let options = &self.options;
+        let within = options.replacements_within;
+        let mut history = self.replacements.lock().unwrap_or_else(|e| e.into_inner());
+        if !history.record(options.max_replacements, within, std::time::Instant::now()) {
+            let _ = self.gave_up.set(format!(
+                "more than {} task instances replaced after failures within {} \
+                 (the last task's own error is above)",
+                options.max_replacements,
+                humantime::format_duration(within)
+            ));
+        }
+    }
+
+    /// Why the pool gave up, if it has.
+    fn given_up(&self) -> Option<TaskError> {
+        self.gave_up.get().map(|why| TaskError::GaveUp(why.clone()))
+    }
+
     /// Queues a chunk; the future yields its results (all `Closed` after
     /// `close`, all `Terminated` if the pool stops first).
     fn submit(&self, inputs: Vec<Vec<u8>>) -> impl Future<Output = Vec<TaskResult>> + Send + use<> {

@@ -96,6 +96,9 @@ impl Slot {
         let may_batch = inputs.len() > 1
             && !options.fresh_instance_per_task
             && options.max_tasks_per_worker.is_none();
+        if let Some(gave_up) = self.shared.given_up() {
+            return inputs.iter().map(|_| Err(gave_up.clone())).collect();
+        }
         if may_batch && let Some(results) = self.try_batch(&inputs).await {
             return results;
         }
@@ -137,6 +140,7 @@ impl Slot {
             }
             _ => {
                 self.instance = None;
+                self.shared.replaced_after_failure();
                 None
             }
         }
@@ -147,6 +151,9 @@ impl Slot {
         let timeout = self.shared.options.task_timeout;
         let mut last = TaskError::Terminated;
         for attempt in 1..=attempts {
+            if let Some(gave_up) = self.shared.given_up() {
+                return Err(gave_up);
+            }
             let instance = match self.instance().await {
                 Ok(instance) => instance,
                 Err(e) => {
@@ -175,10 +182,12 @@ impl Slot {
                 Ok(Err(err)) => {
                     let meter = instance.meter.clone();
                     self.instance = None;
+                    self.shared.replaced_after_failure();
                     last = task_failure(classify_failure(err, &self.spec, &meter));
                 }
                 Err(timed_out) => {
                     self.instance = None;
+                    self.shared.replaced_after_failure();
                     last = timed_out;
                 }
             }
