@@ -3,6 +3,8 @@
 Workloads (figures in microseconds per process, or KiB per idle process):
 - batch: start N processes, then join them all; checks every exit code.
 - sequential: start and join N processes one after another.
+- restart: a hand-written supervisor: a Process that fails at once,
+  started again N times (what Corral's restart policy replaces).
 - idle: PSS per idle forked child (what each extra process really costs),
   measured with N children waiting on an Event.
 
@@ -12,6 +14,7 @@ start-up under ``spawn`` is inflated by site imports: run it with
 """
 
 import multiprocessing as mp
+import os
 import time
 
 from harness import check, main
@@ -42,6 +45,21 @@ def sequential(args):
         p.start()
         p.join()
         check(p.exitcode == 0, f"exit code {p.exitcode}")
+    return (time.perf_counter() - start) / args.n * 1e6
+
+
+def fail():
+    os._exit(1)
+
+
+def restart(args):
+    ctx = mp.get_context(args.method)
+    start = time.perf_counter()
+    for _ in range(args.n):
+        p = ctx.Process(target=fail)
+        p.start()
+        p.join()
+        check(p.exitcode == 1, f"exit code {p.exitcode}")
     return (time.perf_counter() - start) / args.n * 1e6
 
 
@@ -78,4 +96,4 @@ def options(parser):
 
 
 if __name__ == "__main__":
-    main({"batch": batch, "sequential": sequential, "idle": idle}, options)
+    main({"batch": batch, "sequential": sequential, "restart": restart, "idle": idle}, options)

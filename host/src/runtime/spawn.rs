@@ -123,6 +123,12 @@ impl Runtime {
                 restart: history.total(),
                 delay_ms: duration_ms(Some(delay)),
             });
+            // No timer for no backoff: Tokio's timer wheel turns every
+            // millisecond, which made each restart cost 1.2 ms. A terminate
+            // is still seen, by the next start's select.
+            if delay.is_zero() {
+                continue;
+            }
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = shared.kill.notified() => {
