@@ -124,9 +124,12 @@ impl Runtime {
                 delay_ms: duration_ms(Some(delay)),
             });
             // No timer for no backoff: Tokio's timer wheel turns every
-            // millisecond, which made each restart cost 1.2 ms. A terminate
-            // is still seen, by the next start's select.
+            // millisecond, which made each restart cost 1.2 ms. Yielding
+            // keeps a worker restarted at once (and for ever, if its policy
+            // allows) from holding a runtime thread; a terminate is still
+            // seen, by the next start's select.
             if delay.is_zero() {
+                tokio::task::yield_now().await;
                 continue;
             }
             tokio::select! {
