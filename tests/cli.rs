@@ -29,6 +29,21 @@ fn corral(args: &[&str]) -> Output {
     output_within(&mut corral_command(args), b"", PATIENCE)
 }
 
+/// `/` is reserved for spawned children (`parent/child`): a top-level
+/// name with one could be taken by some worker's child, pipe ends and all.
+#[test]
+fn run_refuses_a_name_a_child_could_take() {
+    for name in ["a/b", "", "two words"] {
+        let out = corral(&["run", "--name", name, &g("hello")]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("contain no spaces, control characters or `/`"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn run_passes_args_and_prefixes_output_only_when_asked() {
     let out = corral(&["run", &g("hello"), "--", "a", "b"]);

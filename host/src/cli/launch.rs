@@ -57,6 +57,18 @@ pub(super) async fn run(
                 }),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(name) = &args.name {
+        // `/` is reserved for spawned children (`parent/child`), which is
+        // what keeps a child from taking a top-level worker's name.
+        anyhow::ensure!(
+            !name.is_empty()
+                && !name
+                    .chars()
+                    .any(|c| c == '/' || c.is_whitespace() || c.is_control()),
+            "--name {name:?}: a worker name must be non-empty and contain no spaces, \
+             control characters or `/`"
+        );
+    }
     let base = args.name.clone().unwrap_or_else(|| stem(&args.file));
     // What `wasmtime run` passes: the file name, never its directories.
     let argv0 = args
