@@ -2,8 +2,6 @@
 //! host in one way and reports what it got.
 //!
 //! - `stdout-flood BYTES`: write BYTES bytes to stdout, then say `done`.
-//! - `spawn-bomb`: spawn two copies of `hostile spawn-bomb` (the run
-//!   registers this component as `hostile`), join them, report refusals.
 //! - `queue-flood QUEUE`: put until the queue refuses, report how many.
 //! - `lock-spin LOCK`: take the lock, then spin forever.
 //! - `connect ADDR`: open a TCP connection, report the error.
@@ -12,8 +10,7 @@
 
 use std::net::TcpStream;
 
-use corral_guest::process::{Child, ExitStatus};
-use corral_guest::{Error, Lock, Queue, arg, or_die};
+use corral_guest::{Lock, Queue, arg, or_die};
 
 fn main() {
     let mode: String = arg(1, String::new());
@@ -28,28 +25,6 @@ fn main() {
                 written += line.len();
             }
             eprintln!("done after {written} bytes");
-        }
-        "spawn-bomb" => {
-            let (mut spawned, mut refused) = (0, 0);
-            let mut children = Vec::new();
-            for i in 0..2 {
-                let name = format!("{}.{i}", corral_guest::process::name());
-                match Child::spawn("hostile", &name, &["spawn-bomb".to_string()]) {
-                    Ok(child) => {
-                        spawned += 1;
-                        children.push(child);
-                    }
-                    Err(Error::Denied(_)) => refused += 1,
-                    Err(e) => or_die("spawn", Err(e)),
-                }
-            }
-            for child in children {
-                match or_die("join", child.join(None)) {
-                    ExitStatus::Exited(0) => {}
-                    other => eprintln!("a child ended badly: {other:?}"),
-                }
-            }
-            println!("spawned {spawned}, refused {refused}");
         }
         "queue-flood" => {
             let queue = or_die("open", Queue::open(&target));
