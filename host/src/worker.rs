@@ -301,9 +301,14 @@ impl<F: Future> Future for Metered<F> {
 }
 
 /// Runs a worker's task to its end. A panic in the host while it runs
-/// (a bug) becomes that worker's failure, reported like any other ending,
-/// so whoever joins it is answered and its peers and the run carry on.
-pub(crate) async fn supervise(shared: Arc<WorkerShared>, task: impl Future<Output = ()>) {
+/// (a bug) becomes that worker's failure, reported like any other ending
+/// (`ended` is told, to send its `exited` event), so whoever joins it is
+/// answered and its peers and the run carry on.
+pub(crate) async fn supervise(
+    shared: Arc<WorkerShared>,
+    task: impl Future<Output = ()>,
+    ended: impl FnOnce(&WorkerReport),
+) {
     use futures::FutureExt;
     let started = Instant::now();
     // Unwind safety: the task owns the worker's store; what it shares with
@@ -332,6 +337,7 @@ pub(crate) async fn supervise(shared: Arc<WorkerShared>, task: impl Future<Outpu
     shared.report.send_if_modified(|published| {
         let first = published.is_none();
         if first {
+            ended(&report);
             *published = Some(report);
         }
         first
@@ -404,18 +410,31 @@ mod tests {
     async fn a_panicking_task_is_its_workers_failure_and_its_peer_carries_on() {
         let (broken, peer) = (worker(1, "broken"), worker(2, "peer"));
         let shared = broken.shared.clone();
-        let broken_task = tokio::spawn(supervise(broken.shared.clone(), async move {
-            tokio::task::yield_now().await;
-            if std::hint::black_box(true) {
-                panic!("the host broke at step {}", 2);
-            }
-            exited(&shared, 0);
-        }));
+        let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tell = |told: &Arc<std::sync::Mutex<Vec<ExitStatus>>>| {
+            let told = told.clone();
+            move |report: &WorkerReport| told.lock().unwrap().push(report.status.clone())
+        };
+        let broken_task = tokio::spawn(supervise(
+            broken.shared.clone(),
+            async move {
+                tokio::task::yield_now().await;
+                if std::hint::black_box(true) {
+                    panic!("the host broke at step {}", 2);
+                }
+                exited(&shared, 0);
+            },
+            tell(&told),
+        ));
         let shared = peer.shared.clone();
-        let peer_task = tokio::spawn(supervise(peer.shared.clone(), async move {
-            tokio::task::yield_now().await;
-            exited(&shared, 7);
-        }));
+        let peer_task = tokio::spawn(supervise(
+            peer.shared.clone(),
+            async move {
+                tokio::task::yield_now().await;
+                exited(&shared, 7);
+            },
+            tell(&told),
+        ));
         let within = Duration::from_secs(10);
         let status = tokio::time::timeout(within, broken.join()).await.unwrap();
         let ExitStatus::Trapped { message, .. } = &status else {
@@ -432,16 +451,27 @@ mod tests {
             .await
             .expect("the supervisor itself never panics");
         peer_task.await.unwrap();
+        // Only the panic is told by the supervisor: a task that ends sends
+        // its own exited event.
+        let told = told.lock().unwrap();
+        assert!(
+            matches!(told.as_slice(), [ExitStatus::Trapped { .. }]),
+            "{told:?}"
+        );
     }
 
     #[tokio::test]
     async fn a_report_published_before_a_panic_stands() {
         let w = worker(1, "w");
         let shared = w.shared.clone();
-        supervise(w.shared.clone(), async move {
-            exited(&shared, 3);
-            panic!("after the report");
-        })
+        supervise(
+            w.shared.clone(),
+            async move {
+                exited(&shared, 3);
+                panic!("after the report");
+            },
+            |report| panic!("told of {report:?}, reported before the panic"),
+        )
         .await;
         assert_eq!(w.try_status(), Some(ExitStatus::Exited { code: 3 }));
     }

@@ -30,6 +30,19 @@ use crate::run::Run;
 use crate::status::{ExitStatus, KillReason};
 use crate::worker::{Metered, Stdin, Worker, WorkerReport, WorkerShared, WorkerSpec};
 
+/// The `exited` event of a worker that ended as `report` says.
+fn exited(shared: &WorkerShared, report: &WorkerReport) -> Event {
+    Event::Exited {
+        id: shared.id,
+        name: shared.name.to_string(),
+        status: report.status.clone(),
+        micros: report.duration.as_micros() as u64,
+        cpu_micros: report.cpu_time.as_micros() as u64,
+        peak_memory: report.peak_memory,
+        restarts: report.restarts,
+    }
+}
+
 /// How long a worker's end waits for its last lock releases to reach Redis
 /// (one round trip each); past it, Redis is taken to be unreachable and
 /// the leases expire instead.
@@ -73,10 +86,12 @@ impl Runtime {
             id,
             name: spec.name.clone(),
         });
+        let (runtime, ended) = (self.clone(), shared.clone());
         tokio::spawn(crate::worker::supervise(
             shared.clone(),
             self.clone()
                 .run_worker(program.clone(), spec, shared.clone(), lineage),
+            move |report| runtime.emit(exited(&ended, report)),
         ));
         Worker { shared }
     }
@@ -149,15 +164,7 @@ impl Runtime {
             peak_memory: meter.peak_memory(),
             restarts: history.total(),
         };
-        self.emit(Event::Exited {
-            id: shared.id,
-            name: shared.name.to_string(),
-            status: report.status.clone(),
-            micros: report.duration.as_micros() as u64,
-            cpu_micros: report.cpu_time.as_micros() as u64,
-            peak_memory: report.peak_memory,
-            restarts: report.restarts,
-        });
+        self.emit(exited(&shared, &report));
         shared.report.send_replace(Some(report));
     }
 
