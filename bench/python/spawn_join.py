@@ -37,15 +37,19 @@ def batch(args):
     return elapsed / args.n * 1e6
 
 
-def sequential(args):
+def one_after_another(args, target, exitcode):
     ctx = mp.get_context(args.method)
     start = time.perf_counter()
     for _ in range(args.n):
-        p = ctx.Process(target=noop)
+        p = ctx.Process(target=target)
         p.start()
         p.join()
-        check(p.exitcode == 0, f"exit code {p.exitcode}")
+        check(p.exitcode == exitcode, f"exit code {p.exitcode}")
     return (time.perf_counter() - start) / args.n * 1e6
+
+
+def sequential(args):
+    return one_after_another(args, noop, 0)
 
 
 def fail():
@@ -53,14 +57,7 @@ def fail():
 
 
 def restart(args):
-    ctx = mp.get_context(args.method)
-    start = time.perf_counter()
-    for _ in range(args.n):
-        p = ctx.Process(target=fail)
-        p.start()
-        p.join()
-        check(p.exitcode == 1, f"exit code {p.exitcode}")
-    return (time.perf_counter() - start) / args.n * 1e6
+    return one_after_another(args, fail, 1)
 
 
 def wait(event):
