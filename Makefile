@@ -49,7 +49,7 @@ lint: prereqs
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd $(GUESTS_DIR) && $(CARGO) fmt --all -- --check
-	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
+	rustfmt --check --edition 2024 fuzz/fuzz_targets/*.rs
 
 # The config parsers' property tests (tests/parsers.rs) with many more
 # generated cases than `make test` runs: arbitrary text and near-valid
