@@ -341,3 +341,34 @@ async fn a_child_does_not_outlive_its_parents_wall_time() {
     }
     bystander_ok(by).await;
 }
+
+/// A child is its parent's to supervise: a parent under a restart policy
+/// passes neither the policy nor its restart count on to its children.
+#[tokio::test(flavor = "multi_thread")]
+async fn children_do_not_inherit_their_parents_restart_policy() {
+    use corral::restart::{Restart, RestartPolicy};
+    let (rt, events) = runtime_with(16);
+    let run = family_run(&rt);
+    let mut spec = WorkerSpec::new("root")
+        .args(["fan", "1", "fail-if-set", "CORRAL_RESTARTS"])
+        .stdio(Stdio::Capture)
+        .restart(RestartPolicy {
+            when: Restart::OnFailure,
+            backoff: Duration::ZERO,
+            ..RestartPolicy::DEFAULT
+        })
+        .run(&run);
+    profile("[profiles.p.spawn]\ncomponents = [\"hostile-family\"]\n").apply_to(&mut spec);
+    let root = rt.spawn(&load(&rt, "hostile-family"), spec);
+    assert_eq!(join(&root).await, ExitStatus::Exited { code: 0 });
+    assert_eq!(
+        stdout_of(&root),
+        "c0: exited 0\n",
+        "the child saw no restart count"
+    );
+    let restarted = events
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Restarting { .. }));
+    assert!(!restarted, "nobody was restarted");
+}

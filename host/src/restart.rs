@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::status::{ExitStatus, KillReason};
 
+/// The environment variable that tells each start of a worker with a
+/// restart policy its number: 0 for the first start.
+pub const RESTARTS_VAR: &str = "CORRAL_RESTARTS";
+
 /// When a worker that ended is started again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -14,6 +14,7 @@ use crate::budget::Budget;
 use crate::ipc::IpcError;
 use crate::policy::Policy;
 use crate::reporter::Reporter;
+use crate::restart::{RESTARTS_VAR, RestartPolicy};
 use crate::run::Run;
 use crate::status::ExitStatus;
 use crate::worker::{Worker, WorkerSpec};
@@ -203,6 +204,13 @@ impl ProcessCtx {
             argv0: None,
             args,
             limits,
+            // Its parent supervises it: the host does not restart a child,
+            // and the child does not read its parent's restart count.
+            restart: RestartPolicy::default(),
+            env: (family.spec.env.iter())
+                .filter(|(key, _)| key != RESTARTS_VAR)
+                .cloned()
+                .collect(),
             ..(*family.spec).clone()
         };
         let lineage = Lineage {

@@ -25,7 +25,7 @@ use crate::meter::WorkerMeter;
 use crate::output::{OutputPipe, StreamKind};
 use crate::policy::network_allows;
 use crate::reporter::Reporter;
-use crate::restart::{Restart, RestartHistory};
+use crate::restart::{RESTARTS_VAR, Restart, RestartHistory};
 use crate::run::Run;
 use crate::status::{ExitStatus, KillReason};
 use crate::worker::{Metered, Stdin, Worker, WorkerReport, WorkerShared, WorkerSpec};
@@ -112,7 +112,7 @@ impl Runtime {
             let mut this_start = spec.clone();
             if policy.when != Restart::Never {
                 let count = history.total().to_string();
-                this_start.env.push(("CORRAL_RESTARTS".into(), count));
+                this_start.env.push((RESTARTS_VAR.into(), count));
             }
             let (status, meter) = self
                 .clone()

@@ -12,6 +12,7 @@
 //!   report what the child got, then try NAME with a `/` in it.
 //! - `open-pipe PIPE`: open PIPE; exit 0 if it opened, 3 if denied.
 //! - `denied-opens N`: open queue `forbidden` N times, report the denials.
+//! - `fail-if-set NAME`: exit 5 if environment variable NAME is set, else 0.
 
 use corral_guest::process::{Child, ExitStatus};
 use corral_guest::{Endpoint, Error, Queue, arg, or_die};
@@ -103,6 +104,11 @@ fn main() {
                 .filter(|_| matches!(Queue::open("forbidden"), Err(Error::Denied(_))))
                 .count();
             println!("{denied} of {n} opens denied");
+        }
+        "fail-if-set" => {
+            if std::env::var_os(arg::<String>(2, String::new())).is_some() {
+                corral_guest::exit(5);
+            }
         }
         other => {
             eprintln!("unknown mode {other:?}");
