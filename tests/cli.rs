@@ -441,7 +441,11 @@ fn shared_tree_is_seeded_and_saved_even_when_a_worker_fails() {
 /// reaches no listener of corral's is then lost instead of killing it.
 fn sleepers(out: &Path, awake: usize, sigint_ignored: bool) -> Bounded {
     use std::os::unix::process::CommandExt;
+    // No grace period: `sleepy` does not listen for `shutdown-requested`
+    // (tests/supervision.rs has the graceful path).
     let mut command = corral_command(&[
+        "--shutdown-grace",
+        "0",
         "run",
         &g("sleepy"),
         "-n",

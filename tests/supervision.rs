@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::child::output_within;
+use common::child::{Bounded, output_within};
 use common::{g, load, runtime_with, shared_cache_dir, stdout_of, text};
 use corral::events::Event;
 use corral::restart::{Restart, RestartPolicy};
@@ -292,4 +292,90 @@ fn the_cli_restarts_as_told_and_counts_the_restarts() {
             && err.contains("unknown variant `sometimes`, expected one of `never`, `on-failure`"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_lets_a_listening_worker_finish_and_stops_a_deaf_one() {
+    let (rt, events) = runtime_with(8);
+    let program = load(&rt, "graceful");
+    let spawn = |mode: &str, restart: RestartPolicy| {
+        let spec = WorkerSpec::new(mode)
+            .args([mode])
+            .stdio(Stdio::Capture)
+            .restart(restart);
+        rt.spawn(&program, spec)
+    };
+    // Under `always`, a worker that ends after the request would restart.
+    let listener = spawn("listen", policy(Restart::Always, 5));
+    let deaf = spawn("ignore", RestartPolicy::DEFAULT);
+    let ready = async {
+        while ![&listener, &deaf]
+            .iter()
+            .all(|w| stdout_of(w).starts_with("ready"))
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, ready)
+        .await
+        .expect("both ready");
+    let grace = Duration::from_millis(500);
+    let (listened, ignored) = tokio::time::timeout(
+        DEADLINE,
+        futures::future::join(listener.shutdown(grace), deaf.shutdown(grace)),
+    )
+    .await
+    .expect("both stopped within the grace period and a little");
+    assert_eq!(listened, ExitStatus::Exited { code: 0 });
+    assert!(stdout_of(&listener).ends_with("clean exit\n"));
+    assert_eq!(
+        ignored,
+        ExitStatus::Killed {
+            reason: KillReason::Terminated
+        }
+    );
+    assert!(restarts_of(&events.events(), "listen").is_empty());
+}
+
+#[test]
+fn sigterm_gives_the_workers_their_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[worker]]\nname = \"listener\"\ncomponent = \"{0}\"\nargs = [\"listen\"]\n\n\
+             [[worker]]\nname = \"deaf\"\ncomponent = \"{0}\"\nargs = [\"ignore\"]\n",
+            g("graceful")
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_corral"));
+    command
+        .current_dir(dir.path())
+        .arg("--cache-dir")
+        .arg(shared_cache_dir())
+        .args(["--shutdown-grace", "1s", "up", "m.toml"]);
+    let mut child = Bounded::spawn(&mut command, b"", DEADLINE);
+    // The two say so in either order.
+    let ready = std::cell::Cell::new(0);
+    child.wait_for_line(|line| {
+        ready.set(ready.get() + usize::from(line.contains("] ready")));
+        ready.get() == 2
+    });
+    child.signal(libc::SIGTERM);
+    let out = child.finish();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stdout.contains("[listener] clean exit"), "{stdout}");
+    assert!(
+        stderr.contains("corral: terminated (SIGTERM); asking 2 workers to stop (grace 1s"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("corral: grace period over; terminating 1 workers"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("listener  exited 0"), "{stderr}");
+    assert!(stderr.contains("deaf      killed: terminated"), "{stderr}");
 }

@@ -185,6 +185,9 @@ pub(crate) struct WorkerShared {
     pub terminated: AtomicBool,
     /// Set once the worker is instantiated and its `main` called.
     pub ran_main: AtomicBool,
+    /// Set when the host asks the worker to stop (see
+    /// [`Worker::request_shutdown`]); what `shutdown-requested` waits for.
+    pub shutdown: watch::Sender<bool>,
     pub stdout: OutputPipe,
     pub stderr: OutputPipe,
 }
@@ -266,6 +269,27 @@ impl Worker {
     pub fn terminate(&self) {
         self.shared.terminated.store(true, Ordering::Relaxed);
         self.shared.kill.notify_one();
+    }
+
+    /// Asks the worker to finish up: its `shutdown-requested` pollable
+    /// becomes ready, and it is not restarted after it ends. Returns at
+    /// once; the worker decides when to exit.
+    pub fn request_shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+
+    /// Stops the worker gracefully: asks it to finish up, waits up to
+    /// `grace` for it to end, then terminates it. Resolves to how it ended.
+    ///
+    /// Cancel safety: dropping the future after the request leaves the
+    /// worker asked to stop but not terminated.
+    pub async fn shutdown(&self, grace: Duration) -> ExitStatus {
+        self.request_shutdown();
+        if let Ok(status) = tokio::time::timeout(grace, self.join()).await {
+            return status;
+        }
+        self.terminate();
+        self.join().await
     }
 
     /// What the worker wrote to stdout, when spawned with [`Stdio::Capture`].
@@ -390,6 +414,7 @@ mod tests {
                 kill: Notify::new(),
                 terminated: AtomicBool::new(false),
                 ran_main: AtomicBool::new(false),
+                shutdown: watch::channel(false).0,
                 stdout: pipe(StreamKind::Stdout),
                 stderr: pipe(StreamKind::Stderr),
             }),

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use wasmtime::component::{HasData, Resource, ResourceTable};
+use wasmtime_wasi::p2::DynPollable;
 
 use super::corral_worker::process::{ExitStatus as WitStatus, Host, HostChild};
+use super::readiness::{Readiness, subscribe};
 use super::{Call, reply, timeout};
 use crate::budget::Budget;
 use crate::ipc::IpcError;
@@ -32,6 +35,8 @@ pub(crate) struct ProcessCtx {
     pub reporter: Reporter,
     /// Set when the policy lets the worker spawn children.
     pub family: Option<Family>,
+    /// Becomes true when the host asks the worker to stop.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// A [`ProcessCtx`] with the resource table its children's handles live in.
@@ -107,6 +112,11 @@ impl Host for ProcessCtxView<'_> {
 
     fn name(&mut self) -> wasmtime::Result<String> {
         Ok(self.ctx.name.to_string())
+    }
+
+    fn shutdown_requested(&mut self) -> wasmtime::Result<Resource<DynPollable>> {
+        let shutdown = self.ctx.shutdown.clone();
+        subscribe(self.table, Readiness::Shutdown(shutdown))
     }
 }
 

@@ -18,6 +18,9 @@ pub(super) enum Readiness {
     Permit(Arc<Semaphore>),
     EventSet(Arc<Event>),
     BarrierRound(Arc<Barrier>, u64),
+    /// The host asked the worker to stop; never, if nothing can ask (the
+    /// sender is gone: a pool instance, a test's store).
+    Shutdown(tokio::sync::watch::Receiver<bool>),
 }
 
 #[async_trait::async_trait]
@@ -31,6 +34,11 @@ impl Pollable for Readiness {
             Readiness::Permit(s) => s.ready().await,
             Readiness::EventSet(e) => e.ready().await,
             Readiness::BarrierRound(b, round) => b.ready_after(*round).await,
+            Readiness::Shutdown(asked) => {
+                if asked.wait_for(|asked| *asked).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
         }
     }
 }

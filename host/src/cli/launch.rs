@@ -10,6 +10,7 @@ use futures::stream::FuturesUnordered;
 
 use super::feeds::{self, Finished};
 use super::signals::{Signals, Stop};
+use super::summary::print_summary;
 use super::{BackendArgs, FsArgs, RunArgs};
 use crate::ipc::Backend;
 use crate::ipc::redis::{RedisBackend, RedisConfig};
@@ -23,11 +24,15 @@ use crate::status::{ExitStatus, KillReason};
 use crate::vfs::{Limits as FsLimits, MountSpec};
 use crate::worker::{Stdin, Worker, WorkerReport, WorkerSpec};
 
-/// What the user asked to see besides worker output.
+/// What the user asked of the run besides its workers: what to see, and
+/// how long workers asked to stop get.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Ui {
     pub quiet: bool,
     pub json_events: bool,
+    /// After SIGINT or SIGTERM, how long the workers have to finish up
+    /// (their `shutdown-requested` is ready) before they are terminated.
+    pub shutdown_grace: std::time::Duration,
 }
 
 const EXIT_FAILED_TO_START: u8 = 3;
@@ -415,6 +420,9 @@ async fn launch(
     let mut reports: Vec<Option<WorkerReport>> = vec![None; waiting.len()];
     let mut joins = FuturesUnordered::new();
     let mut stopped: Option<Stop> = None;
+    // Running while workers asked to stop have time to finish up.
+    let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    let mut terminated = false;
     // A worker that could not start leaves the workers that read from it
     // waiting for input that never comes: the run ends there.
     let mut failed_start: Option<usize> = None;
@@ -456,11 +464,35 @@ async fn launch(
                 }
                 None => break,
             },
-            stop = signals.recv(), if stopped.is_none() => {
-                stopped = Some(stop);
+            stop = signals.recv(), if !terminated => {
                 let alive: Vec<&Worker> = workers.iter().flatten().filter(|w| w.is_alive()).collect();
-                eprintln!("corral: {}; terminating {} workers", stop.describe(), alive.len());
+                let first = stopped.is_none();
+                stopped.get_or_insert(stop);
+                if first && !ui.shutdown_grace.is_zero() {
+                    eprintln!(
+                        "corral: {}; asking {} workers to stop (grace {}; signal again to stop now)",
+                        stop.describe(),
+                        alive.len(),
+                        humantime::format_duration(ui.shutdown_grace)
+                    );
+                    alive.iter().for_each(|w| w.request_shutdown());
+                    grace = Some(Box::pin(tokio::time::sleep(ui.shutdown_grace)));
+                } else {
+                    eprintln!("corral: {}; terminating {} workers", stop.describe(), alive.len());
+                    alive.iter().for_each(|w| w.terminate());
+                    (grace, terminated) = (None, true);
+                }
+            }
+            () = async { grace.as_mut().expect("guarded").await }, if grace.is_some() => {
+                let alive: Vec<&Worker> = workers.iter().flatten().filter(|w| w.is_alive()).collect();
+                if !alive.is_empty() {
+                    eprintln!(
+                        "corral: grace period over; terminating {} workers",
+                        alive.len()
+                    );
+                }
                 alive.iter().for_each(|w| w.terminate());
+                (grace, terminated) = (None, true);
             }
         }
     }
@@ -512,64 +544,6 @@ fn exit_code(status: &ExitStatus) -> u8 {
         ExitStatus::Trapped { .. } => EXIT_TRAPPED,
         ExitStatus::Killed { .. } => EXIT_KILLED,
         ExitStatus::FailedToStart { .. } => EXIT_FAILED_TO_START,
-    }
-}
-
-/// Whether the worker died writing to a stream nobody reads.
-fn broken_pipe(status: &ExitStatus) -> bool {
-    matches!(
-        status,
-        ExitStatus::Killed {
-            reason: KillReason::BrokenPipe { .. }
-        }
-    )
-}
-
-/// One line per worker on stderr, failures in full (with the wasm
-/// backtrace). A single worker that exits prints nothing, whatever its
-/// code, like any program (as under `wasmtime run`: its exit code says
-/// it), and one killed by a broken pipe says nothing either, as a shell
-/// says nothing of a program killed by SIGPIPE.
-fn print_summary(ui: Ui, names: &[String], reports: &[WorkerReport]) {
-    let single = reports.len() == 1;
-    let says_nothing = |r: &WorkerReport| {
-        r.status.success()
-            || broken_pipe(&r.status)
-            || (single && matches!(r.status, ExitStatus::Exited { .. }))
-    };
-    if ui.quiet || (single && reports.iter().all(says_nothing)) {
-        for (name, report) in names.iter().zip(reports).filter(|(_, r)| !says_nothing(r)) {
-            eprintln!("corral: {name} {}", report.status);
-        }
-        return;
-    }
-    let width = names.iter().map(String::len).max().unwrap_or(0);
-    for (name, report) in names.iter().zip(reports) {
-        let ms = report.duration.as_secs_f64() * 1e3;
-        let full = report.status.to_string();
-        let (summary, details) = full.split_once('\n').unwrap_or((&full, ""));
-        let restarts = match report.restarts {
-            0 => String::new(),
-            1 => ", 1 restart".into(),
-            n => format!(", {n} restarts"),
-        };
-        eprintln!("{name:width$}  {summary}  ({ms:.1} ms{restarts})");
-        for line in details.lines() {
-            eprintln!("{:width$}  {line}", "");
-        }
-    }
-    if reports.len() > 1 {
-        let ok = reports.iter().filter(|r| r.status.success()).count();
-        let restarts: u64 = reports.iter().map(|r| u64::from(r.restarts)).sum();
-        let restarts = match restarts {
-            0 => String::new(),
-            n => format!(", {n} restarts"),
-        };
-        eprintln!(
-            "corral: {} workers, {ok} exited 0, {} failed{restarts}",
-            reports.len(),
-            reports.len() - ok
-        );
     }
 }
 

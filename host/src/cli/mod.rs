@@ -16,6 +16,7 @@ mod pool;
 mod probe;
 mod restart;
 mod signals;
+mod summary;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -79,6 +80,10 @@ struct GlobalArgs {
     /// talk to each other (a pipe round trip); more give throughput
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+    /// After SIGINT or SIGTERM, how long workers have to finish up before
+    /// they are terminated (a second signal ends the wait); 0: at once
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
 }
 
 /// The worker thread count: `--threads`, else `TOKIO_WORKER_THREADS` (which
@@ -493,6 +498,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let ui = launch::Ui {
         quiet: cli.global.quiet,
         json_events: cli.global.events.is_some(),
+        shutdown_grace: cli.global.shutdown_grace,
     };
     match cli.command {
         Command::Run(args) => launch::run(config, ui, args, max_workers).await,

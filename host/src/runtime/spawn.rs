@@ -71,6 +71,7 @@ impl Runtime {
             kill: Notify::new(),
             terminated: AtomicBool::new(false),
             ran_main: AtomicBool::new(false),
+            shutdown: watch::channel(false).0,
             stdout: OutputPipe::new(StreamKind::Stdout, spec.stdio, console, (id, &name))
                 .with_limit(
                     spec.policy.stdout_limit,
@@ -118,7 +119,8 @@ impl Runtime {
                 .clone()
                 .run_start(program.clone(), this_start, shared.clone(), lineage.clone())
                 .await;
-            if !policy.wants_restart(&status) {
+            // A worker asked to stop is not started again.
+            if !policy.wants_restart(&status) || *shared.shutdown.borrow() {
                 break (status, meter);
             }
             let Some(delay) = history.next(&policy, Instant::now()) else {
@@ -265,6 +267,7 @@ impl Runtime {
             Ok(store) => store,
             Err(reason) => return ExitStatus::FailedToStart { reason },
         };
+        store.data_mut().process.shutdown = shared.shutdown.subscribe();
         if let Some(fuel) = spec.policy.fuel
             && let Err(e) = store.set_fuel(fuel)
         {

@@ -218,6 +218,9 @@ impl WorkerState {
                 policy: policy.clone(),
                 reporter: reporter.clone(),
                 family,
+                // Until the worker's own is attached: nothing asks a pool
+                // instance (or a test's store) to stop.
+                shutdown: tokio::sync::watch::channel(false).1,
             },
             policy,
             reporter,
