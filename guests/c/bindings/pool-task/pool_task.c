@@ -428,6 +428,9 @@ extern int64_t __wasm_import_corral_worker_process_id(void);
 __attribute__((__import_module__("corral:worker/process@0.1.0"), __import_name__("name")))
 extern void __wasm_import_corral_worker_process_name(uint8_t *);
 
+__attribute__((__import_module__("corral:worker/process@0.1.0"), __import_name__("shutdown-requested")))
+extern int32_t __wasm_import_corral_worker_process_shutdown_requested(void);
+
 __attribute__((__import_module__("corral:worker/process@0.1.0"), __import_name__("[static]child.spawn")))
 extern void __wasm_import_corral_worker_process_static_child_spawn(uint8_t *, size_t, uint8_t *, size_t, uint8_t *, size_t, uint8_t *);
 
@@ -5013,6 +5016,11 @@ void corral_worker_process_name(pool_task_string_t *ret) {
   uint8_t *ptr = (uint8_t *) &ret_area;
   __wasm_import_corral_worker_process_name(ptr);
   *ret = (pool_task_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+corral_worker_process_own_pollable_t corral_worker_process_shutdown_requested(void) {
+  int32_t ret = __wasm_import_corral_worker_process_shutdown_requested();
+  return (corral_worker_process_own_pollable_t) { ret };
 }
 
 bool corral_worker_process_static_child_spawn(pool_task_string_t *component, pool_task_string_t *name, pool_task_list_string_t *args, corral_worker_process_own_child_t *ret, corral_worker_process_error_t *err) {

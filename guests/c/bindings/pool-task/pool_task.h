@@ -1139,6 +1139,8 @@ typedef struct corral_worker_process_borrow_child_t {
   int32_t __handle;
 } corral_worker_process_borrow_child_t;
 
+typedef wasi_io_poll_own_pollable_t corral_worker_process_own_pollable_t;
+
 typedef struct {
   bool is_err;
   union {
@@ -2617,9 +2619,16 @@ extern void wasi_random_insecure_seed_insecure_seed(pool_task_tuple2_u64_u64_t *
 extern uint64_t corral_worker_process_id(void);
 // This worker's name, as given by the manifest or `corral run --name`.
 extern void corral_worker_process_name(pool_task_string_t *ret);
+// Ready once the host asks this worker to stop (SIGTERM or Ctrl-C to
+// `corral`, or an embedder's `Worker::shutdown`): finish up and exit
+// within the grace period, after which the host stops the worker. A
+// worker under a restart policy is not restarted after it.
+extern corral_worker_process_own_pollable_t corral_worker_process_shutdown_requested(void);
 // Starts the component the run registered under `component`, named
-// `name`, with `args`. `denied` unless the policy lists the component
-// and its limits on children and descendants allow one more;
+// `PARENT/name` (`name`: 1-64 bytes, no `/`, spaces or control
+// characters, else `invalid`), with `args`. `denied` unless the policy
+// lists the component, its limits on children and descendants allow
+// one more, and the parent has memory and CPU time left;
 // `not-found` if the run has no such component.
 extern bool corral_worker_process_static_child_spawn(pool_task_string_t *component, pool_task_string_t *name, pool_task_list_string_t *args, corral_worker_process_own_child_t *ret, corral_worker_process_error_t *err);
 // The child's worker id.
