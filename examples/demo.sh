@@ -47,4 +47,7 @@ echo "(exit status $?)"
 "$corral" run guests/rust/target/wasm32-wasip2/release/alloc.wasm --name hog --memory 16MiB -- 64
 echo "(exit status $?)"
 
+scenario "   ...and a supervised pipeline whose middle stage traps once: its group restarts it, nothing is lost"
+"$corral" up "$here/supervised.toml" || status=1
+
 exit $status

@@ -108,6 +108,54 @@ pub enum Event {
         /// The intensity window, in milliseconds.
         within_ms: u64,
     },
+    /// A member of a supervisor group failed, and the group restarts the
+    /// members its strategy names (each also gets its own `restarting`).
+    GroupRestarting {
+        /// The group.
+        group: String,
+        /// Its strategy: `one-for-one`, `one-for-all` or `rest-for-one`.
+        strategy: String,
+        /// The member whose failure started it.
+        cause: String,
+        /// How that member ended.
+        status: ExitStatus,
+        /// The group's restart number: 1 for the first.
+        restart: u32,
+        /// The members restarted, in the group's order.
+        members: Vec<String>,
+    },
+    /// A group passed its restart intensity: it fails upward, as a member
+    /// of the group above it, or, at the top, stops every member.
+    GroupGaveUp {
+        /// The group.
+        group: String,
+        /// The member whose failure passed the limit.
+        cause: String,
+        /// The restarts the group had.
+        restarts: u32,
+        /// At most `max_restarts` within `within_ms`.
+        max_restarts: u32,
+        /// The intensity window, in milliseconds.
+        within_ms: u64,
+    },
+    /// The host was asked to stop (a signal): every worker is asked to
+    /// finish up within `grace_ms`, or terminated at once when it is 0.
+    ShutdownRequested {
+        /// What asked, e.g. `SIGTERM`.
+        signal: String,
+        /// The grace period, in milliseconds.
+        grace_ms: u64,
+        /// The workers still running.
+        workers: usize,
+    },
+    /// The grace period ran out (or a second signal came): the workers
+    /// still running are terminated.
+    ShutdownTerminating {
+        /// Why now: `grace period over` or the second signal.
+        reason: String,
+        /// The workers terminated.
+        workers: usize,
+    },
 }
 
 /// A receiver of events. Called synchronously from the worker's task: keep it
@@ -170,6 +218,41 @@ impl EventSink for Notices {
                  (at most {max_restarts} within {} s)",
                 within_ms / 1000
             ),
+            Event::GroupRestarting {
+                group,
+                strategy,
+                cause,
+                status,
+                restart,
+                members,
+            } => eprintln!(
+                "corral: group {group} ({strategy}): {cause} {}; restart {restart} of {}",
+                status.summary(),
+                members.join(", ")
+            ),
+            Event::GroupGaveUp {
+                group,
+                cause,
+                restarts,
+                max_restarts,
+                within_ms,
+            } => eprintln!(
+                "corral: group {group} gave up after {restarts} restarts \
+                 (at most {max_restarts} within {} s); the last: {cause} failed",
+                within_ms / 1000
+            ),
+            Event::ShutdownRequested {
+                signal,
+                grace_ms,
+                workers,
+            } => eprintln!(
+                "corral: {signal}; asking {workers} workers to stop \
+                 (grace {}; signal again to stop now)",
+                humantime::format_duration(std::time::Duration::from_millis(*grace_ms))
+            ),
+            Event::ShutdownTerminating { reason, workers } => {
+                eprintln!("corral: {reason}; terminating {workers} workers")
+            }
             _ => {}
         }
     }

@@ -84,6 +84,24 @@ impl RestartPolicy {
         max_backoff: Duration::from_secs(5),
     };
 
+    /// The policy a manifest's keys give, [`DEFAULT`](Self::DEFAULT)'s
+    /// values where they are silent.
+    pub fn from_keys(
+        when: Restart,
+        max_restarts: Option<u32>,
+        within: Option<Duration>,
+        (backoff, max_backoff): (Option<Duration>, Option<Duration>),
+    ) -> RestartPolicy {
+        let default = RestartPolicy::DEFAULT;
+        RestartPolicy {
+            when,
+            max_restarts: max_restarts.unwrap_or(default.max_restarts),
+            within: within.unwrap_or(default.within),
+            backoff: backoff.unwrap_or(default.backoff),
+            max_backoff: max_backoff.unwrap_or(default.max_backoff),
+        }
+    }
+
     /// Whether a worker that ended with `status` is to be started again.
     pub fn wants_restart(&self, status: &ExitStatus) -> bool {
         let ended_by_host = matches!(

@@ -73,6 +73,19 @@ pub enum KillReason {
         /// Which stream.
         stream: String,
     },
+    /// Its supervisor group restarted it because another member failed
+    /// (the status of the start that was cut short).
+    GroupRestart {
+        /// The group that restarted it.
+        group: String,
+        /// The member whose failure did.
+        failed: String,
+    },
+    /// Its supervisor group gave up, past its restart intensity.
+    GroupGaveUp {
+        /// The top group, which gave up.
+        group: String,
+    },
 }
 
 /// One frame of a worker's wasm backtrace.
@@ -170,6 +183,12 @@ impl std::fmt::Display for KillReason {
             ),
             KillReason::BrokenPipe { stream } => {
                 write!(f, "broken pipe: nothing reads its {stream}")
+            }
+            KillReason::GroupRestart { group, failed } => {
+                write!(f, "restarted with its group `{group}`: `{failed}` failed")
+            }
+            KillReason::GroupGaveUp { group } => {
+                write!(f, "stopped: its group `{group}` gave up")
             }
         }
     }

@@ -20,6 +20,7 @@ use crate::policy::{Limits, Policy, Profile};
 use crate::restart::RestartPolicy;
 use crate::run::Run;
 use crate::status::ExitStatus;
+use crate::supervisor::Membership;
 use crate::vfs::MountSpec;
 
 /// Everything needed to start one worker from a [`Program`](crate::Program).
@@ -55,6 +56,10 @@ pub struct WorkerSpec {
     /// given up. Each start is a fresh instance with fresh limits, told
     /// its restart count in `CORRAL_RESTARTS`.
     pub restart: RestartPolicy,
+    /// Its supervisor group, if any: then the group, not the policy's own
+    /// intensity, decides its restarts, and a member's failure may restart
+    /// its siblings (see [`crate::supervisor`]).
+    pub group: Option<Membership>,
 }
 
 impl WorkerSpec {
@@ -115,6 +120,12 @@ impl WorkerSpec {
     /// Sets the restart policy.
     pub fn restart(mut self, restart: RestartPolicy) -> Self {
         self.restart = restart;
+        self
+    }
+
+    /// Makes the worker a member of a supervisor group.
+    pub fn member_of(mut self, membership: Membership) -> Self {
+        self.group = Some(membership);
         self
     }
 }

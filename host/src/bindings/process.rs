@@ -217,6 +217,7 @@ impl ProcessCtx {
             // Its parent supervises it: the host does not restart a child,
             // and the child does not read its parent's restart count.
             restart: RestartPolicy::default(),
+            group: None,
             env: (family.spec.env.iter())
                 .filter(|(key, _)| key != RESTARTS_VAR)
                 .cloned()

@@ -12,12 +12,14 @@ use super::feeds::{self, Finished};
 use super::signals::{Signals, Stop};
 use super::summary::print_summary;
 use super::{BackendArgs, FsArgs, RunArgs};
+use crate::events::Event;
 use crate::ipc::Backend;
 use crate::ipc::redis::{RedisBackend, RedisConfig};
 use crate::manifest::{FilesystemEntry, Manifest, Placement};
 use crate::output::Stdio;
 use crate::policy::{Limits, Profile, SpawnPolicy};
 use crate::pool::PoolOptions;
+use crate::restart::Restart;
 use crate::run::Run;
 use crate::runtime::{EngineOptions, Program, Runtime, RuntimeConfig};
 use crate::status::{ExitStatus, KillReason};
@@ -130,6 +132,7 @@ pub(super) async fn run(
                 mounts: mounts.clone(),
                 policy: Default::default(),
                 restart: args.restart.policy(),
+                group: None,
             };
             if let Some(profile) = &profile {
                 profile.apply_to(&mut spec);
@@ -194,6 +197,7 @@ pub(super) async fn up(
         max_workers.unwrap_or_else(|| slots_needed(workers, pool_instances));
     let runtime = Runtime::new(config)?;
     let mut specs = Vec::new();
+    let mut memberships = manifest.supervision();
     // Index range of each entry's instances, for `after`.
     let mut started_at: HashMap<&str, std::ops::Range<usize>> = HashMap::new();
     for entry in &manifest.workers {
@@ -209,6 +213,11 @@ pub(super) async fn up(
             }
         };
         for name in entry.instance_names() {
+            let group = memberships.remove(&name);
+            let mut restart = entry.restart_policy();
+            if group.is_some() && entry.restart.is_none() {
+                restart.when = Restart::OnFailure;
+            }
             let mut spec = WorkerSpec {
                 name,
                 argv0: None,
@@ -228,7 +237,8 @@ pub(super) async fn up(
                 run: run.clone(),
                 mounts: entry.mounts.clone(),
                 policy: Default::default(),
-                restart: entry.restart_policy(),
+                restart,
+                group,
             };
             if let Some(profile) = profiles.get(&entry.name) {
                 profile.apply_to(&mut spec);
@@ -442,8 +452,15 @@ async fn launch(
         tokio::select! {
             joined = joins.next() => match joined {
                 Some((i, report)) => {
-                    let cannot_start = matches!(report.status, ExitStatus::FailedToStart { .. })
-                        || workers[i].as_ref().is_some_and(|w| !w.ran_main());
+                    // A member its group stopped before it ran did not fail
+                    // to start: the group is over.
+                    let stopped_by_group = matches!(
+                        report.status,
+                        ExitStatus::Killed { reason: KillReason::GroupGaveUp { .. } }
+                    );
+                    let cannot_start = !stopped_by_group
+                        && (matches!(report.status, ExitStatus::FailedToStart { .. })
+                            || workers[i].as_ref().is_some_and(|w| !w.ran_main()));
                     reports[i] = Some(report);
                     if let Some(finished) = finished {
                         finished.send_modify(|ended| ended[i] = true);
@@ -469,16 +486,18 @@ async fn launch(
                 let first = stopped.is_none();
                 stopped.get_or_insert(stop);
                 if first && !ui.shutdown_grace.is_zero() {
-                    eprintln!(
-                        "corral: {}; asking {} workers to stop (grace {}; signal again to stop now)",
-                        stop.describe(),
-                        alive.len(),
-                        humantime::format_duration(ui.shutdown_grace)
-                    );
+                    runtime.emit(Event::ShutdownRequested {
+                        signal: stop.describe().into(),
+                        grace_ms: u64::try_from(ui.shutdown_grace.as_millis()).unwrap_or(u64::MAX),
+                        workers: alive.len(),
+                    });
                     alive.iter().for_each(|w| w.request_shutdown());
                     grace = Some(Box::pin(tokio::time::sleep(ui.shutdown_grace)));
                 } else {
-                    eprintln!("corral: {}; terminating {} workers", stop.describe(), alive.len());
+                    runtime.emit(Event::ShutdownTerminating {
+                        reason: stop.describe().into(),
+                        workers: alive.len(),
+                    });
                     alive.iter().for_each(|w| w.terminate());
                     (grace, terminated) = (None, true);
                 }
@@ -486,10 +505,10 @@ async fn launch(
             () = async { grace.as_mut().expect("guarded").await }, if grace.is_some() => {
                 let alive: Vec<&Worker> = workers.iter().flatten().filter(|w| w.is_alive()).collect();
                 if !alive.is_empty() {
-                    eprintln!(
-                        "corral: grace period over; terminating {} workers",
-                        alive.len()
-                    );
+                    runtime.emit(Event::ShutdownTerminating {
+                        reason: "grace period over".into(),
+                        workers: alive.len(),
+                    });
                 }
                 alive.iter().for_each(|w| w.terminate());
                 (grace, terminated) = (None, true);
@@ -524,9 +543,21 @@ async fn launch(
     if let Some(stop) = stopped {
         return (stop.exit_code(), Some(stop), false);
     }
+    // Members stopped because their group gave up did not fail: the member
+    // whose failure made it give up did, and its status is the run's.
+    let gave_up = |r: &&WorkerReport| {
+        matches!(
+            r.status,
+            ExitStatus::Killed {
+                reason: KillReason::GroupGaveUp { .. }
+            }
+        )
+    };
     let first_failure = match failed_start {
         Some(i) => Some(&reports[i]),
-        None => reports.iter().find(|r| !r.status.success()),
+        None => (reports.iter().filter(|r| !r.status.success()))
+            .find(|r| !gave_up(r))
+            .or_else(|| reports.iter().find(|r| !r.status.success())),
     };
     (
         first_failure.map_or(0, |r| exit_code(&r.status)),

@@ -58,7 +58,10 @@
 //! the manifest knows the run it declares objects in, never the runtime or
 //! the workers.
 
+mod groups;
 mod parse;
+
+pub use groups::GroupEntry;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -87,6 +90,9 @@ pub struct Manifest {
     /// Pools of task instances fed from a queue, started with the workers.
     #[serde(rename = "pool", default)]
     pub pools: Vec<PoolEntry>,
+    /// Supervisor groups of the workers (see `groups`).
+    #[serde(rename = "group", default)]
+    pub groups: Vec<GroupEntry>,
     /// Named queues, by name.
     #[serde(default)]
     pub queues: BTreeMap<String, QueueEntry>,
@@ -310,10 +316,10 @@ pub struct WorkerEntry {
     /// worker's stdout and stderr through byte for byte.
     #[serde(default = "yes")]
     pub prefix: bool,
-    /// Start the worker again after it ends: `never` (the default),
-    /// `on-failure` or `always` (see [`RestartPolicy`]).
-    #[serde(default)]
-    pub restart: Restart,
+    /// Start the worker again after it ends: `never` (the default; in a
+    /// group, `on-failure`), `on-failure` or `always` (see
+    /// [`RestartPolicy`]).
+    pub restart: Option<Restart>,
     /// Give up after this many restarts within `restart-within`.
     #[serde(default)]
     pub max_restarts: Option<u32>,
@@ -333,14 +339,12 @@ impl WorkerEntry {
     /// The restart policy its keys give, [`RestartPolicy::DEFAULT`]'s
     /// values where they are silent.
     pub fn restart_policy(&self) -> RestartPolicy {
-        let default = RestartPolicy::DEFAULT;
-        RestartPolicy {
-            when: self.restart,
-            max_restarts: self.max_restarts.unwrap_or(default.max_restarts),
-            within: self.restart_within.unwrap_or(default.within),
-            backoff: self.backoff.unwrap_or(default.backoff),
-            max_backoff: self.max_backoff.unwrap_or(default.max_backoff),
-        }
+        RestartPolicy::from_keys(
+            self.restart.unwrap_or_default(),
+            self.max_restarts,
+            self.restart_within,
+            (self.backoff, self.max_backoff),
+        )
     }
 }
 

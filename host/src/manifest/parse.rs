@@ -89,6 +89,7 @@ impl Manifest {
                 .collect();
         }
         manifest.check_pools(&source)?;
+        manifest.check_groups(&source)?;
         if let Some(fs) = &mut manifest.filesystem {
             fs.from = fs.from.take().map(|d| base.join(d));
             fs.save = fs.save.take().map(|d| base.join(d));

@@ -233,3 +233,76 @@ fn a_slash_is_reserved_for_the_names_of_spawned_children() {
         assert!(err.contains("no spaces or `/`"), "{err}");
     }
 }
+
+#[test]
+fn groups_nest_and_their_members_are_checked() {
+    let workers = "[[worker]]\nname = \"a\"\ncomponent = \"a.wasm\"\ncount = 2\n\
+                   [[worker]]\nname = \"b\"\ncomponent = \"b.wasm\"\n";
+    let m = parse(&format!(
+        "{workers}[[group]]\nname = \"top\"\nmembers = [\"inner\", \"b\"]\nmax-restarts = 2\n\
+         [[group]]\nname = \"inner\"\nstrategy = \"rest-for-one\"\nmembers = [\"a\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        m.groups[1].strategy,
+        crate::supervisor::Strategy::RestForOne
+    );
+    assert_eq!(m.group_of("inner").unwrap().name, "top");
+    let memberships = m.supervision();
+    let mut names: Vec<&String> = memberships.keys().collect();
+    names.sort();
+    assert_eq!(names, ["a-1", "a-2", "b"]);
+
+    let error = |groups: &str| {
+        parse(&format!("{workers}{groups}"))
+            .unwrap_err()
+            .to_string()
+    };
+    let cases = [
+        (
+            "[[group]]\nname = \"g\"\nmembers = [\"c\"]\n",
+            "member `c` is not a [[worker]] or [[group]]",
+        ),
+        (
+            "[[group]]\nname = \"g\"\nmembers = [\"a\"]\n[[group]]\nname = \"h\"\nmembers = [\"a\"]\n",
+            "`a` is a member of both `g` and `h`",
+        ),
+        (
+            "[[group]]\nname = \"g\"\nmembers = [\"h\"]\n[[group]]\nname = \"h\"\nmembers = [\"g\"]\n",
+            "is a member of itself",
+        ),
+        ("[[group]]\nname = \"a\"\nmembers = [\"b\"]\n", "named `a`"),
+        (
+            "[[group]]\nname = \"g\"\nmembers = []\n",
+            "group `g` has no members",
+        ),
+        (
+            "[[group]]\nname = \"g\"\nstrategy = \"all-for-one\"\nmembers = [\"a\"]\n",
+            "unknown variant `all-for-one`",
+        ),
+    ];
+    for (groups, wanted) in cases {
+        let message = error(groups);
+        assert!(message.contains(wanted), "{wanted}: {message}");
+    }
+    // A member leaves its restarts and its start to the group.
+    let message = parse(
+        "[[worker]]\nname = \"a\"\ncomponent = \"a.wasm\"\nmax-restarts = 3\n\
+         [[group]]\nname = \"g\"\nmembers = [\"a\"]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message.contains("corral.toml:4:")
+            && message.contains("set `max-restarts` on the [[group]]"),
+        "{message}"
+    );
+    let message = parse(
+        "[[worker]]\nname = \"a\"\ncomponent = \"a.wasm\"\n\
+         [[worker]]\nname = \"b\"\ncomponent = \"b.wasm\"\nafter = [\"a\"]\n\
+         [[group]]\nname = \"g\"\nmembers = [\"b\"]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(message.contains("drop `after`"), "{message}");
+}

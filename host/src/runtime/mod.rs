@@ -144,7 +144,7 @@ impl Runtime {
         self.inner.cache.as_ref()
     }
 
-    fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: Event) {
         if let Some(sink) = &self.inner.events {
             sink.event(&event);
         }

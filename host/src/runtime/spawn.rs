@@ -28,6 +28,7 @@ use crate::reporter::Reporter;
 use crate::restart::{RESTARTS_VAR, Restart, RestartHistory};
 use crate::run::Run;
 use crate::status::{ExitStatus, KillReason};
+use crate::supervisor::Verdict;
 use crate::worker::{Metered, Stdin, Worker, WorkerReport, WorkerShared, WorkerSpec};
 
 /// The `exited` event of a worker that ended as `report` says.
@@ -109,35 +110,68 @@ impl Runtime {
         let started = Instant::now();
         let policy = spec.restart;
         let mut history = RestartHistory::default();
+        let mut restarts = 0u32;
+        // What the latest start used, for a worker that ends between starts.
+        let mut used = Arc::new(WorkerMeter::default());
         let (status, meter) = loop {
             let mut this_start = spec.clone();
-            if policy.when != Restart::Never {
-                let count = history.total().to_string();
-                this_start.env.push((RESTARTS_VAR.into(), count));
+            if policy.when != Restart::Never || spec.group.is_some() {
+                this_start
+                    .env
+                    .push((RESTARTS_VAR.into(), restarts.to_string()));
             }
-            let (status, meter) = self
-                .clone()
-                .run_start(program.clone(), this_start, shared.clone(), lineage.clone())
-                .await;
-            // A worker asked to stop is not started again.
-            if !policy.wants_restart(&status) || *shared.shutdown.borrow() {
-                break (status, meter);
-            }
-            let Some(delay) = history.next(&policy, Instant::now()) else {
-                self.emit(Event::GaveUp {
-                    id: shared.id,
-                    name: shared.name.to_string(),
-                    restarts: history.total(),
-                    max_restarts: policy.max_restarts,
-                    within_ms: duration_ms(Some(policy.within)),
-                });
-                break (status, meter);
+            let interrupt = match spec.group.as_ref().map(|m| m.begin_start(policy.when)) {
+                Some(Err(status)) => break (status, used),
+                Some(Ok(signal)) => Some(signal),
+                None => None,
             };
+            let (ended, meter) = self
+                .clone()
+                .run_start(
+                    program.clone(),
+                    this_start,
+                    &shared,
+                    lineage.clone(),
+                    interrupt,
+                )
+                .await;
+            used = meter.clone();
+            // A worker asked to stop, or terminated, is not started again.
+            let stopping = *shared.shutdown.borrow() || shared.terminated.load(Ordering::Relaxed);
+            let wants_restart = ended.as_ref().is_some_and(|s| policy.wants_restart(s));
+            let (status, delay) = match &spec.group {
+                Some(membership) => {
+                    let (verdict, events) = membership.after_start(ended, wants_restart, stopping);
+                    events.into_iter().for_each(|event| self.emit(event));
+                    match verdict {
+                        Verdict::End(status) => break (status, meter),
+                        Verdict::Restart { delay, status } => (status, delay),
+                    }
+                }
+                None => {
+                    let status = ended.expect("only a supervisor group interrupts a start");
+                    if !wants_restart || stopping {
+                        break (status, meter);
+                    }
+                    let Some(delay) = history.next(&policy, Instant::now()) else {
+                        self.emit(Event::GaveUp {
+                            id: shared.id,
+                            name: shared.name.to_string(),
+                            restarts,
+                            max_restarts: policy.max_restarts,
+                            within_ms: duration_ms(Some(policy.within)),
+                        });
+                        break (status, meter);
+                    };
+                    (status, delay)
+                }
+            };
+            restarts += 1;
             self.emit(Event::Restarting {
                 id: shared.id,
                 name: shared.name.to_string(),
                 status,
-                restart: history.total(),
+                restart: restarts,
                 delay_ms: duration_ms(Some(delay)),
             });
             // No timer for no backoff: Tokio's timer wheel turns every
@@ -164,7 +198,7 @@ impl Runtime {
             duration: started.elapsed(),
             cpu_time: Duration::from_nanos(meter.booked_cpu_ns()),
             peak_memory: meter.peak_memory(),
-            restarts: history.total(),
+            restarts,
         };
         self.emit(exited(&shared, &report));
         shared.report.send_replace(Some(report));
@@ -172,14 +206,15 @@ impl Runtime {
 
     /// One start of a worker: a fresh instance with fresh limits, until it
     /// ends, is killed by a limit or is terminated. Returns how it ended
-    /// and what it used.
+    /// (`None`: its supervisor group interrupted it) and what it used.
     async fn run_start(
         self,
         program: Program,
         spec: WorkerSpec,
-        shared: Arc<WorkerShared>,
+        shared: &Arc<WorkerShared>,
         lineage: Lineage,
-    ) -> (ExitStatus, Arc<WorkerMeter>) {
+        interrupt: Option<watch::Receiver<u64>>,
+    ) -> (Option<ExitStatus>, Arc<WorkerMeter>) {
         let meter = Arc::new(WorkerMeter::default());
         let limits = spec.limits.clone();
         let budget = Budget::new(
@@ -213,15 +248,25 @@ impl Runtime {
         // tick) or suspended in a host call.
         // The wall limit first: a child whose parent was killed at their
         // shared deadline is terminated by it too, and is told why.
+        let interrupted = async {
+            // A dropped sender (its tree is gone) never interrupts.
+            if let Some(mut signal) = interrupt
+                && signal.changed().await.is_ok()
+            {
+                return;
+            }
+            std::future::pending().await
+        };
         let status = tokio::select! {
             biased;
             _ = wall_limit => ExitStatus::Killed {
                 reason: KillReason::WallTime { limit_ms: duration_ms(limits.wall_time) },
             },
             _ = shared.kill.notified() => ExitStatus::Killed { reason: KillReason::Terminated },
+            () = interrupted => return (None, meter),
             status = execution => status,
         };
-        (status, meter)
+        (Some(status), meter)
     }
 
     async fn execute(

@@ -1,0 +1,98 @@
+//! A stage of a supervised pipeline (issue 17). Delivery over an
+//! acknowledged queue is at least once; each item carries its sequence
+//! number, so the sink's output is exactly once however often a stage is
+//! restarted in the middle of an item.
+//!
+//! - `stage source OUT N`: puts `0` .. `N-1`, then `end`, on OUT. It keeps
+//!   its count in `/state/produced`, so a restart goes on where the last
+//!   start got to instead of producing again.
+//! - `stage square IN OUT [FAIL_AT]`: takes `i`, puts `i:i*i`, marks `i`
+//!   done. On its first start (`CORRAL_RESTARTS` 0) it traps on taking
+//!   FAIL_AT, holding it. Forwards `end` and exits 0.
+//! - `stage sink IN`: writes each `i:v` to `/out/i`; at `end` prints how
+//!   many items `/out` holds and their sum, and exits 0.
+
+use corral_guest::{Queue, arg, or_die};
+
+fn main() {
+    let role: String = arg(1, String::new());
+    match role.as_str() {
+        "source" => source(&arg::<String>(2, "a".into()), arg(3, 10)),
+        "square" => square(
+            &arg::<String>(2, "a".into()),
+            &arg::<String>(3, "b".into()),
+            arg(4, u64::MAX),
+        ),
+        "sink" => sink(&arg::<String>(2, "b".into())),
+        _ => {
+            eprintln!("usage: stage source OUT N | square IN OUT [FAIL_AT] | sink IN");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn source(out: &str, n: u64) {
+    let out = or_die("open output", Queue::open(out));
+    std::fs::create_dir_all("/state").expect("create /state");
+    let produced: u64 = std::fs::read_to_string("/state/produced")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    for i in produced..n {
+        or_die("put", out.put(i.to_string().as_bytes(), None));
+        std::fs::write("/state/produced", (i + 1).to_string()).expect("record progress");
+    }
+    or_die("put end", out.put(b"end", None));
+    println!("source: produced {n} (this start from {produced})");
+}
+
+fn square(input: &str, output: &str, fail_at: u64) {
+    let (input, output) = (
+        or_die("open input", Queue::open(input)),
+        or_die("open output", Queue::open(output)),
+    );
+    let first_start = std::env::var("CORRAL_RESTARTS").as_deref() == Ok("0");
+    loop {
+        let message = or_die("get", input.get(None));
+        let text = String::from_utf8_lossy(&message).into_owned();
+        if text == "end" {
+            or_die("put end", output.put(b"end", None));
+            or_die("task-done", input.task_done());
+            return;
+        }
+        let i: u64 = text.parse().expect("a sequence number");
+        if i == fail_at && first_start {
+            println!("square: failing on {i}");
+            std::process::abort();
+        }
+        or_die("put", output.put(format!("{i}:{}", i * i).as_bytes(), None));
+        or_die("task-done", input.task_done());
+    }
+}
+
+fn sink(input: &str) {
+    let input = or_die("open input", Queue::open(input));
+    std::fs::create_dir_all("/out").expect("create /out");
+    loop {
+        let message = or_die("get", input.get(None));
+        let text = String::from_utf8_lossy(&message).into_owned();
+        if text == "end" {
+            or_die("task-done", input.task_done());
+            break;
+        }
+        let (i, value) = text.split_once(':').expect("i:v");
+        std::fs::write(format!("/out/{i}"), value).expect("write the item");
+        or_die("task-done", input.task_done());
+    }
+    let (mut count, mut sum) = (0u64, 0u64);
+    for entry in std::fs::read_dir("/out").expect("list /out") {
+        let path = entry.expect("an entry").path();
+        let value: u64 = std::fs::read_to_string(&path)
+            .expect("read an item")
+            .parse()
+            .expect("a number");
+        count += 1;
+        sum += value;
+    }
+    println!("sink: {count} items, sum {sum}");
+}
