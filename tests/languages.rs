@@ -308,6 +308,7 @@ async fn a_queue_fed_pool_ends_by_stop_close_or_producers() {
             &input,
             &output,
             producers_done,
+            std::future::pending(),
             FeedOptions { chunk: 4, stops: 2 },
             move |index, e| seen.lock().unwrap().push((index, e.to_string())),
         )

@@ -378,4 +378,100 @@ fn sigterm_gives_the_workers_their_grace_period() {
     );
     assert!(stderr.contains("listener  exited 0"), "{stderr}");
     assert!(stderr.contains("deaf      killed: terminated"), "{stderr}");
+
+    // With --events json, each stage is an event.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_corral"));
+    command
+        .current_dir(dir.path())
+        .arg("--cache-dir")
+        .arg(shared_cache_dir())
+        .args(["--events", "json", "--shutdown-grace", "1s", "up", "m.toml"]);
+    let mut child = Bounded::spawn(&mut command, b"", DEADLINE);
+    let ready = std::cell::Cell::new(0);
+    child.wait_for_line(|line| {
+        ready.set(ready.get() + usize::from(line.contains("] ready")));
+        ready.get() == 2
+    });
+    child.signal(libc::SIGTERM);
+    let out = child.finish();
+    assert_eq!(out.status.code(), Some(143));
+    let events: Vec<serde_json::Value> = text(&out.stderr)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|e: &serde_json::Value| {
+            e["event"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("shutdown"))
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            serde_json::json!({"event": "shutdown-requested", "signal": "SIGTERM",
+                "reason": "terminated (SIGTERM)", "grace_ms": 1000, "workers": 2}),
+            serde_json::json!({"event": "shutdown-terminating", "reason": "grace period over",
+                "workers": 1}),
+        ],
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// SIGTERM while a `[[pool]]` is busy: it takes no more input, finishes
+/// its tasks in flight within the grace period and puts their results,
+/// which its reader still gets; none is lost and the rest stays queued.
+#[test]
+fn sigterm_lets_a_pool_finish_its_tasks_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("m.toml"),
+        format!(
+            "[queues.jobs]\nacknowledged = true\n[queues.results]\n\n\
+             [[worker]]\nname = \"source\"\ncomponent = \"{stage}\"\n\
+             args = [\"source\", \"jobs\", \"40\", \"300\"]\nmounts = [\"@shared:/\"]\n\
+             [[worker]]\nname = \"reader\"\ncomponent = \"{stage}\"\nargs = [\"echo\", \"results\"]\n\n\
+             [[pool]]\nname = \"slow\"\ncomponent = \"{slow}\"\nworkers = 2\n\
+             input = \"jobs\"\noutput = \"results\"\nproducers = [\"source\"]\n",
+            stage = g("stage"),
+            slow = g("slow"),
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_corral"));
+    command
+        .current_dir(dir.path())
+        .arg("--cache-dir")
+        .arg(shared_cache_dir())
+        .args(["--shutdown-grace", "3s", "up", "m.toml"]);
+    let mut child = Bounded::spawn(&mut command, b"", DEADLINE);
+    child.wait_for_line(|line| line.contains("[reader] got 300"));
+    child.signal(libc::SIGTERM);
+    let out = child.finish();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("slow") && l.contains("pool:"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("(end of input: shutdown)"), "{line}");
+    let done: usize = line
+        .split("pool: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        line.contains(&format!("{done} tasks, {done} ok, 0 failed")),
+        "{line}"
+    );
+    // It stopped taking: 40 tasks of 300 ms on 2 instances take 6 s.
+    assert!((1..40).contains(&done), "{line}");
+    // Every task it ran reached the reader, the ones in flight at the
+    // signal included: the pool put its stop message after them.
+    assert_eq!(
+        stdout.matches("[reader] got 300").count(),
+        done,
+        "{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains("terminating pool"), "{stderr}");
 }

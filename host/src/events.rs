@@ -141,8 +141,10 @@ pub enum Event {
     /// The host was asked to stop (a signal): every worker is asked to
     /// finish up within `grace_ms`, or terminated at once when it is 0.
     ShutdownRequested {
-        /// What asked, e.g. `SIGTERM`.
+        /// The signal: `SIGINT` or `SIGTERM`.
         signal: String,
+        /// What it means for the run, e.g. `terminated (SIGTERM)`.
+        reason: String,
         /// The grace period, in milliseconds.
         grace_ms: u64,
         /// The workers still running.
@@ -242,11 +244,12 @@ impl EventSink for Notices {
                 within_ms / 1000
             ),
             Event::ShutdownRequested {
-                signal,
+                reason,
                 grace_ms,
                 workers,
+                ..
             } => eprintln!(
-                "corral: {signal}; asking {workers} workers to stop \
+                "corral: {reason}; asking {workers} workers to stop \
                  (grace {}; signal again to stop now)",
                 humantime::format_duration(std::time::Duration::from_millis(*grace_ms))
             ),

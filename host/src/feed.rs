@@ -40,6 +40,9 @@ pub enum FeedEnd {
     Closed,
     /// Every producer had ended and the input queue was empty.
     ProducersEnded,
+    /// The host is shutting down: the feed took no more input, finished
+    /// what it had taken and put its results.
+    Shutdown,
     /// The output queue was closed: nobody takes results any more. The
     /// results not yet put were dropped.
     OutputClosed,
@@ -51,6 +54,7 @@ impl std::fmt::Display for FeedEnd {
             FeedEnd::Stop => "stop message",
             FeedEnd::Closed => "input closed",
             FeedEnd::ProducersEnded => "producers ended",
+            FeedEnd::Shutdown => "shutdown",
             FeedEnd::OutputClosed => "output closed",
         })
     }
@@ -73,18 +77,22 @@ pub struct FeedReport {
 ///
 /// Each input message is marked done on its queue once its result is out,
 /// so `join` on the input waits for the pool, and an acknowledged input
-/// queue gets back what a cancelled feed had taken.
+/// queue gets back what a cancelled feed had taken. When `shutdown`
+/// resolves, the feed takes no more input: the tasks in flight finish,
+/// their results are put, and the rest stays in the queue (end
+/// [`FeedEnd::Shutdown`]).
 pub async fn feed_pool(
     pool: &Pool,
     input: &Arc<Queue>,
     output: &Arc<Queue>,
     producers_done: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
     options: FeedOptions,
     mut on_failure: impl FnMut(u64, &TaskError),
 ) -> FeedReport {
     let taken = Arc::new(input.handle());
     let end = Arc::new(Mutex::new(None));
-    let inputs = input_stream(taken.clone(), end.clone(), producers_done);
+    let inputs = input_stream(taken.clone(), end.clone(), (producers_done, shutdown));
     let mut results = std::pin::pin!(pool.imap_stream(inputs, options.chunk));
     let out = output.handle();
     let (mut succeeded, mut failed, mut index) = (0, 0, 0);
@@ -135,38 +143,58 @@ pub async fn feed_pool(
 fn input_stream(
     taken: Arc<QueueHandle>,
     end: Arc<Mutex<Option<FeedEnd>>>,
-    producers_done: impl Future<Output = ()> + Send + 'static,
+    (producers_done, shutdown): (
+        impl Future<Output = ()> + Send + 'static,
+        impl Future<Output = ()> + Send + 'static,
+    ),
 ) -> impl Stream<Item = Vec<u8>> + Send + 'static {
-    struct State<F> {
+    struct State<F, S> {
         taken: Arc<QueueHandle>,
         end: Arc<Mutex<Option<FeedEnd>>>,
         producers_done: Option<std::pin::Pin<Box<F>>>,
+        shutdown: std::pin::Pin<Box<S>>,
     }
     let state = State {
         taken,
         end,
         producers_done: Some(Box::pin(producers_done)),
+        shutdown: Box::pin(shutdown),
     };
     futures::stream::unfold(state, |mut s| async move {
+        /// What the next step of the stream met.
+        enum Next<T> {
+            Got(T),
+            Shutdown,
+        }
+        // A shutdown first: once asked to stop, take nothing more, even
+        // what is already there (it stays in the queue).
         let next = match s.producers_done.as_mut() {
             Some(done) => tokio::select! {
                 biased;
-                got = s.taken.get(None) => got.map(Some),
+                () = s.shutdown.as_mut() => Next::Shutdown,
+                got = s.taken.get(None) => Next::Got(got.map(Some)),
                 () = done => {
                     s.producers_done = None;
-                    s.taken.try_get().await
+                    Next::Got(s.taken.try_get().await)
                 }
             },
             // Nobody can put any more: what is there now is all there is.
-            None => s.taken.try_get().await,
+            None => tokio::select! {
+                biased;
+                () = s.shutdown.as_mut() => Next::Shutdown,
+                got = s.taken.try_get() => Next::Got(got),
+            },
         };
         let ended = match next {
-            Ok(Some(message)) if !message.is_empty() => return Some((message.to_vec(), s)),
-            Ok(Some(_)) => FeedEnd::Stop,
-            Ok(None) => FeedEnd::ProducersEnded,
+            Next::Shutdown => FeedEnd::Shutdown,
+            Next::Got(Ok(Some(message))) if !message.is_empty() => {
+                return Some((message.to_vec(), s));
+            }
+            Next::Got(Ok(Some(_))) => FeedEnd::Stop,
+            Next::Got(Ok(None)) => FeedEnd::ProducersEnded,
             // `closed` is the only error a host `get` without a timeout can
             // meet: the queue was closed and is now drained.
-            Err(_) => FeedEnd::Closed,
+            Next::Got(Err(_)) => FeedEnd::Closed,
         };
         *s.end.lock().unwrap_or_else(|e| e.into_inner()) = Some(ended);
         None

@@ -21,6 +21,11 @@ use crate::worker::WorkerSpec;
 /// Which of the manifest's worker instances (by start index) have ended.
 pub(super) type Finished = watch::Sender<Vec<bool>>;
 
+/// When the pools must be done by, once the run is asked to stop: until
+/// then they finish the tasks in flight and take no more (`None`: keep
+/// going).
+pub(super) type PoolDeadline = watch::Sender<Option<Instant>>;
+
 /// A started stage: its name and the task that feeds it to the end.
 pub(super) struct Stage {
     name: String,
@@ -44,7 +49,7 @@ pub(super) fn start(
     run: &Run,
     programs: &mut HashMap<std::path::PathBuf, Program>,
     instances: &HashMap<&str, std::ops::Range<usize>>,
-    finished: &Finished,
+    (finished, deadline): (&Finished, &PoolDeadline),
 ) -> anyhow::Result<Vec<Stage>> {
     // Each pool says when it is done, so a pool reading another's output
     // knows its producer has ended.
@@ -98,13 +103,29 @@ pub(super) fn start(
             chunk: entry.chunk,
             stops: entry.stops,
         };
+        let mut stopping = deadline.subscribe();
+        let shutdown = async move {
+            // A dropped sender (the run is over) asks nothing.
+            if stopping.wait_for(Option::is_some).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         let name = entry.name.clone();
         let my_done = done[i].clone();
         let task = tokio::spawn(async move {
             let started = Instant::now();
-            let feed = feed_pool(&pool, &input, &output, producers_done, options, |n, e| {
-                eprintln!("corral: pool {name}: input {n}: task failed: {e}");
-            })
+            let inputs = (producers_done, shutdown);
+            let feed = feed_pool(
+                &pool,
+                &input,
+                &output,
+                inputs.0,
+                inputs.1,
+                options,
+                |n, e| {
+                    eprintln!("corral: pool {name}: input {n}: task failed: {e}");
+                },
+            )
             .await;
             my_done.send_replace(true);
             pool.close();
@@ -148,15 +169,18 @@ fn pool_options(entry: &PoolEntry, manifest: &Manifest, run: &Run) -> PoolOption
 }
 
 /// Waits for every stage to finish (all workers have ended by now, so each
-/// stage's producers have too), or stops them all at once when the run was
-/// `stopped` by a signal or one arrives now, or was `cut_short` (a worker
-/// could not start, so a stage may wait on a consumer that is gone). Prints one line per stage
-/// unless `quiet`; returns whether every task of every stage succeeded, and
-/// the signal that stopped the stages here, if one did.
+/// stage's producers have too). Once the run is stopped (by a signal,
+/// before or now), a stage takes no more input and has until `deadline`
+/// to finish its tasks in flight, past which (or on another signal) it is
+/// terminated; a run `cut_short` (a worker could not start, so a stage
+/// may wait on a consumer that is gone) stops them at once. Prints one
+/// line per stage unless `quiet`; returns whether every task of every
+/// stage succeeded, and the signal that stopped the stages here, if one
+/// did.
 pub(super) async fn finish(
     stages: Vec<Stage>,
-    stopped: Option<Stop>,
-    cut_short: bool,
+    (stopped, cut_short): (Option<Stop>, bool),
+    (deadline, grace): (&PoolDeadline, Duration),
     quiet: bool,
     signals: &mut Signals,
 ) -> (bool, Option<Stop>) {
@@ -164,20 +188,42 @@ pub(super) async fn finish(
     let mut stopped_here = None;
     let width = stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for stage in stages {
-        if cut_short || stopped.or(stopped_here).is_some() {
+        if cut_short {
             // Dropping the pool terminates its instances.
             stage.task.abort();
             all_ok = false;
             continue;
         }
         let abort = stage.task.abort_handle();
-        let report = tokio::select! {
-            joined = stage.task => joined.ok(),
-            stop = signals.recv() => {
-                eprintln!("corral: {}; terminating pool {}", stop.describe(), stage.name);
-                abort.abort();
-                stopped_here = Some(stop);
-                None
+        let mut task = stage.task;
+        let report = loop {
+            let by = *deadline.borrow();
+            tokio::select! {
+                biased;
+                joined = &mut task => break joined.ok(),
+                () = tokio::time::sleep_until(by.unwrap_or_else(Instant::now).into()), if by.is_some() => {
+                    eprintln!("corral: pool {}: grace period over; terminating it", stage.name);
+                    abort.abort();
+                    break None;
+                }
+                stop = signals.recv() => {
+                    let first = stopped.or(stopped_here).is_none();
+                    stopped_here.get_or_insert(stop);
+                    if first && !grace.is_zero() {
+                        eprintln!(
+                            "corral: {}; pool {} finishes its tasks in flight (grace {})",
+                            stop.describe(),
+                            stage.name,
+                            humantime::format_duration(grace)
+                        );
+                        deadline.send_replace(Some(Instant::now() + grace));
+                        continue;
+                    }
+                    eprintln!("corral: {}; terminating pool {}", stop.describe(), stage.name);
+                    abort.abort();
+                    deadline.send_replace(Some(Instant::now()));
+                    break None;
+                }
             }
         };
         let Some(report) = report else {

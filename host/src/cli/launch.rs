@@ -8,9 +8,9 @@ use anyhow::Context;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
-use super::feeds::{self, Finished};
+use super::feeds::{self, Finished, PoolDeadline};
 use super::signals::{Signals, Stop};
-use super::summary::print_summary;
+use super::summary::{print_summary, run_exit_code};
 use super::{BackendArgs, FsArgs, RunArgs};
 use crate::events::Event;
 use crate::ipc::Backend;
@@ -37,14 +37,9 @@ pub(super) struct Ui {
     pub shutdown_grace: std::time::Duration,
 }
 
-const EXIT_FAILED_TO_START: u8 = 3;
-const EXIT_TRAPPED: u8 = 134;
-const EXIT_KILLED: u8 = 137;
 /// How long the summary waits for worker output still queued for the
 /// console: a reader that stopped reading does not hold it up for long.
 const SUMMARY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-/// What a shell reports for a program killed by SIGPIPE (128 + 13).
-const EXIT_BROKEN_PIPE: u8 = 141;
 
 pub(super) async fn run(
     mut config: RuntimeConfig,
@@ -261,6 +256,7 @@ pub(super) async fn up(
         started_at.insert(&entry.name, specs.len() - count..specs.len());
     }
     let finished: Finished = tokio::sync::watch::channel(vec![false; specs.len()]).0;
+    let pools_by: PoolDeadline = tokio::sync::watch::channel(None).0;
     let mut signals = Signals::install()?;
     let stages = feeds::start(
         &runtime,
@@ -269,13 +265,25 @@ pub(super) async fn up(
         &run,
         &mut programs,
         &started_at,
-        &finished,
+        (&finished, &pools_by),
     )?;
-    let (mut code, stopped, cut_short) =
-        launch(&runtime, ui, specs, Some(&finished), &mut signals).await;
+    let (mut code, stopped, cut_short) = launch(
+        &runtime,
+        ui,
+        specs,
+        Some((&finished, &pools_by)),
+        &mut signals,
+    )
+    .await;
     let quiet = ui.quiet || ui.json_events;
-    let (pools_ok, stopped_late) =
-        feeds::finish(stages, stopped, cut_short, quiet, &mut signals).await;
+    let (pools_ok, stopped_late) = feeds::finish(
+        stages,
+        (stopped, cut_short),
+        (&pools_by, ui.shutdown_grace),
+        quiet,
+        &mut signals,
+    )
+    .await;
     if let Some(stop) = stopped_late {
         code = stop.exit_code();
     } else if code == 0 && !pools_ok {
@@ -416,12 +424,13 @@ struct Planned {
 /// when one could not start), prints the summary and returns the process
 /// exit code, the signal that stopped the run, if one did, and whether a
 /// worker that could not start cut the run short. Marks each worker in
-/// `finished` as it ends.
+/// `finished` as it ends; on a signal, tells the pools when they must be
+/// done by (the grace period's end, or now).
 async fn launch(
     runtime: &Runtime,
     ui: Ui,
     plan: Vec<Planned>,
-    finished: Option<&Finished>,
+    feeds: Option<(&Finished, &PoolDeadline)>,
     signals: &mut Signals,
 ) -> (u8, Option<Stop>, bool) {
     let names: Vec<String> = plan.iter().map(|p| p.spec.name.clone()).collect();
@@ -462,7 +471,7 @@ async fn launch(
                         && (matches!(report.status, ExitStatus::FailedToStart { .. })
                             || workers[i].as_ref().is_some_and(|w| !w.ran_main()));
                     reports[i] = Some(report);
-                    if let Some(finished) = finished {
+                    if let Some((finished, _)) = feeds {
                         finished.send_modify(|ended| ended[i] = true);
                     }
                     if cannot_start && stopped.is_none() && failed_start.is_none() {
@@ -487,12 +496,16 @@ async fn launch(
                 stopped.get_or_insert(stop);
                 if first && !ui.shutdown_grace.is_zero() {
                     runtime.emit(Event::ShutdownRequested {
-                        signal: stop.describe().into(),
+                        signal: stop.signal().into(),
+                        reason: stop.describe().into(),
                         grace_ms: u64::try_from(ui.shutdown_grace.as_millis()).unwrap_or(u64::MAX),
                         workers: alive.len(),
                     });
                     alive.iter().for_each(|w| w.request_shutdown());
                     grace = Some(Box::pin(tokio::time::sleep(ui.shutdown_grace)));
+                    if let Some((_, pools_by)) = feeds {
+                        pools_by.send_replace(Some(std::time::Instant::now() + ui.shutdown_grace));
+                    }
                 } else {
                     runtime.emit(Event::ShutdownTerminating {
                         reason: stop.describe().into(),
@@ -500,6 +513,9 @@ async fn launch(
                     });
                     alive.iter().for_each(|w| w.terminate());
                     (grace, terminated) = (None, true);
+                    if let Some((_, pools_by)) = feeds {
+                        pools_by.send_replace(Some(std::time::Instant::now()));
+                    }
                 }
             }
             () = async { grace.as_mut().expect("guarded").await }, if grace.is_some() => {
@@ -543,39 +559,11 @@ async fn launch(
     if let Some(stop) = stopped {
         return (stop.exit_code(), Some(stop), false);
     }
-    // Members stopped because their group gave up did not fail: the member
-    // whose failure made it give up did, and its status is the run's.
-    let gave_up = |r: &&WorkerReport| {
-        matches!(
-            r.status,
-            ExitStatus::Killed {
-                reason: KillReason::GroupGaveUp { .. }
-            }
-        )
-    };
-    let first_failure = match failed_start {
-        Some(i) => Some(&reports[i]),
-        None => (reports.iter().filter(|r| !r.status.success()))
-            .find(|r| !gave_up(r))
-            .or_else(|| reports.iter().find(|r| !r.status.success())),
-    };
     (
-        first_failure.map_or(0, |r| exit_code(&r.status)),
+        run_exit_code(&reports, failed_start),
         None,
         failed_start.is_some(),
     )
-}
-
-fn exit_code(status: &ExitStatus) -> u8 {
-    match status {
-        ExitStatus::Exited { code } => u8::try_from(*code).ok().filter(|&c| c != 0).unwrap_or(1),
-        ExitStatus::Killed {
-            reason: KillReason::BrokenPipe { .. },
-        } => EXIT_BROKEN_PIPE,
-        ExitStatus::Trapped { .. } => EXIT_TRAPPED,
-        ExitStatus::Killed { .. } => EXIT_KILLED,
-        ExitStatus::FailedToStart { .. } => EXIT_FAILED_TO_START,
-    }
 }
 
 #[cfg(test)]

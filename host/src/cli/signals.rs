@@ -21,6 +21,14 @@ impl Stop {
         }
     }
 
+    /// The signal's name.
+    pub(super) fn signal(self) -> &'static str {
+        match self {
+            Stop::Interrupt => "SIGINT",
+            Stop::Terminate => "SIGTERM",
+        }
+    }
+
     /// What the run was, for the line that says it is stopping.
     pub(super) fn describe(self) -> &'static str {
         match self {

@@ -62,3 +62,44 @@ pub(super) fn print_summary(ui: Ui, names: &[String], reports: &[WorkerReport]) 
         );
     }
 }
+
+const EXIT_FAILED_TO_START: u8 = 3;
+const EXIT_TRAPPED: u8 = 134;
+const EXIT_KILLED: u8 = 137;
+/// What a shell reports for a program killed by SIGPIPE (128 + 13).
+const EXIT_BROKEN_PIPE: u8 = 141;
+
+/// The exit code of a run that was not stopped by a signal: that of the
+/// worker that could not start, if one could not, else of the first worker
+/// (in start order) that failed, else 0. Members stopped because their
+/// group gave up did not fail: the member whose failure made it give up
+/// did, and its status is the run's.
+pub(super) fn run_exit_code(reports: &[WorkerReport], failed_start: Option<usize>) -> u8 {
+    let gave_up = |r: &&WorkerReport| {
+        matches!(
+            r.status,
+            ExitStatus::Killed {
+                reason: KillReason::GroupGaveUp { .. }
+            }
+        )
+    };
+    let first_failure = match failed_start {
+        Some(i) => Some(&reports[i]),
+        None => (reports.iter().filter(|r| !r.status.success()))
+            .find(|r| !gave_up(r))
+            .or_else(|| reports.iter().find(|r| !r.status.success())),
+    };
+    first_failure.map_or(0, |r| exit_code(&r.status))
+}
+
+fn exit_code(status: &ExitStatus) -> u8 {
+    match status {
+        ExitStatus::Exited { code } => u8::try_from(*code).ok().filter(|&c| c != 0).unwrap_or(1),
+        ExitStatus::Killed {
+            reason: KillReason::BrokenPipe { .. },
+        } => EXIT_BROKEN_PIPE,
+        ExitStatus::Trapped { .. } => EXIT_TRAPPED,
+        ExitStatus::Killed { .. } => EXIT_KILLED,
+        ExitStatus::FailedToStart { .. } => EXIT_FAILED_TO_START,
+    }
+}

@@ -3,35 +3,45 @@
 //! number, so the sink's output is exactly once however often a stage is
 //! restarted in the middle of an item.
 //!
-//! - `stage source OUT N`: puts `0` .. `N-1`, then `end`, on OUT. It keeps
-//!   its count in `/state/produced`, so a restart goes on where the last
-//!   start got to instead of producing again.
+//! - `stage source OUT N [EACH]`: puts `0` .. `N-1` (or N times EACH),
+//!   then `end`, on OUT. It keeps its count in `/state/produced`, so a
+//!   restart goes on where the last start got to instead of producing
+//!   again.
 //! - `stage square IN OUT [FAIL_AT]`: takes `i`, puts `i:i*i`, marks `i`
 //!   done. On its first start (`CORRAL_RESTARTS` 0) it traps on taking
 //!   FAIL_AT, holding it. Forwards `end` and exits 0.
 //! - `stage sink IN`: writes each `i:v` to `/out/i`; at `end` prints how
 //!   many items `/out` holds and their sum, and exits 0.
+//! - `stage echo IN`: prints `got M` for each message M as it takes it,
+//!   until `end`.
 
 use corral_guest::{Queue, arg, or_die};
 
 fn main() {
     let role: String = arg(1, String::new());
     match role.as_str() {
-        "source" => source(&arg::<String>(2, "a".into()), arg(3, 10)),
+        "source" => source(
+            &arg::<String>(2, "a".into()),
+            arg(3, 10),
+            &arg::<String>(4, String::new()),
+        ),
         "square" => square(
             &arg::<String>(2, "a".into()),
             &arg::<String>(3, "b".into()),
             arg(4, u64::MAX),
         ),
         "sink" => sink(&arg::<String>(2, "b".into())),
+        "echo" => echo(&arg::<String>(2, "b".into())),
         _ => {
-            eprintln!("usage: stage source OUT N | square IN OUT [FAIL_AT] | sink IN");
+            eprintln!(
+                "usage: stage source OUT N [EACH] | square IN OUT [FAIL_AT] | sink IN | echo IN"
+            );
             std::process::exit(2);
         }
     }
 }
 
-fn source(out: &str, n: u64) {
+fn source(out: &str, n: u64, each: &str) {
     let out = or_die("open output", Queue::open(out));
     std::fs::create_dir_all("/state").expect("create /state");
     let produced: u64 = std::fs::read_to_string("/state/produced")
@@ -39,7 +49,12 @@ fn source(out: &str, n: u64) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     for i in produced..n {
-        or_die("put", out.put(i.to_string().as_bytes(), None));
+        let item = if each.is_empty() {
+            i.to_string()
+        } else {
+            each.to_string()
+        };
+        or_die("put", out.put(item.as_bytes(), None));
         std::fs::write("/state/produced", (i + 1).to_string()).expect("record progress");
     }
     or_die("put end", out.put(b"end", None));
@@ -95,4 +110,17 @@ fn sink(input: &str) {
         sum += value;
     }
     println!("sink: {count} items, sum {sum}");
+}
+
+fn echo(input: &str) {
+    let input = or_die("open input", Queue::open(input));
+    loop {
+        let message = or_die("get", input.get(None));
+        or_die("task-done", input.task_done());
+        let text = String::from_utf8_lossy(&message).into_owned();
+        if text == "end" || text.is_empty() {
+            return;
+        }
+        println!("got {text}");
+    }
 }
