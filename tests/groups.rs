@@ -2,7 +2,8 @@
 //! three-stage pipeline over acknowledged queues whose middle stage traps
 //! once, under `rest-for-one` and `one-for-all`, on the local and the Redis
 //! backend, must still deliver every item exactly once; and nested groups
-//! that pass their intensity fail upward until the top one gives up.
+//! that pass their intensity fail upward until the top one gives up; and a
+//! pipe end that goes back to its restarted worker.
 
 mod common;
 
@@ -277,4 +278,51 @@ component = "{sleepy}"
     ] {
         assert!(stderr.contains(line), "{line}\n{stderr}");
     }
+}
+
+/// A pipe between a client and an echo worker that traps once, holding a
+/// message: with `regrant`, the restarted echo worker gets its end back
+/// and the client never sees the pipe closed (it sends the lost message
+/// again); without it, the client sees `closed`.
+#[test]
+fn a_regranted_pipe_end_goes_back_to_the_restarted_worker() {
+    let manifest = |regrant: bool| {
+        format!(
+            r#"
+[pipes.chat]
+ends = ["client", "echo"]
+regrant = {regrant}
+
+[[worker]]
+name = "echo"
+component = "{stage}"
+args = ["pipe-echo", "chat", "4"]
+restart = "on-failure"
+backoff = "0s"
+[[worker]]
+name = "client"
+component = "{stage}"
+args = ["pipe-client", "chat", "10"]
+"#,
+            stage = g("stage")
+        )
+    };
+    let (out, events) = up(&manifest(true));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("[echo] pipe-echo: failing on 4"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[client] pipe-client: 10 echoed, 1 sent again"),
+        "{stdout}"
+    );
+    assert_eq!(restarted(&events), ["echo"]);
+
+    let (out, _) = up(&manifest(false));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    // The client dies of it (the guest's `or_die` exits 2).
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("[client] recv: Error::Closed"), "{stderr}");
 }

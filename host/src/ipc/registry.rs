@@ -104,6 +104,19 @@ impl Registry {
             .ok_or_else(|| IpcError::NotFound(format!("{} `{name}`", T::KIND)))
     }
 
+    /// Closes for good the pipe ends granted to `worker_name` in pipes
+    /// that re-grant their ends ([`Pipe::close_end_of`]): called when that
+    /// worker has ended and will not start again. Never blocks.
+    pub fn close_pipe_ends_of(&self, worker_name: &str) {
+        let kinds = self.kinds.read().unwrap_or_else(|e| e.into_inner());
+        let pipes = kinds
+            .get(&TypeId::of::<Pipe>())
+            .and_then(|objects| objects.downcast_ref::<NamedObjects<Pipe>>());
+        for pipe in pipes.into_iter().flat_map(|p| p.0.values()) {
+            pipe.close_end_of(worker_name);
+        }
+    }
+
     /// The names of every object of kind `T`, sorted (for reports).
     pub fn names<T: NamedObject>(&self) -> Vec<String> {
         let kinds = self.kinds.read().unwrap_or_else(|e| e.into_inner());

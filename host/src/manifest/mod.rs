@@ -187,6 +187,10 @@ pub struct QueueEntry {
 pub struct PipeEntry {
     /// The two workers that hold the ends; unset: the first two to open it.
     pub ends: Option<[String; 2]>,
+    /// Give a restarted worker its end back (needs `ends`): the peer sees
+    /// the pipe closed only once that worker has ended for good.
+    #[serde(default)]
+    pub regrant: bool,
     /// Messages buffered per direction (default 64).
     #[serde(default = "default_pipe_capacity")]
     pub capacity: usize,
@@ -463,6 +467,7 @@ impl Manifest {
                     .max_bytes
                     .map_or(PipeConfig::default().max_bytes, |m| m as usize),
                 ends: p.ends.clone(),
+                regrant: p.regrant,
             };
             objects.declare_pipe(name, config)?;
         }

@@ -106,6 +106,15 @@ impl Manifest {
             .flat_map(WorkerEntry::instance_names)
             .collect();
         for (name, pipe) in &self.pipes {
+            if pipe.regrant && pipe.ends.is_none() {
+                return Err(source.invalid_at_key(
+                    &["pipes", name, "regrant"],
+                    format!(
+                        "[pipes.{name}]: `regrant` needs `ends`, the two workers whose \
+                         restarts get their end back"
+                    ),
+                ));
+            }
             for end in pipe.ends.iter().flatten() {
                 if !all_names.contains(end) {
                     return Err(source.invalid_at_key(

@@ -306,3 +306,17 @@ fn groups_nest_and_their_members_are_checked() {
     .to_string();
     assert!(message.contains("drop `after`"), "{message}");
 }
+
+#[test]
+fn a_regranted_pipe_names_its_ends() {
+    let message = parse(
+        "[[worker]]\nname = \"a\"\ncomponent = \"a.wasm\"\n\
+         [pipes.p]\nregrant = true\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message.contains("corral.toml:5:") && message.contains("`regrant` needs `ends`"),
+        "{message}"
+    );
+}

@@ -191,6 +191,8 @@ impl Runtime {
                 }
             }
         };
+        // Its last start is over: pipe ends kept for a restart close now.
+        spec.run.objects().close_pipe_ends_of(&shared.name);
         shared.stdout.finish();
         shared.stderr.finish();
         let report = WorkerReport {

@@ -14,8 +14,14 @@
 //!   many items `/out` holds and their sum, and exits 0.
 //! - `stage echo IN`: prints `got M` for each message M as it takes it,
 //!   until `end`.
+//! - `stage pipe-echo PIPE [FAIL_AT]`: answers each `i` on the pipe with
+//!   `echo i`, until `end`. On its first start it traps on taking FAIL_AT,
+//!   before answering: that message dies with it.
+//! - `stage pipe-client PIPE N`: sends `0` .. `N-1`, each until its echo
+//!   comes back (sent again after 1 s without one), then `end`; prints how
+//!   many were echoed and how many sent again.
 
-use corral_guest::{Queue, arg, or_die};
+use corral_guest::{Endpoint, Error, Queue, arg, ms, or_die};
 
 fn main() {
     let role: String = arg(1, String::new());
@@ -32,9 +38,12 @@ fn main() {
         ),
         "sink" => sink(&arg::<String>(2, "b".into())),
         "echo" => echo(&arg::<String>(2, "b".into())),
+        "pipe-echo" => pipe_echo(&arg::<String>(2, "p".into()), arg(3, u64::MAX)),
+        "pipe-client" => pipe_client(&arg::<String>(2, "p".into()), arg(3, 10)),
         _ => {
             eprintln!(
-                "usage: stage source OUT N [EACH] | square IN OUT [FAIL_AT] | sink IN | echo IN"
+                "usage: stage source OUT N [EACH] | square IN OUT [FAIL_AT] | sink IN | echo IN \
+                 | pipe-echo PIPE [FAIL_AT] | pipe-client PIPE N"
             );
             std::process::exit(2);
         }
@@ -123,4 +132,44 @@ fn echo(input: &str) {
         }
         println!("got {text}");
     }
+}
+
+fn pipe_echo(pipe: &str, fail_at: u64) {
+    let end = or_die("open pipe", Endpoint::open(pipe));
+    let first_start = std::env::var("CORRAL_RESTARTS").as_deref() == Ok("0");
+    loop {
+        let message = or_die("recv", end.recv(None));
+        let text = String::from_utf8_lossy(&message).into_owned();
+        if text == "end" {
+            return;
+        }
+        if text.parse() == Ok(fail_at) && first_start {
+            println!("pipe-echo: failing on {text}");
+            std::process::abort();
+        }
+        or_die("send", end.send(format!("echo {text}").as_bytes(), None));
+    }
+}
+
+fn pipe_client(pipe: &str, n: u64) {
+    let end = or_die("open pipe", Endpoint::open(pipe));
+    let mut sent_again = 0;
+    for i in 0..n {
+        let (message, echo) = (i.to_string(), format!("echo {i}"));
+        or_die("send", end.send(message.as_bytes(), None));
+        loop {
+            match end.recv(ms(1000)) {
+                Ok(reply) if reply == echo.as_bytes() => break,
+                // The echo of an earlier send of a message sent again.
+                Ok(_) => {}
+                Err(Error::Timeout) => {
+                    sent_again += 1;
+                    or_die("send", end.send(message.as_bytes(), None));
+                }
+                Err(e) => or_die("recv", Err(e)),
+            }
+        }
+    }
+    or_die("send", end.send(b"end", None));
+    println!("pipe-client: {n} echoed, {sent_again} sent again");
 }

@@ -14,6 +14,8 @@ use crate::ipc::{IpcError, WorkerId, with_timeout};
 pub struct Pipe {
     name: String,
     ends_granted: Option<[String; 2]>,
+    /// A dropped end goes back to its worker (see [`PipeConfig::regrant`]).
+    regrant: bool,
     /// `to[i]` carries messages towards end `i`.
     to: [Fifo; 2],
     /// Who holds each end; an end can be opened once.
@@ -33,6 +35,7 @@ impl Pipe {
         let bounds = Bounds::new(config.capacity, config.max_bytes, config.max_message);
         Arc::new(Pipe {
             name: name.into(),
+            regrant: config.regrant && config.ends.is_some(),
             ends_granted: config.ends,
             to: [Fifo::new(bounds), Fifo::new(bounds)],
             holders: Mutex::new([EndState::Free; 2]),
@@ -90,7 +93,27 @@ impl Pipe {
     }
 }
 
-/// One end of a pipe. Dropping it closes it.
+impl Pipe {
+    /// Closes for good the end granted to `worker_name`, of a pipe that
+    /// re-grants its ends: the host calls it when that worker has ended
+    /// and will not start again. The peer drains what was sent, then sees
+    /// `Closed`. Does nothing to other pipes. Never blocks.
+    pub fn close_end_of(&self, worker_name: &str) {
+        let Some(names) = self.ends_granted.as_ref().filter(|_| self.regrant) else {
+            return;
+        };
+        let Some(side) = names.iter().position(|n| n == worker_name) else {
+            return;
+        };
+        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        holders[side] = EndState::Closed;
+        self.to[side].close();
+        self.to[1 - side].close();
+    }
+}
+
+/// One end of a pipe. Dropping it closes it (or, in a pipe that re-grants
+/// its ends, frees it for its worker's next start).
 pub struct PipeEnd {
     pipe: Arc<Pipe>,
     side: usize,
@@ -159,16 +182,25 @@ impl PipeEnd {
     }
 
     /// Closes this end: the peer drains what was sent, then sees `Closed`.
-    /// Never blocks; closing twice is harmless.
+    /// In a pipe that re-grants its ends, the end goes back to its worker
+    /// instead, and the peer sees nothing. Never blocks; closing twice is
+    /// harmless.
     pub fn close(&mut self) {
         if self.closed {
             return;
         }
         self.closed = true;
+        let mut holders = self.pipe.holders.lock().unwrap_or_else(|e| e.into_inner());
+        if self.pipe.regrant {
+            if holders[self.side] != EndState::Closed {
+                holders[self.side] = EndState::Free;
+            }
+            return;
+        }
         // No more messages from us, and none will be read by us.
         self.outbound().close();
         self.inbox().close();
-        self.pipe.holders.lock().unwrap_or_else(|e| e.into_inner())[self.side] = EndState::Closed;
+        holders[self.side] = EndState::Closed;
     }
 }
 
@@ -251,6 +283,38 @@ mod tests {
         let ping = pipe.open(1, "ping").unwrap();
         ping.send(b"hi".to_vec(), None).await.unwrap();
         assert_eq!(pong.recv(None).await.unwrap(), &b"hi"[..]);
+    }
+
+    #[tokio::test]
+    async fn a_regranted_end_goes_back_to_its_worker_until_it_ends_for_good() {
+        let config = PipeConfig {
+            ends: Some(["a".into(), "b".into()]),
+            regrant: true,
+            ..PipeConfig::default()
+        };
+        let pipe = Pipe::new("p", config);
+        let (a, b) = (pipe.open(1, "a").unwrap(), pipe.open(2, "b").unwrap());
+        a.send(b"from a".to_vec(), None).await.unwrap();
+        // `a` dies holding its end: `b` sees no close, and what `b` sends
+        // waits for `a`'s next start.
+        drop(a);
+        b.send(b"to the next a".to_vec(), None).await.unwrap();
+        assert_eq!(b.recv(None).await.unwrap(), &b"from a"[..]);
+        assert_eq!(b.recv(SHORT).await, Err(IpcError::Timeout));
+        assert!(matches!(pipe.open(9, "c"), Err(IpcError::Denied(_))));
+        let again = pipe.open(3, "a").unwrap();
+        assert_eq!(again.recv(None).await.unwrap(), &b"to the next a"[..]);
+        assert!(matches!(pipe.open(4, "a"), Err(IpcError::Invalid(_))));
+        again.send(b"last".to_vec(), None).await.unwrap();
+        drop(again);
+        // `a` ended for good: `b` drains, then sees the close, and `a`
+        // cannot come back.
+        pipe.close_end_of("a");
+        pipe.close_end_of("nobody");
+        assert_eq!(b.recv(None).await.unwrap(), &b"last"[..]);
+        assert_eq!(b.recv(None).await, Err(IpcError::Closed));
+        assert_eq!(b.send(b"x".to_vec(), None).await, Err(IpcError::Closed));
+        assert_eq!(pipe.open(5, "a").err(), Some(IpcError::Closed));
     }
 
     #[tokio::test]

@@ -1,6 +1,9 @@
 //! Pipe: a named duplex channel of byte messages between exactly two
 //! workers, like `multiprocessing.Pipe()`. When one end closes (or its worker
-//! ends), the other end drains what was sent, then sees `Closed`.
+//! ends), the other end drains what was sent, then sees `Closed`; unless
+//! the pipe re-grants its ends ([`PipeConfig::regrant`]): then a restarted
+//! worker opens its end again, and the peer sees `Closed` only once that
+//! worker has ended for good.
 //!
 //! Local only (`local.rs`): a pipe joins two workers of one host.
 //!
@@ -27,6 +30,12 @@ pub struct PipeConfig {
     /// The names of the two workers granted the ends, in end order. `None`:
     /// the first two workers that open the pipe get the ends.
     pub ends: Option<[String; 2]>,
+    /// With `ends`: an end whose worker drops it (by closing it or by
+    /// dying) goes back to that worker's next start, as its restart opens
+    /// it again, and its peer sees no close; what either side sent waits.
+    /// The end closes for good when the host says its worker has ended
+    /// for good ([`Pipe::close_end_of`]).
+    pub regrant: bool,
 }
 
 /// The default [`PipeConfig::max_bytes`] per direction: 64 MiB, so the
@@ -40,6 +49,7 @@ impl Default for PipeConfig {
             max_message: 16 << 20,
             max_bytes: DEFAULT_MAX_BYTES,
             ends: None,
+            regrant: false,
         }
     }
 }
