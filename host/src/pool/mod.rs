@@ -12,6 +12,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::observe::PoolSnapshot;
 use crate::restart::RestartHistory;
 use crate::runtime::{Program, Runtime};
 use crate::status::Frame;
@@ -185,6 +186,17 @@ impl Pool {
             instances_started: AtomicU64::new(0),
             replacements: Default::default(),
             gave_up: std::sync::OnceLock::new(),
+        });
+        let watched = Arc::downgrade(&shared);
+        runtime.observatory().watch_pool(move || {
+            let shared = watched.upgrade()?;
+            Some(PoolSnapshot {
+                name: shared.options.worker.name.clone(),
+                size: shared.options.workers as u64,
+                succeeded: shared.succeeded.load(Ordering::Relaxed),
+                failed: shared.failed.load(Ordering::Relaxed),
+                instances_started: shared.instances_started.load(Ordering::Relaxed),
+            })
         });
         let workers = (0..shared.options.workers)
             .map(|index| tokio::spawn(Slot::new(shared.clone(), index).serve()))

@@ -22,6 +22,7 @@ use crate::budget::Budget;
 use crate::events::Event;
 use crate::ledger::{Ledger, LimitHit};
 use crate::meter::WorkerMeter;
+use crate::observe::Watched;
 use crate::output::{OutputPipe, StreamKind};
 use crate::policy::network_allows;
 use crate::reporter::Reporter;
@@ -83,6 +84,13 @@ impl Runtime {
                     self.output_cap_notice(id, &name, "stderr"),
                 ),
         });
+        let worker = Worker {
+            shared: shared.clone(),
+        };
+        let watched =
+            self.inner
+                .observatory
+                .watch(&worker, spec.run.shared_objects(), &spec.policy.name);
         self.emit(Event::Started {
             id,
             name: spec.name.clone(),
@@ -91,10 +99,10 @@ impl Runtime {
         tokio::spawn(crate::worker::supervise(
             shared.clone(),
             self.clone()
-                .run_worker(program.clone(), spec, shared.clone(), lineage),
+                .run_worker(program.clone(), spec, (shared, watched), lineage),
             move |report| runtime.emit(exited(&ended, report)),
         ));
-        Worker { shared }
+        worker
     }
 
     /// Runs the worker's starts, as many as its restart policy wants, then
@@ -103,7 +111,7 @@ impl Runtime {
         self,
         program: Program,
         spec: WorkerSpec,
-        shared: Arc<WorkerShared>,
+        (shared, watched): (Arc<WorkerShared>, Arc<Watched>),
         lineage: Lineage,
     ) {
         let started = Instant::now();
@@ -117,7 +125,12 @@ impl Runtime {
             }
             let (status, meter) = self
                 .clone()
-                .run_start(program.clone(), this_start, shared.clone(), lineage.clone())
+                .run_start(
+                    program.clone(),
+                    this_start,
+                    (shared.clone(), watched.clone()),
+                    lineage.clone(),
+                )
                 .await;
             // A worker asked to stop is not started again.
             if !policy.wants_restart(&status) || *shared.shutdown.borrow() {
@@ -177,7 +190,7 @@ impl Runtime {
         self,
         program: Program,
         spec: WorkerSpec,
-        shared: Arc<WorkerShared>,
+        (shared, watched): (Arc<WorkerShared>, Arc<Watched>),
         lineage: Lineage,
     ) -> (ExitStatus, Arc<WorkerMeter>) {
         let meter = Arc::new(WorkerMeter::default());
@@ -195,7 +208,7 @@ impl Runtime {
             inner: Box::pin(self.clone().execute(
                 program,
                 spec,
-                shared.clone(),
+                (shared.clone(), watched),
                 meter.clone(),
                 (lineage, budget.clone()),
             )),
@@ -228,7 +241,7 @@ impl Runtime {
         self,
         program: Program,
         spec: WorkerSpec,
-        shared: Arc<WorkerShared>,
+        (shared, watched): (Arc<WorkerShared>, Arc<Watched>),
         meter: Arc<WorkerMeter>,
         family: (Lineage, Arc<Budget>),
     ) -> ExitStatus {
@@ -268,6 +281,9 @@ impl Runtime {
             Err(reason) => return ExitStatus::FailedToStart { reason },
         };
         store.data_mut().process.shutdown = shared.shutdown.subscribe();
+        store.data_mut().ipc.activity = watched.activity.clone();
+        let vfs = &store.data().vfs;
+        watched.started(meter.clone(), vfs.ledger.clone(), vfs.bytes.clone());
         if let Some(fuel) = spec.policy.fuel
             && let Err(e) = store.set_fuel(fuel)
         {
