@@ -328,6 +328,10 @@ impl Observatory {
                 {
                     *totals.limit_kills.entry(limit.into()).or_default() += 1;
                 }
+                drop(recent);
+                // Here too, not only in snapshots: a host nobody watches
+                // must not keep every worker it ever ran.
+                self.prune();
             }
             Event::Denied {
                 name, rule, action, ..
