@@ -227,7 +227,7 @@ fn ps_shows_the_host_and_what_its_workers_wait_on_and_kill_stops_them() {
     let out = world.corral(&["kill", "watch", "nobody"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("no live worker named `nobody`"),
+        text(&out.stderr).contains("no live worker or pool named `nobody`"),
         "{}",
         text(&out.stderr)
     );
@@ -640,4 +640,37 @@ impl Drop for KillOnDrop {
         // SAFETY: the pid is our child's, not reaped before this runs.
         unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
     }
+}
+
+#[test]
+fn kill_terminates_a_pool_and_what_is_left_of_its_input_is_not_run() {
+    let world = World::new(false);
+    let input = "7\n".repeat(3_000_000);
+    let args = ["pool", &g("square"), "--workers", "2"];
+    let pool = Bounded::spawn(&mut world.command(&args), input.as_bytes(), PATIENCE);
+    let snapshot = world.snapshot_when("square", "the pool's first tasks", |s| {
+        s.pools.iter().any(|p| p.succeeded > 0)
+    });
+    assert_eq!(
+        (snapshot.pools[0].name.as_str(), snapshot.pools[0].size),
+        ("square", 2)
+    );
+    let out = world.corral(&["kill", "square", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "terminated: square\n");
+    let out = pool.finish();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("corral: terminating pool square (corral kill, from pid"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("corral: the pool was terminated at line "),
+        "{stderr}"
+    );
+    let stdout = text(&out.stdout);
+    let results = stdout.lines().count();
+    assert!(results > 0 && results < 3_000_000, "{results} results");
+    assert!(stdout.lines().all(|l| l == "49"));
 }

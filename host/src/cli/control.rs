@@ -279,6 +279,9 @@ fn host_info(host: &Host) -> HostInfo {
     }
 }
 
+/// Stops the live workers named, or all of them, and pools of those names
+/// (or all): a pool instance has no `shutdown-requested`, so pools are
+/// terminated whatever the grace.
 fn kill(
     host: &Host,
     names: &[String],
@@ -292,46 +295,63 @@ fn kill(
         .into_iter()
         .filter(|w| w.is_alive())
         .collect();
-    let chosen: Vec<&crate::Worker> = if all {
-        alive.iter().collect()
+    let pools: Vec<String> = host
+        .runtime
+        .snapshot()
+        .pools
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let (workers, pools): (Vec<&crate::Worker>, Vec<&String>) = if all {
+        (alive.iter().collect(), pools.iter().collect())
     } else {
-        let mut chosen = Vec::new();
+        let (mut workers, mut chosen_pools) = (Vec::new(), Vec::new());
         for name in names {
-            match alive.iter().find(|w| w.name() == name) {
-                Some(w) => chosen.push(w),
-                None => return Reply::error(format!("no live worker named `{name}` in this host")),
+            if let Some(w) = alive.iter().find(|w| w.name() == name) {
+                workers.push(w);
+            } else if let Some(pool) = pools.iter().find(|p| *p == name) {
+                chosen_pools.push(pool);
+            } else {
+                return Reply::error(format!(
+                    "no live worker or pool named `{name}` in this host"
+                ));
             }
         }
-        chosen
+        (workers, chosen_pools)
     };
-    if chosen.is_empty() {
+    if workers.is_empty() && pools.is_empty() {
         return Reply::error(if all {
-            "no live worker to kill in this host".to_string()
+            "no live worker or pool to kill in this host"
         } else {
-            "name a worker, or --all".to_string()
+            "name a worker, or --all"
         });
     }
     let by = peer.map_or_else(String::new, |pid| format!(", from pid {pid}"));
-    let killed: Vec<String> = chosen.iter().map(|w| w.name().to_string()).collect();
+    let mut killed: Vec<String> = workers.iter().map(|w| w.name().to_string()).collect();
     match grace_ms {
-        Some(ms) if ms > 0 => {
+        Some(ms) if ms > 0 && !workers.is_empty() => {
             eprintln!(
                 "corral: asking {} to stop within {} (corral kill{by})",
                 killed.join(", "),
                 humantime::format_duration(Duration::from_millis(ms))
             );
-            for w in chosen {
+            for w in workers {
                 let w = w.clone();
                 tokio::spawn(async move { w.shutdown(Duration::from_millis(ms)).await });
             }
         }
-        _ => {
+        _ if !workers.is_empty() => {
             eprintln!(
                 "corral: terminating {} (corral kill{by})",
                 killed.join(", ")
             );
-            chosen.iter().for_each(|w| w.terminate());
+            workers.iter().for_each(|w| w.terminate());
         }
+        _ => {}
+    }
+    for pool in pools {
+        eprintln!("corral: terminating pool {pool} (corral kill{by})");
+        killed.extend(host.runtime.terminate_pools(Some(pool)));
     }
     Reply {
         killed: Some(killed),

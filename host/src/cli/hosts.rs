@@ -232,6 +232,10 @@ fn find(host: &str) -> anyhow::Result<Option<Found>> {
         .into_iter()
         .filter(|f| Some(f.pid) == pid || f.name == host)
         .collect();
+    if matching.len() > 1 {
+        // Sockets that hosts killed by a signal left behind do not count.
+        matching.retain(|f| !matches!(reach(f), Reached::Stale));
+    }
     match matching.len() {
         0 => {
             eprintln!("corral: no running host `{host}` (`corral ps` lists them)");
@@ -362,6 +366,21 @@ fn host_table(info: &HostInfo, snapshot: &Snapshot) -> String {
                 n(o.puts),
                 n(o.gets),
                 detail.join("; ")
+            );
+        }
+    }
+    if !snapshot.pools.is_empty() {
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "{:<20} {:>9} {:>10} {:>10} {:>10}",
+            "POOL", "INSTANCES", "SUCCEEDED", "FAILED", "STARTED"
+        );
+        for p in &snapshot.pools {
+            let _ = writeln!(
+                out,
+                "{:<20} {:>9} {:>10} {:>10} {:>10}",
+                p.name, p.size, p.succeeded, p.failed, p.instances_started
             );
         }
     }

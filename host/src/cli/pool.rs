@@ -172,6 +172,12 @@ pub(super) async fn pool(
             .unwrap_or_default();
         match &result {
             Ok(_) => done += 1,
+            // `corral kill`: what is left of the input is not run.
+            Err(_) if pool.is_terminated() => {
+                failed += 1;
+                progress.suspend(|| eprintln!("corral: the pool was terminated at line {line}"));
+                break;
+            }
             Err(e) => {
                 failed += 1;
                 progress.suspend(|| eprintln!("corral: line {line}: task failed: {e}"));

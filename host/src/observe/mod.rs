@@ -33,8 +33,12 @@ const RECENT: Duration = Duration::from_secs(60);
 /// At most this many ended workers and denials are kept, however recent.
 const RECENT_MAX: usize = 1000;
 
-/// Reads a pool's counts, until the pool is gone (`None`).
-type PoolReader = Box<dyn Fn() -> Option<PoolSnapshot> + Send + Sync>;
+/// A pool as the observatory sees it: its counts (until it is gone:
+/// `None`), and how to terminate it.
+struct WatchedPool {
+    stats: Box<dyn Fn() -> Option<PoolSnapshot> + Send + Sync>,
+    terminate: Box<dyn Fn() + Send + Sync>,
+}
 
 /// What one host knows of its workers, for snapshots. One per runtime.
 pub struct Observatory {
@@ -43,7 +47,7 @@ pub struct Observatory {
     /// Ended workers, in the order they ended, for pruning.
     ended: Mutex<VecDeque<u64>>,
     runs: Mutex<Vec<Weak<Registry>>>,
-    pools: Mutex<Vec<PoolReader>>,
+    pools: Mutex<Vec<WatchedPool>>,
     recent: Mutex<Recent>,
 }
 
@@ -185,15 +189,35 @@ impl Observatory {
     }
 
     /// Adds a pool, read through `stats` until it returns `None` (the pool
-    /// is gone).
+    /// is gone), stopped through `terminate`.
     pub(crate) fn watch_pool(
         &self,
         stats: impl Fn() -> Option<PoolSnapshot> + Send + Sync + 'static,
+        terminate: impl Fn() + Send + Sync + 'static,
     ) {
         self.pools
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Box::new(stats));
+            .push(WatchedPool {
+                stats: Box::new(stats),
+                terminate: Box::new(terminate),
+            });
+    }
+
+    /// Terminates the pools named `name` (every pool: `None`); returns
+    /// the names of those it found.
+    pub fn terminate_pools(&self, name: Option<&str>) -> Vec<String> {
+        let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stopped = Vec::new();
+        for pool in pools.iter() {
+            if let Some(stats) = (pool.stats)()
+                && name.is_none_or(|n| n == stats.name)
+            {
+                (pool.terminate)();
+                stopped.push(stats.name);
+            }
+        }
+        stopped
     }
 
     /// Time since the observatory (its runtime) was created.
@@ -233,7 +257,7 @@ impl Observatory {
         let pools = {
             let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
             let mut seen = Vec::new();
-            pools.retain(|stats| match stats() {
+            pools.retain(|pool| match (pool.stats)() {
                 Some(pool) => {
                     seen.push(pool);
                     true

@@ -166,6 +166,12 @@ impl Runtime {
         self.inner.observatory.workers()
     }
 
+    /// Terminates the pools of this runtime named `name` (all: `None`), as
+    /// [`Pool::terminate`](crate::Pool::terminate); returns their names.
+    pub fn terminate_pools(&self, name: Option<&str>) -> Vec<String> {
+        self.inner.observatory.terminate_pools(name)
+    }
+
     /// Time since this runtime was created.
     pub fn uptime(&self) -> Duration {
         self.inner.observatory.uptime()
