@@ -674,3 +674,119 @@ fn kill_terminates_a_pool_and_what_is_left_of_its_input_is_not_run() {
     assert!(results > 0 && results < 3_000_000, "{results} results");
     assert!(stdout.lines().all(|l| l == "49"));
 }
+
+/// A private tmux server for one test, killed when dropped.
+struct Tmux(String);
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = output_within(
+            Command::new("tmux").arg("-L").arg(&self.0).args(args),
+            b"",
+            PATIENCE,
+        );
+        assert!(out.status.success(), "tmux {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "top"])
+    }
+
+    /// Waits for a screen that `ready` accepts; fails showing the last one.
+    fn screen_when(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.0, "kill-server"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn top_shows_the_workers_live_sorts_survives_a_tiny_terminal_and_quits_on_q() {
+    if which("tmux").is_none() {
+        eprintln!("skipping: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let world = World::new(true);
+    let host = world.up(&[]);
+    world.snapshot_when("watch", "both consumers blocked on jobs", consumers_waiting);
+    let tmux = Tmux(format!("corral-top-{}", std::process::id()));
+    // The shell says how top ended, on the screen it left behind.
+    // The shell writes how top ended to a file.
+    let status = world.dir.path().join("top.status");
+    let top = format!(
+        "{} top watch --interval 200ms; echo $? > {}",
+        env!("CARGO_BIN_EXE_corral"),
+        status.display()
+    );
+    let xdg = format!("XDG_RUNTIME_DIR={}", world.xdg().display());
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-s",
+        "top",
+        "-e",
+        &xdg,
+        &top,
+    ]);
+    // When top ends, its pane stays, to show what it left on the screen.
+    tmux.run(&["set-option", "-t", "top", "remain-on-exit", "on"]);
+    let screen = tmux.screen_when("top's tables", |s| {
+        s.contains("workers, by CPU") && s.contains("queue.get jobs") && s.contains("backlog")
+    });
+    // Sorted by CPU: the spinner is the first worker.
+    let first = screen
+        .lines()
+        .skip_while(|l| !l.contains("NAME"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(first.contains("spin"), "{screen}");
+    tmux.run(&["send-keys", "-t", "top", "m"]);
+    tmux.screen_when("the memory order", |s| s.contains("workers, by memory"));
+
+    // A terminal too small for anything: top goes on, and comes back.
+    tmux.run(&["resize-window", "-t", "top", "-x", "12", "-y", "3"]);
+    std::thread::sleep(Duration::from_millis(500));
+    tmux.run(&["resize-window", "-t", "top", "-x", "120", "-y", "40"]);
+    tmux.screen_when("top redrawn after the resize", |s| s.contains("consumer-2"));
+    assert!(!status.exists(), "top ended in a tiny terminal");
+
+    tmux.run(&["send-keys", "-t", "top", "q"]);
+    let ended = poll("top to quit", || {
+        std::fs::read_to_string(&status)
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+    });
+    assert_eq!(ended, "0\n");
+    let screen = tmux.screen();
+    assert!(
+        !screen.contains("workers, by"),
+        "the terminal was not restored:\n{screen}"
+    );
+
+    let out = world.corral(&["kill", "watch", "--all"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(host.finish().status.code(), Some(137));
+}

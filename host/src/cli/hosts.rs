@@ -17,8 +17,8 @@ use crate::observe::{Snapshot, WorkerSnapshot};
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A control socket found in the directory.
-struct Found {
-    path: PathBuf,
+pub(super) struct Found {
+    pub path: PathBuf,
     pid: u32,
     name: String,
 }
@@ -67,7 +67,7 @@ fn process_exists(pid: u32) -> bool {
 }
 
 /// Sends one request and reads its reply.
-fn ask(path: &Path, request: &Request) -> std::io::Result<Reply> {
+pub(super) fn ask(path: &Path, request: &Request) -> std::io::Result<Reply> {
     let mut stream = UnixStream::connect(path)?;
     stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
@@ -226,7 +226,7 @@ pub(super) fn kill(args: KillArgs) -> anyhow::Result<u8> {
 
 /// The socket of `host` (a pid or a run name), or `None` after saying why
 /// there is none.
-fn find(host: &str) -> anyhow::Result<Option<Found>> {
+pub(super) fn find(host: &str) -> anyhow::Result<Option<Found>> {
     let pid: Option<u32> = host.parse().ok();
     let mut matching: Vec<Found> = sockets()
         .into_iter()
@@ -253,7 +253,7 @@ fn find(host: &str) -> anyhow::Result<Option<Found>> {
 }
 
 /// Reports a host that could not be asked; returns exit code 1.
-fn gone(found: &Found, error: &std::io::Error) -> u8 {
+pub(super) fn gone(found: &Found, error: &std::io::Error) -> u8 {
     if gone_for_good(found, error) {
         eprintln!(
             "corral: host {} ({}) has exited; removed its stale socket",
@@ -434,7 +434,7 @@ fn worker_name(snapshot: &Snapshot, id: u64) -> String {
         .map_or_else(|| format!("worker {id}"), |w| w.name.clone())
 }
 
-fn state(w: &WorkerSnapshot) -> String {
+pub(super) fn state(w: &WorkerSnapshot) -> String {
     match (&w.status, &w.waiting_on) {
         (Some(status), _) => status.clone(),
         (None, Some(on)) => format!("{on} ({})", duration(w.waiting_ms.unwrap_or(0))),
@@ -443,7 +443,7 @@ fn state(w: &WorkerSnapshot) -> String {
 }
 
 /// `1.2s`, `3m04s`, `2h05m`.
-fn duration(ms: u64) -> String {
+pub(super) fn duration(ms: u64) -> String {
     let s = ms / 1000;
     match s {
         0..60 => format!("{:.1}s", ms as f64 / 1e3),

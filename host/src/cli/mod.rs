@@ -21,6 +21,7 @@ mod probe;
 mod restart;
 mod signals;
 mod summary;
+mod top;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -206,6 +207,9 @@ Hosts are found by their control sockets in $XDG_RUNTIME_DIR/corral/ (else
 
 Exit status: 0 done, 1 no such host, host gone, or no such live worker.")]
     Kill(hosts::KillArgs),
+    /// Watch a running host live: workers by CPU or memory, named objects
+    #[command(after_help = "Keys: c sort by CPU, m sort by memory, q quit.")]
+    Top(top::TopArgs),
     /// Check and test isolation policies
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -513,6 +517,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Compile { files } => compile::compile(config, &files, ui.quiet),
         Command::Ps(args) => hosts::ps(args),
         Command::Kill(args) => hosts::kill(args),
+        Command::Top(args) => top::top(args),
     }
 }
 
