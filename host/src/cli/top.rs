@@ -3,6 +3,7 @@
 //! below. Keys: `c` and `m` sort, `q` (or Esc, Ctrl-C) quits.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -50,6 +51,11 @@ enum End {
 }
 
 pub(super) fn top(args: TopArgs) -> anyhow::Result<u8> {
+    anyhow::ensure!(
+        std::io::stdout().is_terminal() && std::io::stdin().is_terminal(),
+        "corral top draws on a terminal; for text or JSON, use `corral ps {} [--json]`",
+        args.host
+    );
     let Some(found) = hosts::find(&args.host)? else {
         return Ok(1);
     };

@@ -72,10 +72,12 @@ pub(crate) struct Watched {
     ended: OnceLock<Instant>,
 }
 
-/// The meters one start of a worker fills.
+/// The meters one start of a worker fills. The ledger is held weakly: it
+/// holds the worker's denial reporter, whose last summary is sent when the
+/// store drops it, and a snapshot must not keep that alive.
 struct Start {
     meter: Arc<WorkerMeter>,
-    ledger: Arc<Ledger>,
+    ledger: Weak<Ledger>,
     private_bytes: Arc<ByteBudget>,
 }
 
@@ -93,7 +95,7 @@ impl Watched {
             .unwrap_or_else(|e| e.into_inner())
             .replace(Start {
                 meter,
-                ledger,
+                ledger: Arc::downgrade(&ledger),
                 private_bytes,
             });
         if let Some(previous) = previous {
@@ -124,8 +126,10 @@ impl Watched {
         if let Some(start) = &*self.start.lock().unwrap_or_else(|e| e.into_inner()) {
             w.memory_bytes = start.meter.memory_held();
             w.peak_memory_bytes = start.meter.peak_memory();
-            w.handles = start.ledger.held(Kind::Handle) as u64;
-            w.host_fds = start.ledger.held(Kind::HostFd) as u64;
+            if let Some(ledger) = start.ledger.upgrade() {
+                w.handles = ledger.held(Kind::Handle) as u64;
+                w.host_fds = ledger.held(Kind::HostFd) as u64;
+            }
             w.private_bytes = start.private_bytes.used();
             w.limit_hit = start.meter.denied_memory().is_some();
             if start.meter.is_polled() {
