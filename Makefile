@@ -5,9 +5,9 @@ P2_OUT     := $(GUESTS_DIR)/target/wasm32-wasip2/release
 # Wherever cargo puts its builds (CARGO_TARGET_DIR is a common setting).
 CORRAL     := $(or $(CARGO_TARGET_DIR),target)/debug/corral
 # Debian packages of the C, C++ and Zig guests (clang, wasi-libc...) and of
-# the tests (nc, redis-server).
+# the tests (nc, redis-server, prometheus with promtool and tmux for tests/observe.rs).
 DEB_PACKAGES := clang lld wasi-libc libclang-rt-dev-wasm32 libc++-dev-wasm32 \
-                netcat-openbsd redis-server
+                netcat-openbsd redis-server prometheus tmux
 
 .PHONY: all demo test guests host lint bench prereqs clean bindings fuzz fuzz-parsers
 

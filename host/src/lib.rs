@@ -22,6 +22,7 @@ pub mod ipc;
 pub mod ledger;
 pub mod manifest;
 mod meter;
+pub mod observe;
 pub mod output;
 pub mod policy;
 pub mod pool;

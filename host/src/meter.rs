@@ -70,6 +70,12 @@ impl WorkerMeter {
         }
     }
 
+    /// Whether the worker's future is being polled now: running wasm or the
+    /// host code it calls, rather than waiting.
+    pub fn is_polled(&self) -> bool {
+        self.poll_start_ns.load(Ordering::Relaxed) != 0
+    }
+
     /// CPU time booked by finished polls.
     pub fn booked_cpu_ns(&self) -> u64 {
         self.cpu_ns.load(Ordering::Relaxed)

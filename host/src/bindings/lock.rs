@@ -26,7 +26,13 @@ impl HostLock for IpcCtxView<'_> {
         if let Err(e) = self.check(res, Op::Acquire) {
             return reply(Err(e));
         }
-        match lock.acquire(self.ctx.id, timeout(wait)).await {
+        let acquired = lock.acquire(self.ctx.id, timeout(wait));
+        match self
+            .ctx
+            .activity
+            .track("lock.acquire", lock.name(), acquired)
+            .await
+        {
             Ok(guard) => Ok(Ok(self.table.push(guard)?)),
             Err(e) => reply(Err(e)),
         }

@@ -23,6 +23,7 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::WasiView;
 
 use crate::ipc::{self, IpcError, PendingReleases, Registry};
+use crate::observe::Activity;
 use crate::policy::{self, ObjectKind, Op, OpSet, Policy};
 use crate::reporter::Reporter;
 
@@ -108,6 +109,9 @@ pub(crate) struct IpcCtx {
     pub reporter: Reporter,
     /// Lock releases on their way to Redis, which the worker's end awaits.
     pub releases: PendingReleases,
+    /// What the worker is blocked on, for snapshots: set by the calls that
+    /// can wait, only once they do.
+    pub activity: Arc<Activity>,
 }
 
 /// An [`IpcCtx`] with the resource table its handles live in: what the IPC

@@ -31,15 +31,28 @@ impl HostEndpoint for IpcCtxView<'_> {
         message: Vec<u8>,
         wait: Option<u64>,
     ) -> Call<()> {
+        let activity = &self.ctx.activity;
         match self.granted(&end, Op::Send)? {
-            Ok(res) => reply(res.object.send(message, timeout(wait)).await),
+            Ok(res) => {
+                let sent = res.object.send(message, timeout(wait));
+                reply(
+                    activity
+                        .track("pipe.send", res.object.pipe().name(), sent)
+                        .await,
+                )
+            }
             Err(e) => reply(Err(e)),
         }
     }
 
     async fn recv(&mut self, end: Resource<PipeRes>, wait: Option<u64>) -> Call<Vec<u8>> {
+        let activity = &self.ctx.activity;
         match self.granted(&end, Op::Recv)? {
-            Ok(res) => reply(res.object.recv(timeout(wait)).await.map(Vec::from)),
+            Ok(res) => {
+                let received = res.object.recv(timeout(wait));
+                let received = activity.track("pipe.recv", res.object.pipe().name(), received);
+                reply(received.await.map(Vec::from))
+            }
             Err(e) => reply(Err(e)),
         }
     }

@@ -67,8 +67,16 @@ impl HostQueue for IpcCtxView<'_> {
         message: Vec<u8>,
         wait: Option<u64>,
     ) -> Call<()> {
+        let activity = &self.ctx.activity;
         match self.granted(&q, Op::Put)? {
-            Ok(res) => reply(res.object.put(message, timeout(wait)).await),
+            Ok(res) => {
+                let put = res.object.put(message, timeout(wait));
+                reply(
+                    activity
+                        .track("queue.put", res.object.queue().name(), put)
+                        .await,
+                )
+            }
             Err(e) => reply(Err(e)),
         }
     }
@@ -95,14 +103,23 @@ impl HostQueue for IpcCtxView<'_> {
         let lengths = messages.lengths.iter().map(|&n| n as usize);
         let checked = res.object.queue().check_batch(lengths);
         match checked.and_then(|()| unbatch(messages)) {
-            Ok(messages) => reply(res.object.put_many(messages, timeout(wait)).await),
+            Ok(messages) => {
+                let put = res.object.put_many(messages, timeout(wait));
+                let name = res.object.queue().name();
+                reply(self.ctx.activity.track("queue.put", name, put).await)
+            }
             Err(e) => reply(Err(e)),
         }
     }
 
     async fn get(&mut self, q: Resource<QueueRes>, wait: Option<u64>) -> Call<Vec<u8>> {
+        let activity = &self.ctx.activity;
         match self.granted(&q, Op::Get)? {
-            Ok(res) => reply(res.object.get(timeout(wait)).await.map(Vec::from)),
+            Ok(res) => {
+                let get = res.object.get(timeout(wait));
+                let got = activity.track("queue.get", res.object.queue().name(), get);
+                reply(got.await.map(Vec::from))
+            }
             Err(e) => reply(Err(e)),
         }
     }
@@ -120,13 +137,13 @@ impl HostQueue for IpcCtxView<'_> {
         max: u32,
         wait: Option<u64>,
     ) -> Call<Batch> {
+        let activity = &self.ctx.activity;
         match self.granted(&q, Op::Get)? {
-            Ok(res) => reply(
-                res.object
-                    .get_many(max as usize, timeout(wait))
-                    .await
-                    .map(batch),
-            ),
+            Ok(res) => {
+                let get = res.object.get_many(max as usize, timeout(wait));
+                let got = activity.track("queue.get", res.object.queue().name(), get);
+                reply(got.await.map(batch))
+            }
             Err(e) => reply(Err(e)),
         }
     }
@@ -148,7 +165,13 @@ impl HostQueue for IpcCtxView<'_> {
 
     async fn join(&mut self, q: Resource<QueueRes>, wait: Option<u64>) -> Call<()> {
         let queue = self.table.get(&q)?.object.queue().clone();
-        reply(queue.join(timeout(wait)).await)
+        let joined = queue.join(timeout(wait));
+        reply(
+            self.ctx
+                .activity
+                .track("queue.join", queue.name(), joined)
+                .await,
+        )
     }
 
     async fn close(&mut self, q: Resource<QueueRes>) -> Call<()> {

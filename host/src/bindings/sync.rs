@@ -21,7 +21,15 @@ impl HostSemaphore for IpcCtxView<'_> {
         let res = self.table.get(&s)?;
         let sem = res.object.clone();
         match self.check(res, Op::Acquire) {
-            Ok(()) => reply(sem.acquire(timeout(wait)).await),
+            Ok(()) => {
+                let acquired = sem.acquire(timeout(wait));
+                reply(
+                    self.ctx
+                        .activity
+                        .track("semaphore.acquire", sem.name(), acquired)
+                        .await,
+                )
+            }
             Err(e) => reply(Err(e)),
         }
     }
@@ -82,7 +90,15 @@ impl HostEvent for IpcCtxView<'_> {
         let res = self.table.get(&e)?;
         let event = res.object.clone();
         match self.check(res, Op::Wait) {
-            Ok(()) => reply(event.wait(timeout(wait)).await),
+            Ok(()) => {
+                let set = event.wait(timeout(wait));
+                reply(
+                    self.ctx
+                        .activity
+                        .track("event.wait", event.name(), set)
+                        .await,
+                )
+            }
             Err(e) => reply(Err(e)),
         }
     }
@@ -109,7 +125,9 @@ impl HostBarrier for IpcCtxView<'_> {
             return reply(Err(e));
         }
         let res = self.table.get_mut(&b)?;
-        reply(res.object.wait(timeout(wait)).await)
+        let name = res.object.barrier().name().to_string();
+        let passed = res.object.wait(timeout(wait));
+        reply(self.ctx.activity.track("barrier.wait", &name, passed).await)
     }
 
     fn parties(&mut self, b: Resource<BarrierRes>) -> wasmtime::Result<u32> {
@@ -170,7 +188,13 @@ impl HostCondition for IpcCtxView<'_> {
             return reply(Err(e));
         }
         let guard = self.table.get_mut(&guard)?;
-        reply(condition.wait(guard, timeout(wait)).await)
+        let notified = condition.wait(guard, timeout(wait));
+        reply(
+            self.ctx
+                .activity
+                .track("condition.wait", condition.name(), notified)
+                .await,
+        )
     }
 
     fn notify(&mut self, c: Resource<ConditionRes>, n: u32) -> Call<u32> {

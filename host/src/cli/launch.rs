@@ -9,6 +9,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use super::feeds::{self, Finished, PoolDeadline};
+use super::observers::{self, ObserveArgs};
 use super::signals::{Signals, Stop};
 use super::summary::{print_summary, run_exit_code};
 use super::{BackendArgs, FsArgs, RunArgs};
@@ -86,6 +87,7 @@ pub(super) async fn run(
         max_workers.unwrap_or_else(|| slots_needed([(args.count, grant)], 0));
     let runtime = Runtime::new(config)?;
     let program = runtime.load(&args.file)?;
+    let _observers = observers::start(&runtime, "run", &base, &args.observe, ui.quiet).await?;
     // One worker is run as a program: its output is its own, and it reads
     // corral's stdin. Several are told apart by their prefixes.
     let prefixed = args.prefix || (!args.no_prefix && args.count > 1);
@@ -152,8 +154,7 @@ pub(super) async fn up(
     mut config: RuntimeConfig,
     ui: Ui,
     path: &Path,
-    fs: FsArgs,
-    backend: BackendArgs,
+    (fs, backend, observe): (FsArgs, BackendArgs, ObserveArgs),
     max_workers: Option<u32>,
 ) -> anyhow::Result<u8> {
     let manifest = Manifest::from_file(path)?;
@@ -255,6 +256,8 @@ pub(super) async fn up(
         let count = entry.count as usize;
         started_at.insert(&entry.name, specs.len() - count..specs.len());
     }
+    let name = path.file_stem().unwrap_or_default().to_string_lossy();
+    let _observers = observers::start(&runtime, "up", &name, &observe, ui.quiet).await?;
     let finished: Finished = tokio::sync::watch::channel(vec![false; specs.len()]).0;
     let pools_by: PoolDeadline = tokio::sync::watch::channel(None).0;
     let mut signals = Signals::install()?;

@@ -7,16 +7,21 @@
 //! wrote to a stdout or stderr nobody reads (as SIGPIPE) · 143 terminated.
 
 mod compile;
+mod control;
 mod feeds;
+mod hosts;
 mod inspect;
 mod launch;
+mod metrics;
 mod new;
+mod observers;
 mod policy;
 mod pool;
 mod probe;
 mod restart;
 mod signals;
 mod summary;
+mod top;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -29,6 +34,8 @@ use crate::output::ConsoleStyle;
 use crate::runtime::{CompileCache, EngineOptions, RuntimeConfig};
 use crate::units::{parse_duration, parse_size};
 use crate::vfs::{MountSource, MountSpec};
+use observers::ObserveArgs;
+use pool::PoolArgs;
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -169,6 +176,8 @@ drained, or when its producers have ended and the queue is empty.")]
         fs: FsArgs,
         #[command(flatten)]
         backend: BackendArgs,
+        #[command(flatten)]
+        observe: ObserveArgs,
     },
     /// Run a task component over every input line with a pool of instances
     #[command(after_help = "Examples:
@@ -181,6 +190,26 @@ Output: one line per successful task, in input order unless --unordered;
 with --json, one object per task: {\"line\": N, \"ok\": ...} or {\"line\": N, \"error\": ...}.
 Exit status: 0 all tasks succeeded, 1 some task failed, 2 bad input lines.")]
     Pool(PoolArgs),
+    /// List the running hosts (run, up, pool) of this user, or one host's
+    /// workers and named objects
+    #[command(after_help = "Examples:
+  corral ps                    # PID NAME CMD WORKERS UPTIME METRICS
+  corral ps shop               # the workers of the host running shop.toml
+  corral ps 4242 --json        # its whole snapshot
+
+Hosts are found by their control sockets in $XDG_RUNTIME_DIR/corral/ (else
+/tmp/corral-$UID/); the socket of a host that is gone is removed.")]
+    Ps(hosts::PsArgs),
+    /// Stop workers of a running host
+    #[command(after_help = "Examples:
+  corral kill shop consumer-2           # terminate one worker
+  corral kill 4242 --all --grace 5s     # ask every worker to stop, then terminate
+
+Exit status: 0 done, 1 no such host, host gone, or no such live worker.")]
+    Kill(hosts::KillArgs),
+    /// Watch a running host live: workers by CPU or memory, named objects
+    #[command(after_help = "Keys: c sort by CPU, m sort by memory, q quit.")]
+    Top(top::TopArgs),
     /// Check and test isolation policies
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -270,6 +299,8 @@ struct RunArgs {
     fs: FsArgs,
     #[command(flatten)]
     restart: restart::RestartArgs,
+    #[command(flatten)]
+    observe: ObserveArgs,
     /// Arguments passed to the worker: after FILE as `wasmtime run` takes
     /// them (from the first that is not an option of corral's), or after `--`
     #[arg(
@@ -321,51 +352,6 @@ Outcomes: allowed, denied, killed. The check column of the table gives the keys.
 enum TestFormat {
     Table,
     Json,
-}
-
-#[derive(Debug, Args)]
-struct PoolArgs {
-    /// The task component (exports corral:worker/task)
-    file: PathBuf,
-    /// Instances running tasks at once [default: the number of CPUs]
-    #[arg(long, value_name = "N")]
-    workers: Option<usize>,
-    /// Read inputs from FILE, one per line ('-' or absent: stdin)
-    #[arg(long, value_name = "FILE")]
-    input: Option<PathBuf>,
-    /// Write outputs to FILE ('-' or absent: stdout)
-    #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
-    /// Write results as tasks finish, not in input order
-    #[arg(long)]
-    unordered: bool,
-    /// Inputs per job (fewer host/guest round trips) [default: 1]
-    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
-    chunk: Option<u64>,
-    /// Inputs are JSON values, one per line; outputs are JSON objects
-    #[arg(long)]
-    json: bool,
-    /// Fail a task that runs longer than this
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    timeout: Option<Duration>,
-    /// Run a task that trapped or timed out again, up to N times
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    retries: u32,
-    /// Give the pool up past N instances replaced after failures in 60 s
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    max_replacements: u32,
-    /// Replace an instance after it ran K tasks
-    #[arg(long, value_name = "K")]
-    max_tasks_per_worker: Option<u64>,
-    /// A fresh instance for every task (strongest isolation)
-    #[arg(long)]
-    fresh: bool,
-    /// Cap on each instance's linear memory
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    memory: Option<u64>,
-    /// Give the instances a directory (as `corral run --mount`)
-    #[arg(long = "mount", value_name = "SOURCE:GUEST[:ro|rw]", value_parser = str::parse::<MountSpec>)]
-    mounts: Vec<MountSpec>,
 }
 
 /// `--dir HOST[::GUEST]`, spelled as `wasmtime run` spells it: host
@@ -506,7 +492,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             manifest,
             fs,
             backend,
-        } => launch::up(config, ui, &manifest, fs, backend, max_workers).await,
+            observe,
+        } => launch::up(config, ui, &manifest, (fs, backend, observe), max_workers).await,
         Command::Pool(args) => pool::pool(config, ui.quiet, args, max_workers).await,
         Command::Policy(PolicyCommand::Check { file }) => policy::check(&file),
         Command::Policy(PolicyCommand::Test {
@@ -528,6 +515,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::New { lang, name, dir } => new::new(lang, &name, dir, ui.quiet),
         Command::Inspect { file, json } => inspect::inspect(config, &file, json),
         Command::Compile { files } => compile::compile(config, &files, ui.quiet),
+        Command::Ps(args) => hosts::ps(args),
+        Command::Kill(args) => hosts::kill(args),
+        Command::Top(args) => top::top(args),
     }
 }
 

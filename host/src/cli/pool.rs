@@ -4,22 +4,73 @@ use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
 
-use super::PoolArgs;
+use clap::Args;
+
+use super::observers::{self, ObserveArgs};
 use crate::output::Stdio;
 use crate::policy::Limits;
 use crate::pool::{Pool, PoolOptions, TaskResult};
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::units::{parse_duration, parse_size};
+use crate::vfs::MountSpec;
 use crate::worker::WorkerSpec;
 
 /// Exit code when some task failed.
 const EXIT_TASK_FAILED: u8 = 1;
 /// Exit code when some input line was malformed (and skipped).
 const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Debug, Args)]
+pub(super) struct PoolArgs {
+    /// The task component (exports corral:worker/task)
+    file: PathBuf,
+    /// Instances running tasks at once [default: the number of CPUs]
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Read inputs from FILE, one per line ('-' or absent: stdin)
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Write outputs to FILE ('-' or absent: stdout)
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Write results as tasks finish, not in input order
+    #[arg(long)]
+    unordered: bool,
+    /// Inputs per job (fewer host/guest round trips) [default: 1]
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    chunk: Option<u64>,
+    /// Inputs are JSON values, one per line; outputs are JSON objects
+    #[arg(long)]
+    json: bool,
+    /// Fail a task that runs longer than this
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Run a task that trapped or timed out again, up to N times
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: u32,
+    /// Give the pool up past N instances replaced after failures in 60 s
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    max_replacements: u32,
+    /// Replace an instance after it ran K tasks
+    #[arg(long, value_name = "K")]
+    max_tasks_per_worker: Option<u64>,
+    /// A fresh instance for every task (strongest isolation)
+    #[arg(long)]
+    fresh: bool,
+    /// Cap on each instance's linear memory
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory: Option<u64>,
+    /// Give the instances a directory (as `corral run --mount`)
+    #[arg(long = "mount", value_name = "SOURCE:GUEST[:ro|rw]", value_parser = str::parse::<MountSpec>)]
+    mounts: Vec<MountSpec>,
+    #[command(flatten)]
+    observe: ObserveArgs,
+}
 
 /// One input line: its number (from 1) and its bytes, or why it is unusable.
 type Line = (u64, Result<Vec<u8>, String>);
@@ -37,6 +88,8 @@ pub(super) async fn pool(
         max_workers.unwrap_or_else(|| u32::try_from(workers).unwrap_or(u32::MAX));
     let runtime = Runtime::new(config)?;
     let program = runtime.load(&args.file)?;
+    let name = args.file.file_stem().unwrap_or_default().to_string_lossy();
+    let _observers = observers::start(&runtime, "pool", &name, &args.observe, quiet).await?;
     let total = match &args.input {
         Some(path) if path.as_os_str() != "-" => Some(count_lines(path)?),
         _ => None,
@@ -119,6 +172,12 @@ pub(super) async fn pool(
             .unwrap_or_default();
         match &result {
             Ok(_) => done += 1,
+            // `corral kill`: what is left of the input is not run.
+            Err(_) if pool.is_terminated() => {
+                failed += 1;
+                progress.suspend(|| eprintln!("corral: the pool was terminated at line {line}"));
+                break;
+            }
             Err(e) => {
                 failed += 1;
                 progress.suspend(|| eprintln!("corral: line {line}: task failed: {e}"));

@@ -87,6 +87,19 @@ struct FifoState {
     /// The bytes of `items`, together.
     bytes: usize,
     closed: bool,
+    /// Messages ever added and taken (redeliveries not counted), for
+    /// snapshots: counted under the lock each push and pop takes anyway.
+    pushed: u64,
+    popped: u64,
+}
+
+/// What a FIFO holds now and has passed, read under its lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FifoStats {
+    pub len: usize,
+    pub bytes: usize,
+    pub pushed: u64,
+    pub popped: u64,
 }
 
 impl FifoState {
@@ -104,6 +117,8 @@ impl Fifo {
                 items: VecDeque::new(),
                 bytes: 0,
                 closed: false,
+                pushed: 0,
+                popped: 0,
             }),
             items_added: Notify::new(),
             slots_freed: Notify::new(),
@@ -162,6 +177,17 @@ impl Fifo {
         self.lock().items.len()
     }
 
+    /// Depth, bytes and counts, in one short hold of the lock.
+    pub fn stats(&self) -> FifoStats {
+        let state = self.lock();
+        FifoStats {
+            len: state.items.len(),
+            bytes: state.bytes,
+            pushed: state.pushed,
+            popped: state.popped,
+        }
+    }
+
     /// Adds every message if they all fit now. `Ok(false)`: not enough room.
     pub fn try_push_all(&self, messages: &mut Vec<Bytes>) -> Result<bool, IpcError> {
         self.bounds.check_batch(messages.iter().map(Bytes::len))?;
@@ -175,6 +201,7 @@ impl Fifo {
         }
         let added = messages.len();
         state.bytes += bytes;
+        state.pushed += added as u64;
         state.items.extend(messages.drain(..));
         drop(state);
         self.added(added);
@@ -196,6 +223,7 @@ impl Fifo {
             return Ok(Some(message));
         }
         state.bytes += message.len();
+        state.pushed += 1;
         state.items.push_back(message);
         drop(state);
         self.added(1);
@@ -245,6 +273,7 @@ impl Fifo {
         let n = max.min(state.items.len());
         let taken: Vec<Bytes> = state.items.drain(..n).collect();
         state.bytes -= taken.iter().map(Bytes::len).sum::<usize>();
+        state.popped += n as u64;
         let more = !state.items.is_empty();
         drop(state);
         self.taken(n, more);
@@ -263,6 +292,7 @@ impl Fifo {
             };
         };
         state.bytes -= item.len();
+        state.popped += 1;
         let more = !state.items.is_empty();
         drop(state);
         self.taken(1, more);

@@ -67,6 +67,7 @@ mod pipe;
 mod queue;
 mod registry;
 mod semaphore;
+mod stats;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -81,6 +82,7 @@ pub use pipe::{Pipe, PipeConfig, PipeEnd, PipeInbound};
 pub use queue::{Queue, QueueConfig, QueueHandle};
 pub use registry::{NamedObject, Registry};
 pub use semaphore::Semaphore;
+pub use stats::ObjectStats;
 
 /// The in-process implementations behind the `Local` variants of
 /// [`Queue`], [`Lock`] and the rest: usable on their own, without a run.

@@ -12,6 +12,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::observe::PoolSnapshot;
 use crate::restart::RestartHistory;
 use crate::runtime::{Program, Runtime};
 use crate::status::Frame;
@@ -151,6 +152,20 @@ struct Shared {
     gave_up: std::sync::OnceLock<String>,
 }
 
+impl Shared {
+    /// [`Pool::terminate`], also for `corral kill` (through the observatory).
+    fn terminate(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.jobs.close();
+        self.terminate.send_replace(true);
+        while let Ok(job) = self.queue.try_recv() {
+            let _ = job
+                .reply
+                .send(vec![Err(TaskError::Terminated); job.inputs.len()]);
+        }
+    }
+}
+
 /// A pool of task instances. Dropping it without `close` terminates it.
 pub struct Pool {
     shared: Arc<Shared>,
@@ -186,6 +201,24 @@ impl Pool {
             replacements: Default::default(),
             gave_up: std::sync::OnceLock::new(),
         });
+        let (watched, stopped) = (Arc::downgrade(&shared), Arc::downgrade(&shared));
+        runtime.observatory().watch_pool(
+            move || {
+                let shared = watched.upgrade()?;
+                Some(PoolSnapshot {
+                    name: shared.options.worker.name.clone(),
+                    size: shared.options.workers as u64,
+                    succeeded: shared.succeeded.load(Ordering::Relaxed),
+                    failed: shared.failed.load(Ordering::Relaxed),
+                    instances_started: shared.instances_started.load(Ordering::Relaxed),
+                })
+            },
+            move || {
+                if let Some(shared) = stopped.upgrade() {
+                    shared.terminate();
+                }
+            },
+        );
         let workers = (0..shared.options.workers)
             .map(|index| tokio::spawn(Slot::new(shared.clone(), index).serve()))
             .collect();
@@ -326,13 +359,13 @@ impl Pool {
     /// Stops at once: running tasks are abandoned (their instances dropped)
     /// and every unfinished task fails with `Terminated`. Never blocks.
     pub fn terminate(&self) {
-        self.close();
-        self.shared.terminate.send_replace(true);
-        while let Ok(job) = self.shared.queue.try_recv() {
-            let _ = job
-                .reply
-                .send(vec![Err(TaskError::Terminated); job.inputs.len()]);
-        }
+        self.shared.terminate();
+    }
+
+    /// Whether the pool was terminated (by [`terminate`](Self::terminate)
+    /// or `corral kill`): tasks not yet run fail from then on.
+    pub fn is_terminated(&self) -> bool {
+        *self.shared.terminate.borrow()
     }
 
     /// Waits until every instance has exited: after `close`, once all

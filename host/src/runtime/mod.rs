@@ -32,6 +32,7 @@ pub(crate) use state::{MemoryLimiter, WorkerState};
 
 use crate::error::RuntimeError;
 use crate::events::{Event, EventSink};
+use crate::observe::{Observatory, Recorder, Snapshot};
 use crate::output::ConsoleStyle;
 use program::TaskExports;
 use variant::{Variant, VariantKey};
@@ -74,7 +75,9 @@ struct RuntimeInner {
     linker: Linker<WorkerState>,
     cache: Option<CompileCache>,
     console: ConsoleStyle,
+    /// The embedder's sink behind a [`Recorder`] that feeds `observatory`.
     events: Option<Arc<dyn EventSink>>,
+    observatory: Arc<Observatory>,
     next_id: AtomicU64,
     max_workers: u32,
     ticker_stop: Arc<AtomicBool>,
@@ -112,6 +115,11 @@ impl Runtime {
         };
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let ticked = Arc::new(Mutex::new(vec![engine.clone()]));
+        let observatory = Arc::new(Observatory::default());
+        let events: Arc<dyn EventSink> = Arc::new(Recorder {
+            observatory: observatory.clone(),
+            next: config.events,
+        });
         spawn_epoch_ticker(
             ticked.clone(),
             config.engine.epoch_tick,
@@ -123,7 +131,8 @@ impl Runtime {
                 linker,
                 cache,
                 console: config.console,
-                events: config.events,
+                events: Some(events),
+                observatory,
                 next_id: AtomicU64::new(1),
                 max_workers: config.engine.max_workers,
                 ticker_stop,
@@ -142,6 +151,35 @@ impl Runtime {
     /// The compile cache, if enabled.
     pub fn cache(&self) -> Option<&CompileCache> {
         self.inner.cache.as_ref()
+    }
+
+    /// What the host's workers, their named objects and its pools are
+    /// doing now: live workers and those that ended in the last minute.
+    /// Reads counters and takes each lock only briefly; never waits.
+    pub fn snapshot(&self) -> Snapshot {
+        self.inner.observatory.snapshot()
+    }
+
+    /// The workers in [`snapshot`](Self::snapshot)'s table, live or ended
+    /// in the last minute: to terminate or ask to stop by name.
+    pub fn workers(&self) -> Vec<crate::Worker> {
+        self.inner.observatory.workers()
+    }
+
+    /// Terminates the pools of this runtime named `name` (all: `None`), as
+    /// [`Pool::terminate`](crate::Pool::terminate); returns their names.
+    pub fn terminate_pools(&self, name: Option<&str>) -> Vec<String> {
+        self.inner.observatory.terminate_pools(name)
+    }
+
+    /// Time since this runtime was created.
+    pub fn uptime(&self) -> Duration {
+        self.inner.observatory.uptime()
+    }
+
+    /// Where workers and pools report what they are doing.
+    pub(crate) fn observatory(&self) -> &Arc<Observatory> {
+        &self.inner.observatory
     }
 
     pub(crate) fn emit(&self, event: Event) {

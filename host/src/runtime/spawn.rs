@@ -22,6 +22,7 @@ use crate::budget::Budget;
 use crate::events::Event;
 use crate::ledger::{Ledger, LimitHit};
 use crate::meter::WorkerMeter;
+use crate::observe::Watched;
 use crate::output::{OutputPipe, StreamKind};
 use crate::policy::network_allows;
 use crate::reporter::Reporter;
@@ -84,6 +85,13 @@ impl Runtime {
                     self.output_cap_notice(id, &name, "stderr"),
                 ),
         });
+        let worker = Worker {
+            shared: shared.clone(),
+        };
+        let watched =
+            self.inner
+                .observatory
+                .watch(&worker, spec.run.shared_objects(), &spec.policy.name);
         self.emit(Event::Started {
             id,
             name: spec.name.clone(),
@@ -92,10 +100,10 @@ impl Runtime {
         tokio::spawn(crate::worker::supervise(
             shared.clone(),
             self.clone()
-                .run_worker(program.clone(), spec, shared.clone(), lineage),
+                .run_worker(program.clone(), spec, (shared, watched), lineage),
             move |report| runtime.emit(exited(&ended, report)),
         ));
-        Worker { shared }
+        worker
     }
 
     /// Runs the worker's starts, as many as its restart policy wants, then
@@ -104,7 +112,7 @@ impl Runtime {
         self,
         program: Program,
         spec: WorkerSpec,
-        shared: Arc<WorkerShared>,
+        (shared, watched): (Arc<WorkerShared>, Arc<Watched>),
         lineage: Lineage,
     ) {
         let started = Instant::now();
@@ -130,7 +138,7 @@ impl Runtime {
                 .run_start(
                     program.clone(),
                     this_start,
-                    &shared,
+                    (shared.clone(), watched.clone()),
                     lineage.clone(),
                     interrupt,
                 )
@@ -213,7 +221,7 @@ impl Runtime {
         self,
         program: Program,
         spec: WorkerSpec,
-        shared: &Arc<WorkerShared>,
+        (shared, watched): (Arc<WorkerShared>, Arc<Watched>),
         lineage: Lineage,
         interrupt: Option<watch::Receiver<u64>>,
     ) -> (Option<ExitStatus>, Arc<WorkerMeter>) {
@@ -232,7 +240,7 @@ impl Runtime {
             inner: Box::pin(self.clone().execute(
                 program,
                 spec,
-                shared.clone(),
+                (shared.clone(), watched),
                 meter.clone(),
                 (lineage, budget.clone()),
             )),
@@ -275,7 +283,7 @@ impl Runtime {
         self,
         program: Program,
         spec: WorkerSpec,
-        shared: Arc<WorkerShared>,
+        (shared, watched): (Arc<WorkerShared>, Arc<Watched>),
         meter: Arc<WorkerMeter>,
         family: (Lineage, Arc<Budget>),
     ) -> ExitStatus {
@@ -315,6 +323,9 @@ impl Runtime {
             Err(reason) => return ExitStatus::FailedToStart { reason },
         };
         store.data_mut().process.shutdown = shared.shutdown.subscribe();
+        store.data_mut().ipc.activity = watched.activity.clone();
+        let vfs = &store.data().vfs;
+        watched.started(meter.clone(), vfs.ledger.clone(), vfs.bytes.clone());
         if let Some(fuel) = spec.policy.fuel
             && let Err(e) = store.set_fuel(fuel)
         {

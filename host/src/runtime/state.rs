@@ -211,6 +211,7 @@ impl WorkerState {
                 policy: policy.clone(),
                 reporter: reporter.clone(),
                 releases: Default::default(),
+                activity: Default::default(),
             },
             process: ProcessCtx {
                 id: reporter.id,

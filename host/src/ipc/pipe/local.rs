@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::PipeConfig;
-use crate::ipc::fifo::{Bounds, Fifo};
+use crate::ipc::fifo::{Bounds, Fifo, FifoStats};
 use crate::ipc::{IpcError, WorkerId, with_timeout};
 
 /// A named duplex pipe.
@@ -45,6 +45,23 @@ impl Pipe {
     /// The pipe's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Both directions together: messages and bytes buffered, sent and
+    /// received. Never waits.
+    pub(crate) fn stats(&self) -> FifoStats {
+        let [a, b] = [self.to[0].stats(), self.to[1].stats()];
+        FifoStats {
+            len: a.len + b.len,
+            bytes: a.bytes + b.bytes,
+            pushed: a.pushed + b.pushed,
+            popped: a.popped + b.popped,
+        }
+    }
+
+    /// Messages buffered per direction before `send` waits.
+    pub fn capacity(&self) -> usize {
+        self.to[0].capacity()
     }
 
     /// Gives the worker `worker` (named `worker_name`) its end of the pipe.

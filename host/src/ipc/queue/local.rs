@@ -51,6 +51,11 @@ impl Queue {
         self.fifo.len()
     }
 
+    /// Depth, bytes and counts of messages put and taken. Never waits.
+    pub(crate) fn stats(&self) -> crate::ipc::fifo::FifoStats {
+        self.fifo.stats()
+    }
+
     /// Whether no message is waiting. Never blocks.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

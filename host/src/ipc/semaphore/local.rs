@@ -35,6 +35,11 @@ impl Semaphore {
         &self.name
     }
 
+    /// The most permits it holds.
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
     /// Permits available now. Never blocks.
     pub fn value(&self) -> u32 {
         *self.value.lock().unwrap_or_else(|e| e.into_inner())
