@@ -17,8 +17,8 @@ use serde_json::Value;
 /// Every wait has this deadline.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// Runs `corral --events json up` on `manifest` in a fresh directory.
-fn up(manifest: &str) -> (Output, Vec<Value>) {
+/// Runs `corral GLOBAL... up` on `manifest` in a fresh directory.
+fn corral_up(global: &[&str], manifest: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("m.toml"), manifest).unwrap();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_corral"));
@@ -26,9 +26,15 @@ fn up(manifest: &str) -> (Output, Vec<Value>) {
         .current_dir(dir.path())
         .arg("--cache-dir")
         .arg(shared_cache_dir())
-        .args(["--events", "json", "up", "m.toml"])
+        .args(global)
+        .args(["up", "m.toml"])
         .env("RUST_BACKTRACE", "1");
-    let out = output_within(&mut command, b"", DEADLINE);
+    output_within(&mut command, b"", DEADLINE)
+}
+
+/// Runs `corral --events json up` on `manifest` in a fresh directory.
+fn up(manifest: &str) -> (Output, Vec<Value>) {
+    let out = corral_up(&["--events", "json"], manifest);
     let events = text(&out.stderr)
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
@@ -259,15 +265,7 @@ component = "{sleepy}"
     assert_eq!(exited("steady")["restarts"], 0);
 
     // Without --events json, the terminal says the same in words.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("m.toml"), &manifest).unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_corral"));
-    command
-        .current_dir(dir.path())
-        .arg("--cache-dir")
-        .arg(shared_cache_dir())
-        .args(["up", "m.toml"]);
-    let out = output_within(&mut command, b"", DEADLINE);
+    let out = corral_up(&[], &manifest);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     for line in [

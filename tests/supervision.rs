@@ -337,6 +337,27 @@ async fn shutdown_lets_a_listening_worker_finish_and_stops_a_deaf_one() {
     assert!(restarts_of(&events.events(), "listen").is_empty());
 }
 
+/// Runs `corral GLOBAL... --shutdown-grace 1s up m.toml` in `dir`, and
+/// sends SIGTERM once both of its `graceful` workers say they are ready.
+fn sigterm_once_both_are_ready(dir: &std::path::Path, global: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_corral"));
+    command
+        .current_dir(dir)
+        .arg("--cache-dir")
+        .arg(shared_cache_dir())
+        .args(global)
+        .args(["--shutdown-grace", "1s", "up", "m.toml"]);
+    let mut child = Bounded::spawn(&mut command, b"", DEADLINE);
+    // The two say so in either order.
+    let ready = std::cell::Cell::new(0);
+    child.wait_for_line(|line| {
+        ready.set(ready.get() + usize::from(line.contains("] ready")));
+        ready.get() == 2
+    });
+    child.signal(libc::SIGTERM);
+    child.finish()
+}
+
 #[test]
 fn sigterm_gives_the_workers_their_grace_period() {
     let dir = tempfile::tempdir().unwrap();
@@ -350,21 +371,7 @@ fn sigterm_gives_the_workers_their_grace_period() {
         ),
     )
     .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_corral"));
-    command
-        .current_dir(dir.path())
-        .arg("--cache-dir")
-        .arg(shared_cache_dir())
-        .args(["--shutdown-grace", "1s", "up", "m.toml"]);
-    let mut child = Bounded::spawn(&mut command, b"", DEADLINE);
-    // The two say so in either order.
-    let ready = std::cell::Cell::new(0);
-    child.wait_for_line(|line| {
-        ready.set(ready.get() + usize::from(line.contains("] ready")));
-        ready.get() == 2
-    });
-    child.signal(libc::SIGTERM);
-    let out = child.finish();
+    let out = sigterm_once_both_are_ready(dir.path(), &[]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(143), "{stderr}");
     assert!(stdout.contains("[listener] clean exit"), "{stdout}");
@@ -380,20 +387,7 @@ fn sigterm_gives_the_workers_their_grace_period() {
     assert!(stderr.contains("deaf      killed: terminated"), "{stderr}");
 
     // With --events json, each stage is an event.
-    let mut command = Command::new(env!("CARGO_BIN_EXE_corral"));
-    command
-        .current_dir(dir.path())
-        .arg("--cache-dir")
-        .arg(shared_cache_dir())
-        .args(["--events", "json", "--shutdown-grace", "1s", "up", "m.toml"]);
-    let mut child = Bounded::spawn(&mut command, b"", DEADLINE);
-    let ready = std::cell::Cell::new(0);
-    child.wait_for_line(|line| {
-        ready.set(ready.get() + usize::from(line.contains("] ready")));
-        ready.get() == 2
-    });
-    child.signal(libc::SIGTERM);
-    let out = child.finish();
+    let out = sigterm_once_both_are_ready(dir.path(), &["--events", "json"]);
     assert_eq!(out.status.code(), Some(143));
     let events: Vec<serde_json::Value> = text(&out.stderr)
         .lines()

@@ -107,6 +107,17 @@ impl ExitStatus {
         matches!(self, ExitStatus::Exited { code: 0 })
     }
 
+    /// Whether its supervisor group stopped it on giving up: the member
+    /// that made the group give up failed, not this one.
+    pub fn stopped_by_group(&self) -> bool {
+        matches!(
+            self,
+            ExitStatus::Killed {
+                reason: KillReason::GroupGaveUp { .. }
+            }
+        )
+    }
+
     /// A one-line summary, e.g. `exited 0` or `killed: CPU time limit 2s`.
     pub fn summary(&self) -> String {
         match self {

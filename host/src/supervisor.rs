@@ -266,8 +266,17 @@ impl TreeState {
     /// Tells member `m`, if it still runs and restarts at all, to end its
     /// start and take `order`.
     fn order(&mut self, m: usize, order: Order) -> bool {
+        if self.members[m].when == Restart::Never {
+            return false;
+        }
+        self.send(m, order)
+    }
+
+    /// Tells member `m`, if it has not ended for good, to end its start
+    /// and take `order`.
+    fn send(&mut self, m: usize, order: Order) -> bool {
         let member = &mut self.members[m];
-        if member.done || member.when == Restart::Never {
+        if member.done {
             return false;
         }
         member.order = Some(order);
@@ -384,11 +393,7 @@ impl Membership {
                         };
                         // A member that does not restart still stops: the
                         // group it belongs to is over.
-                        let member = &mut state.members[other];
-                        if !member.done {
-                            member.order = Some(Order::Stop { status });
-                            member.signal.send_modify(|n| *n += 1);
-                        }
+                        state.send(other, Order::Stop { status });
                     }
                     state.members[m].done = true;
                     return (Verdict::End(status), events);

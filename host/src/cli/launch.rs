@@ -23,7 +23,7 @@ use crate::pool::PoolOptions;
 use crate::restart::Restart;
 use crate::run::Run;
 use crate::runtime::{EngineOptions, Program, Runtime, RuntimeConfig};
-use crate::status::{ExitStatus, KillReason};
+use crate::status::ExitStatus;
 use crate::vfs::{Limits as FsLimits, MountSpec};
 use crate::worker::{Stdin, Worker, WorkerReport, WorkerSpec};
 
@@ -466,10 +466,7 @@ async fn launch(
                 Some((i, report)) => {
                     // A member its group stopped before it ran did not fail
                     // to start: the group is over.
-                    let stopped_by_group = matches!(
-                        report.status,
-                        ExitStatus::Killed { reason: KillReason::GroupGaveUp { .. } }
-                    );
+                    let stopped_by_group = report.status.stopped_by_group();
                     let cannot_start = !stopped_by_group
                         && (matches!(report.status, ExitStatus::FailedToStart { .. })
                             || workers[i].as_ref().is_some_and(|w| !w.ran_main()));

@@ -75,18 +75,10 @@ const EXIT_BROKEN_PIPE: u8 = 141;
 /// group gave up did not fail: the member whose failure made it give up
 /// did, and its status is the run's.
 pub(super) fn run_exit_code(reports: &[WorkerReport], failed_start: Option<usize>) -> u8 {
-    let gave_up = |r: &&WorkerReport| {
-        matches!(
-            r.status,
-            ExitStatus::Killed {
-                reason: KillReason::GroupGaveUp { .. }
-            }
-        )
-    };
     let first_failure = match failed_start {
         Some(i) => Some(&reports[i]),
         None => (reports.iter().filter(|r| !r.status.success()))
-            .find(|r| !gave_up(r))
+            .find(|r| !r.status.stopped_by_group())
             .or_else(|| reports.iter().find(|r| !r.status.success())),
     };
     first_failure.map_or(0, |r| exit_code(&r.status))
