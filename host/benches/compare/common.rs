@@ -117,6 +117,8 @@ pub enum Unit {
     KibPerWorker,
     MapsPerWorker,
     Workers,
+    MillisPerScrape,
+    MibPerScrape,
 }
 
 impl Unit {
@@ -133,6 +135,8 @@ impl Unit {
             Unit::KibPerWorker => "KiB/worker",
             Unit::MapsPerWorker => "maps/worker",
             Unit::Workers => "workers",
+            Unit::MillisPerScrape => "ms/scrape",
+            Unit::MibPerScrape => "MiB/scrape",
         }
     }
 
@@ -146,6 +150,8 @@ impl Unit {
                 | Unit::NanosPerOp
                 | Unit::KibPerWorker
                 | Unit::MapsPerWorker
+                | Unit::MillisPerScrape
+                | Unit::MibPerScrape
         )
     }
 }

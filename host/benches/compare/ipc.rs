@@ -51,7 +51,7 @@ fn args(parts: &[&dyn ToString]) -> Vec<String> {
 /// queue after the producers end. Checks count and sequence sum; returns
 /// messages per second, from the first spawn to the last join.
 #[allow(clippy::too_many_arguments)]
-async fn queue(
+pub(crate) async fn queue(
     rt: &Runtime,
     ipc: &Program,
     producers: usize,
@@ -118,7 +118,7 @@ async fn queue(
 
 /// Microseconds per round trip of a `size`-byte message, timed by the
 /// pinging guest after one untimed exchange.
-async fn round_trip(rt: &Runtime, ipc: &Program, n: usize, size: usize) -> f64 {
+pub(crate) async fn round_trip(rt: &Runtime, ipc: &Program, n: usize, size: usize) -> f64 {
     let run = Run::new();
     run.objects()
         .declare_pipe("p", PipeConfig::default())

@@ -4,7 +4,8 @@
 //! writes it with the date, machine and versions to `bench/results/`.
 //!
 //! `cargo bench --bench compare -- [AREA...] [--runs N] [--no-python]
-//! [--only TEXT]...`: areas are lifecycle, pool, ipc, fs, net, policy, scale (default: all);
+//! [--only TEXT]...`: areas are lifecycle, pool, ipc, fs, net, policy, scale, metrics
+//! (default: all);
 //! `--only` keeps the rows whose name contains TEXT; `--no-python` measures
 //! Corral alone (for profiling); `--small-engine` reserves 64 MiB per
 //! memory instead of 4 GiB, so valgrind can run it. `-- spawn-loop N` only spawns and joins N
@@ -12,8 +13,10 @@
 
 mod common;
 mod fs;
+mod heap;
 mod ipc;
 mod lifecycle;
+mod metrics;
 mod net;
 mod policy;
 mod pool;
@@ -24,7 +27,19 @@ use std::time::Instant;
 
 use common::Bench;
 
-const AREAS: [&str; 7] = ["lifecycle", "pool", "ipc", "fs", "net", "policy", "scale"];
+const AREAS: [&str; 8] = [
+    "lifecycle",
+    "pool",
+    "ipc",
+    "fs",
+    "net",
+    "policy",
+    "scale",
+    "metrics",
+];
+
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
 
 fn main() {
     // Measure from inside a Tokio task, as an embedder's code runs: the
@@ -82,6 +97,7 @@ async fn bench() {
             "net" => net::rows(&bench).await,
             "policy" => policy::rows(&bench).await,
             "scale" => scale::rows(&bench).await,
+            "metrics" => metrics::rows(&bench).await,
             _ => fs::rows(&bench).await,
         });
     }

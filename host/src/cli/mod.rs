@@ -12,7 +12,6 @@ mod feeds;
 mod hosts;
 mod inspect;
 mod launch;
-mod metrics;
 mod new;
 mod observers;
 mod policy;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use clap::Args;
 
 use super::control::ControlSocket;
-use super::metrics::MetricsServer;
+use crate::observe::MetricsServer;
 use crate::runtime::Runtime;
 
 /// The flags of `run`, `up` and `pool` that expose the running host.
@@ -41,7 +41,9 @@ pub(super) async fn start(
 ) -> anyhow::Result<Observers> {
     let metrics = match args.metrics {
         Some(addr) => {
-            let server = MetricsServer::start(runtime, addr, args.metrics_per_worker).await?;
+            let runtime = runtime.clone();
+            let snapshot = move || runtime.snapshot();
+            let server = MetricsServer::start(snapshot, addr, args.metrics_per_worker).await?;
             eprintln!("corral: metrics at http://{}/metrics", server.addr);
             Some(server)
         }

@@ -9,6 +9,7 @@
 //! call blocks ([`Activity`]). `metrics` renders a snapshot for Prometheus.
 
 mod activity;
+mod endpoint;
 pub mod metrics;
 mod snapshot;
 
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 pub use activity::Activity;
+pub use endpoint::MetricsServer;
 pub use snapshot::{Denial, PoolSnapshot, Snapshot, Totals, WorkerSnapshot};
 
 use crate::events::{Event, EventSink};

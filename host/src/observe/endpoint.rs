@@ -1,5 +1,7 @@
-//! `--metrics ADDR`: serves `GET /metrics` over HTTP/1 while the run lasts,
-//! rendering the runtime's snapshot on each scrape (`observe::metrics`).
+//! The Prometheus endpoint of `--metrics ADDR`: serves `GET /metrics` over
+//! HTTP/1 while it lives, rendering a fresh snapshot on each scrape
+//! ([`metrics`](super::metrics)). Public so an embedder (and the bench)
+//! serves the same endpoint as the CLI.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,11 +16,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::observe::metrics::{CONTENT_TYPE, render};
-use crate::runtime::Runtime;
+use super::Snapshot;
+use super::metrics::{CONTENT_TYPE, render};
 
 /// The metrics endpoint; stops serving when dropped.
-pub(super) struct MetricsServer {
+pub struct MetricsServer {
     /// The address it listens on (the port chosen, if ADDR said 0).
     pub addr: SocketAddr,
     task: JoinHandle<()>,
@@ -31,9 +33,12 @@ impl Drop for MetricsServer {
 }
 
 impl MetricsServer {
-    /// Binds `addr` and serves the metrics of `runtime` there.
+    /// Binds `addr` and serves there the metrics of the snapshots that
+    /// `snapshot` takes (usually `move || runtime.snapshot()`); with
+    /// `per_worker`, one series per worker besides the per-group ones.
+    /// Returns once bound; serving goes on in a Tokio task.
     pub async fn start(
-        runtime: &Runtime,
+        snapshot: impl Fn() -> Snapshot + Send + Sync + 'static,
         addr: SocketAddr,
         per_worker: bool,
     ) -> anyhow::Result<Self> {
@@ -41,16 +46,16 @@ impl MetricsServer {
             .await
             .with_context(|| format!("--metrics {addr}: cannot listen there"))?;
         let addr = listener.local_addr()?;
-        let runtime = runtime.clone();
+        let snapshot = std::sync::Arc::new(snapshot);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
-                let runtime = runtime.clone();
+                let snapshot = snapshot.clone();
                 let service = service_fn(move |request| {
-                    let response = respond(&runtime, &request, per_worker);
+                    let response = respond(&*snapshot, &request, per_worker);
                     async move { Ok::<_, Infallible>(response) }
                 });
                 tokio::spawn(async move {
@@ -65,7 +70,7 @@ impl MetricsServer {
 }
 
 fn respond(
-    runtime: &Runtime,
+    snapshot: &dyn Fn() -> Snapshot,
     request: &Request<Incoming>,
     per_worker: bool,
 ) -> Response<Full<Bytes>> {
@@ -73,7 +78,7 @@ fn respond(
         (&Method::GET | &Method::HEAD, "/metrics") => (
             StatusCode::OK,
             CONTENT_TYPE,
-            render(&runtime.snapshot(), per_worker),
+            render(&snapshot(), per_worker),
         ),
         (_, "/metrics") => (
             StatusCode::METHOD_NOT_ALLOWED,
