@@ -675,6 +675,57 @@ fn kill_terminates_a_pool_and_what_is_left_of_its_input_is_not_run() {
     assert!(stdout.lines().all(|l| l == "49"));
 }
 
+/// `corral pool` reading a terminal-like stdin that stays open: each
+/// result reaches stdout while the pool waits for the next line.
+fn waiting_pool(world: &World) -> Bounded {
+    let args = ["pool", &g("square"), "--workers", "1"];
+    let mut pool = Bounded::spawn_stdin_open(&mut world.command(&args), PATIENCE);
+    pool.write_stdin(b"3\n");
+    pool.wait_for_line(|l| l == "9\n");
+    pool.write_stdin(b"4\n");
+    pool.wait_for_line(|l| l == "16\n");
+    pool
+}
+
+#[test]
+fn kill_ends_a_pool_that_waits_for_input() {
+    let world = World::new(false);
+    let pool = waiting_pool(&world);
+    let out = world.corral(&["kill", "square", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = pool.finish();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("corral: the pool was terminated\n"),
+        "{stderr}"
+    );
+    assert_eq!(text(&out.stdout), "9\n16\n");
+    assert!(world.sockets().is_empty(), "{:?}", world.sockets());
+}
+
+#[test]
+fn sigint_and_sigterm_stop_a_pool_like_a_program() {
+    for (signal, code, said) in [
+        (libc::SIGINT, 130, "interrupted"),
+        (libc::SIGTERM, 143, "terminated (SIGTERM)"),
+    ] {
+        let world = World::new(false);
+        let mut pool = waiting_pool(&world);
+        pool.signal(signal);
+        let out = pool.finish();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(
+            stderr.contains(&format!("corral: {said}: the pool stops; ")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+        assert_eq!(text(&out.stdout), "9\n16\n");
+        assert!(world.sockets().is_empty(), "{:?}", world.sockets());
+    }
+}
+
 /// A private tmux server for one test, killed when dropped.
 struct Tmux(String);
 

@@ -4,7 +4,7 @@
 //! running when its handle is dropped (a failed test) is killed too.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,12 +19,28 @@ pub struct Bounded {
     stdout: Vec<String>,
     stderr: Option<JoinHandle<Vec<u8>>>,
     ended: Option<ExitStatus>,
+    /// The child's stdin, when it is kept open (closed when this drops).
+    input: Option<ChildStdin>,
 }
 
 impl Bounded {
     /// Spawns `command` (stdout and stderr piped, `stdin` written to it then
     /// closed); every later wait ends by `limit` from now.
     pub fn spawn(command: &mut Command, stdin: &[u8], limit: Duration) -> Bounded {
+        let mut bounded = Bounded::spawn_stdin_open(command, limit);
+        let mut input = bounded.input.take().unwrap();
+        let stdin = stdin.to_vec();
+        // The child may exit without reading it all: a broken pipe is fine.
+        std::thread::spawn(move || {
+            let _ = input.write_all(&stdin);
+        });
+        bounded
+    }
+
+    /// Spawns `command` as [`spawn`](Self::spawn) does, its stdin left open
+    /// for [`write_stdin`](Self::write_stdin), as a terminal or a slow
+    /// producer would leave it.
+    pub fn spawn_stdin_open(command: &mut Command, limit: Duration) -> Bounded {
         let what = format!("{command:?}");
         let mut child = command
             .stdin(Stdio::piped())
@@ -32,12 +48,7 @@ impl Bounded {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let mut input = child.stdin.take().unwrap();
-        let stdin = stdin.to_vec();
-        // The child may exit without reading it all: a broken pipe is fine.
-        std::thread::spawn(move || {
-            let _ = input.write_all(&stdin);
-        });
+        let input = child.stdin.take();
         let (send, lines) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -65,7 +76,17 @@ impl Bounded {
             stdout: Vec::new(),
             stderr: Some(stderr),
             ended: None,
+            input,
         }
+    }
+
+    /// Writes `bytes` to the child's open stdin (see
+    /// [`spawn_stdin_open`](Self::spawn_stdin_open)); small writes only,
+    /// which the pipe's buffer takes without blocking.
+    pub fn write_stdin(&mut self, bytes: &[u8]) {
+        let input = self.input.as_mut().expect("stdin is open");
+        input.write_all(bytes).unwrap();
+        input.flush().unwrap();
     }
 
     /// The child's process id.

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use clap::Args;
 
 use super::observers::{self, ObserveArgs};
+use super::signals::{Signals, Stop};
 use crate::output::Stdio;
 use crate::policy::Limits;
 use crate::pool::{Pool, PoolOptions, TaskResult};
@@ -24,6 +25,9 @@ use crate::worker::WorkerSpec;
 const EXIT_TASK_FAILED: u8 = 1;
 /// Exit code when some input line was malformed (and skipped).
 const EXIT_BAD_INPUT: u8 = 2;
+/// How long a result may wait in the output buffer: a reader at the other
+/// end of a pipe sees results as they come, not only when 8 KiB are full.
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Args)]
 pub(super) struct PoolArgs {
@@ -88,6 +92,7 @@ pub(super) async fn pool(
         max_workers.unwrap_or_else(|| u32::try_from(workers).unwrap_or(u32::MAX));
     let runtime = Runtime::new(config)?;
     let program = runtime.load(&args.file)?;
+    let mut signals = Signals::install()?;
     let name = args.file.file_stem().unwrap_or_default().to_string_lossy();
     let _observers = observers::start(&runtime, "pool", &name, &args.observe, quiet).await?;
     let total = match &args.input {
@@ -164,7 +169,36 @@ pub(super) async fn pool(
     let progress = progress_bar(total, quiet);
     let started = Instant::now();
     let (mut done, mut failed) = (0u64, 0u64);
-    while let Some((index, result)) = results.next().await {
+    let mut stopped: Option<Stop> = None;
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut unflushed = false;
+    loop {
+        let (index, result) = tokio::select! {
+            biased;
+            stop = signals.recv() => {
+                pool.terminate();
+                stopped = Some(stop);
+                progress.suspend(|| {
+                    eprintln!("corral: {}: the pool stops; what is left of the input is not run", stop.describe())
+                });
+                break;
+            }
+            next = results.next() => match next {
+                Some(next) => next,
+                None => break,
+            },
+            // `corral kill` of a pool waiting for input: no result comes.
+            () = pool.terminated() => {
+                progress.suspend(|| eprintln!("corral: the pool was terminated"));
+                break;
+            }
+            _ = flush.tick(), if unflushed => {
+                out.flush()?;
+                unflushed = false;
+                continue;
+            }
+        };
         let line = in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -184,6 +218,7 @@ pub(super) async fn pool(
             }
         }
         write_result(&mut *out, line, result, args.json)?;
+        unflushed = true;
         progress.inc(1);
     }
     out.flush()?;
@@ -205,9 +240,11 @@ pub(super) async fn pool(
             (done + failed) as f64 / secs.max(1e-9)
         );
     }
-    Ok(if bad > 0 {
+    Ok(if let Some(stop) = stopped {
+        stop.exit_code()
+    } else if bad > 0 {
         EXIT_BAD_INPUT
-    } else if failed > 0 {
+    } else if failed > 0 || pool.is_terminated() {
         EXIT_TASK_FAILED
     } else {
         0

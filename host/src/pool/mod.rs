@@ -368,6 +368,12 @@ impl Pool {
         *self.shared.terminate.borrow()
     }
 
+    /// Waits until the pool is terminated; never, if it is not. Cancel safe.
+    pub async fn terminated(&self) {
+        let mut terminated = self.shared.terminate.subscribe();
+        let _ = terminated.wait_for(|t| *t).await;
+    }
+
     /// Waits until every instance has exited: after `close`, once all
     /// submitted tasks are done; after `terminate`, at once.
     pub async fn join(&self) -> Result<(), PoolError> {
