@@ -236,7 +236,11 @@ async fn round_trips(stream: &mut TcpStream, client: usize, n: usize) {
 
 pub async fn rows(bench: &Bench) -> Vec<Row> {
     // (K connections each with one message in flight, round trips each).
-    let shapes = [(1, 20_000), (100, 1_000)];
+    let shapes = [(1, 20_000), (100, 1_000), (1_000, 200)];
+    // 1,000 connections are 1,000 descriptors for the client and as many for
+    // each server in this process: past the soft default of 1,024, as
+    // `corral` itself raises it.
+    corral::ledger::raise_fd_limit();
     let mut rows = Vec::new();
     for (conns, per_conn) in shapes {
         let select_row = format!("TCP echo, {conns} in flight, vs select()");
