@@ -648,8 +648,8 @@ fn kill_terminates_a_pool_and_what_is_left_of_its_input_is_not_run() {
     let input = "7\n".repeat(3_000_000);
     let args = ["pool", &g("square"), "--workers", "2"];
     let pool = Bounded::spawn(&mut world.command(&args), input.as_bytes(), PATIENCE);
-    let snapshot = world.snapshot_when("square", "the pool's first tasks", |s| {
-        s.pools.iter().any(|p| p.succeeded > 0)
+    let snapshot = world.snapshot_when("square", "the pool's first tasks and CPU", |s| {
+        s.pools.iter().any(|p| p.succeeded > 0 && p.cpu_ns > 0)
     });
     assert_eq!(
         (snapshot.pools[0].name.as_str(), snapshot.pools[0].size),

@@ -198,6 +198,37 @@ async fn timeout_fails_a_runaway_task_and_retries_rerun_traps() {
     );
 }
 
+/// Instances are metered as workers are: their CPU limit ends a runaway
+/// task (that one only), and the runtime's snapshot counts the pool's CPU.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cpu_limit_ends_a_runaway_task_and_snapshots_count_the_time() {
+    let (rt, _) = runtime_with(8);
+    let flaky = load(&rt, "flaky");
+    let mut opts = options(1);
+    opts.worker.limits.cpu_time = Some(Duration::from_millis(200));
+    let pool = Pool::new(&rt, &flaky, opts).unwrap();
+    let results = tokio::time::timeout(
+        Duration::from_secs(60),
+        pool.map_chunked(vec![b"spin".to_vec(), b"after".to_vec()], 1),
+    )
+    .await
+    .expect("the CPU limit never ended the spinning task");
+    assert!(
+        matches!(&results[0], Err(TaskError::Killed(why)) if why.contains("CPU time limit")),
+        "{results:?}"
+    );
+    assert_eq!(results[1], Ok(b"after".to_vec()));
+    assert_eq!(pool.stats().instances_started, 2, "replaced after the kill");
+    let snapshot = rt.snapshot();
+    let seen = &snapshot.pools[0];
+    assert!(
+        seen.cpu_ns >= 200_000_000 && seen.cpu_ns < 30_000_000_000,
+        "{} ns of CPU",
+        seen.cpu_ns
+    );
+    assert!(seen.memory_bytes > 0, "the live instance holds memory");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn terminate_in_the_middle_of_a_map_fails_the_rest() {
     let (rt, _) = runtime_with(8);

@@ -316,11 +316,11 @@ impl Worker {
 
 /// Books the CPU time of each poll of the wrapped future: the time the
 /// worker's wasm (and the synchronous host code it calls) occupied a thread,
-/// to its meter and to its ancestors' budgets.
+/// to its meter and to its ancestors' budgets (a pool's instances have none).
 pub(crate) struct Metered<F> {
     pub inner: Pin<Box<F>>,
     pub meter: Arc<WorkerMeter>,
-    pub budget: Arc<Budget>,
+    pub budget: Option<Arc<Budget>>,
 }
 
 impl<F: Future> Future for Metered<F> {
@@ -330,7 +330,9 @@ impl<F: Future> Future for Metered<F> {
         self.meter.poll_started();
         let result = self.inner.as_mut().poll(cx);
         let spent = self.meter.poll_ended();
-        self.budget.book_cpu(spent);
+        if let Some(budget) = &self.budget {
+            budget.book_cpu(spent);
+        }
         result
     }
 }

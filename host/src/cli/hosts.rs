@@ -373,14 +373,23 @@ fn host_table(info: &HostInfo, snapshot: &Snapshot) -> String {
         out.push('\n');
         let _ = writeln!(
             out,
-            "{:<20} {:>9} {:>10} {:>10} {:>10}",
-            "POOL", "INSTANCES", "SUCCEEDED", "FAILED", "STARTED"
+            "{:<20} {:>9} {:>10} {:>10} {:>10} {:>8} {:>10}",
+            "POOL", "INSTANCES", "SUCCEEDED", "FAILED", "STARTED", "CPU", "MEMORY"
         );
         for p in &snapshot.pools {
             let _ = writeln!(
                 out,
-                "{:<20} {:>9} {:>10} {:>10} {:>10}",
-                p.name, p.size, p.succeeded, p.failed, p.instances_started
+                "{:<20} {:>9} {:>10} {:>10} {:>10} {:>8} {:>10}",
+                p.name,
+                p.size,
+                p.succeeded,
+                p.failed,
+                p.instances_started,
+                format!("{:.2}s", p.cpu_ns as f64 / 1e9),
+                bytesize::ByteSize(p.memory_bytes)
+                    .display()
+                    .iec_short()
+                    .to_string()
             );
         }
     }

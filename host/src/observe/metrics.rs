@@ -129,6 +129,16 @@ pub fn render(snapshot: &Snapshot, per_worker: bool) -> String {
         "A semaphore's free permits",
     );
     let tasks = counters(&mut registry, "pool_tasks", "Tasks a pool ran, by outcome");
+    let pool_cpu = counters(
+        &mut registry,
+        "pool_cpu_seconds",
+        "CPU time used by a pool's instances, ended ones included",
+    );
+    let pool_memory = gauges(
+        &mut registry,
+        "pool_memory_bytes",
+        "Linear memory held by a pool's live instances",
+    );
     let each = per_worker.then(|| {
         let cpu = counters(
             &mut registry,
@@ -245,6 +255,9 @@ pub fn render(snapshot: &Snapshot, per_worker: bool) -> String {
         let labels = |outcome: &str| vec![("pool", pool.name.clone()), ("outcome", outcome.into())];
         add(&tasks, labels("succeeded"), pool.succeeded as f64);
         add(&tasks, labels("failed"), pool.failed as f64);
+        let pool_label = || vec![("pool", pool.name.clone())];
+        add(&pool_cpu, pool_label(), pool.cpu_ns as f64 / 1e9);
+        set(&pool_memory, pool_label(), pool.memory_bytes as f64);
     }
     let mut text = String::new();
     encode(&mut text, &registry).expect("writing to a String cannot fail");

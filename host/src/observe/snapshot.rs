@@ -80,6 +80,12 @@ pub struct PoolSnapshot {
     pub failed: u64,
     /// Instances started, replacements included.
     pub instances_started: u64,
+    /// CPU time of all its instances so far (ended ones included), in ns.
+    #[serde(default)]
+    pub cpu_ns: u64,
+    /// Linear memory its live instances hold, in bytes.
+    #[serde(default)]
+    pub memory_bytes: u64,
 }
 
 /// One refusal of a worker's policy or limits.

@@ -17,8 +17,10 @@ use crate::restart::RestartHistory;
 use crate::runtime::{Program, Runtime};
 use crate::status::Frame;
 use crate::worker::WorkerSpec;
+use meters::InstanceMeters;
 use slot::Slot;
 
+mod meters;
 mod slot;
 
 /// How a pool runs its tasks.
@@ -46,7 +48,10 @@ pub struct PoolOptions {
     /// The window of `max_replacements`.
     pub replacements_within: Duration,
     /// The template of every instance: name prefix (instances are
-    /// `NAME-1`..`NAME-N`), env, limits, mounts, run, output.
+    /// `NAME-1`..`NAME-N`), env, limits, mounts, run, output. A CPU time
+    /// limit counts over an instance's life, as a worker's does: past it
+    /// the task running fails (`Killed`) and the instance is replaced
+    /// (`fresh_instance_per_task` makes it a limit per task).
     pub worker: WorkerSpec,
 }
 
@@ -146,6 +151,8 @@ struct Shared {
     succeeded: AtomicU64,
     failed: AtomicU64,
     instances_started: AtomicU64,
+    /// The meters of its instances, for snapshots.
+    meters: InstanceMeters,
     /// Instances replaced after a failure, against the intensity.
     replacements: Mutex<RestartHistory>,
     /// Why the pool gave up, once it has.
@@ -198,6 +205,7 @@ impl Pool {
             succeeded: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             instances_started: AtomicU64::new(0),
+            meters: InstanceMeters::default(),
             replacements: Default::default(),
             gave_up: std::sync::OnceLock::new(),
         });
@@ -205,12 +213,15 @@ impl Pool {
         runtime.observatory().watch_pool(
             move || {
                 let shared = watched.upgrade()?;
+                let (cpu_ns, memory_bytes) = shared.meters.read();
                 Some(PoolSnapshot {
                     name: shared.options.worker.name.clone(),
                     size: shared.options.workers as u64,
                     succeeded: shared.succeeded.load(Ordering::Relaxed),
                     failed: shared.failed.load(Ordering::Relaxed),
                     instances_started: shared.instances_started.load(Ordering::Relaxed),
+                    cpu_ns,
+                    memory_bytes,
                 })
             },
             move || {

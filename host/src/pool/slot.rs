@@ -13,7 +13,7 @@ use crate::meter::WorkerMeter;
 use crate::output::{OutputPipe, StreamKind};
 use crate::runtime::{WorkerState, classify_failure};
 use crate::status::ExitStatus;
-use crate::worker::WorkerSpec;
+use crate::worker::{Metered, WorkerSpec};
 
 type HandleFunc = TypedFunc<(Vec<u8>,), (Result<Vec<u8>, String>,)>;
 type BatchFunc = TypedFunc<(Batch,), (Vec<Result<Vec<u8>, String>>,)>;
@@ -120,7 +120,11 @@ impl Slot {
             lengths: inputs.iter().map(|i| i.len() as u32).collect(),
             data: inputs.concat(),
         };
-        let call = batch_fn.call_async(&mut instance.store, (batch,));
+        let call = Metered {
+            meter: instance.meter.clone(),
+            inner: Box::pin(batch_fn.call_async(&mut instance.store, (batch,))),
+            budget: None,
+        };
         let outcome = match timeout {
             // The whole chunk gets the time its tasks would have had.
             Some(limit) => tokio::time::timeout(limit * inputs.len() as u32, call)
@@ -167,7 +171,12 @@ impl Slot {
             } else {
                 input.clone()
             };
-            let call = instance.handle.call_async(&mut instance.store, (arg,));
+            // Metered so that CPU limits apply and snapshots see the time.
+            let call = Metered {
+                meter: instance.meter.clone(),
+                inner: Box::pin(instance.handle.call_async(&mut instance.store, (arg,))),
+                budget: None,
+            };
             let outcome = match timeout {
                 Some(limit) => tokio::time::timeout(limit, call)
                     .await
@@ -249,6 +258,7 @@ async fn start(
         None => None,
     };
     shared.instances_started.fetch_add(1, Ordering::Relaxed);
+    shared.meters.watch(meter.clone());
     Ok(Instance {
         store,
         handle,

@@ -245,7 +245,7 @@ impl Runtime {
                 (lineage, budget.clone()),
             )),
             meter: meter.clone(),
-            budget,
+            budget: Some(budget),
         };
         let wall_limit = async {
             match wall_deadline {
