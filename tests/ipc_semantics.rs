@@ -150,6 +150,7 @@ async fn get_text(h: &QueueHandle) -> Vec<u8> {
 }
 
 on_both_backends!(
+    queue_depth_reaches_snapshots,
     queue_is_fifo_and_bounded,
     queue_close_drains_then_refuses_and_wakes_getters,
     queue_join_waits_for_every_task_done,
@@ -170,6 +171,29 @@ on_both_backends!(
     barrier_killed_while_blocked_in_wait_breaks_it,
     barrier_reset_breaks_the_current_waiters,
 );
+
+/// `corral ps` and `--metrics` read a queue's depth without waiting: at
+/// once for a local queue, as read in the background (within about a
+/// second of a change) for a Redis one.
+async fn queue_depth_reaches_snapshots(place: Place) {
+    let run = corral::Run::with_backend(place.backend.clone());
+    let config = QueueConfig {
+        capacity: 10,
+        ..QueueConfig::default()
+    };
+    let q = run.objects().declare_queue("watched", config).unwrap();
+    let depth = || {
+        let stats = run.objects().stats();
+        let seen = stats.iter().find(|o| o.name == "watched").unwrap();
+        assert_eq!(seen.capacity, Some(10));
+        seen.depth
+    };
+    let h = q.handle();
+    h.put_many(vec![vec![1]; 3], LONG).await.unwrap();
+    eventually("a depth of 3", || std::future::ready(depth() == Some(3))).await;
+    h.get_many(2, LONG).await.unwrap();
+    eventually("a depth of 1", || std::future::ready(depth() == Some(1))).await;
+}
 
 async fn queue_is_fifo_and_bounded(place: Place) {
     for acknowledged in MODES {

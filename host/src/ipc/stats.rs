@@ -1,8 +1,9 @@
 //! What each named object of a run holds and has done, read for snapshots
 //! (`corral ps`, `--metrics`) without waiting: each local object answers
-//! from its counters or one short hold of its own lock, and Redis objects
-//! are listed by name only (their state is a round trip away, and a
-//! snapshot must not wait on the network).
+//! from its counters or one short hold of its own lock. Redis objects are
+//! listed by name, with a queue's depth as last read in the background
+//! (their state is a round trip away, and a snapshot must not wait on the
+//! network).
 
 use serde::{Deserialize, Serialize};
 
@@ -71,7 +72,11 @@ impl Registry {
                 Queue::Local(q) => {
                     ObjectStats::new("queue", &name, true).with_fifo(q.stats(), q.capacity())
                 }
-                Queue::Redis(_) => ObjectStats::new("queue", &name, false),
+                Queue::Redis(q) => ObjectStats {
+                    depth: q.depth_hint(),
+                    capacity: Some(q.capacity() as u64),
+                    ..ObjectStats::new("queue", &name, false)
+                },
             });
         }
         for name in self.names::<Pipe>() {

@@ -17,6 +17,7 @@
 
 pub(super) mod local;
 pub(super) mod redis;
+mod redis_depth;
 mod redis_scripts;
 #[cfg(test)]
 mod tests;

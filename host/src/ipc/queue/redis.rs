@@ -31,6 +31,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+use super::redis_depth::DepthWatch;
 use super::redis_scripts::{GET, PUT, READY, REAP, REQUEUE, SETTLE};
 use super::{QueueConfig, check_max, nothing_taken};
 use crate::ipc::IpcError;
@@ -55,6 +56,7 @@ pub struct RedisQueue {
     channel: String,
     notify: Arc<Notify>,
     reaper: Option<AbortHandle>,
+    depth: DepthWatch,
 }
 
 impl RedisQueue {
@@ -98,6 +100,7 @@ impl RedisQueue {
                 bounds: config.bounds(),
                 config,
                 reaper,
+                depth: DepthWatch::default(),
             }
         }))
     }
@@ -127,11 +130,24 @@ impl RedisQueue {
     /// Messages waiting now (`LLEN`); 0 if Redis cannot be reached. One
     /// round trip, on async I/O: it holds no thread while it waits.
     pub async fn len(&self) -> usize {
-        let len = ::redis::cmd("LLEN")
+        self.try_len().await.unwrap_or(0)
+    }
+
+    /// [`len`](Self::len), `None` if Redis cannot be reached.
+    pub(super) async fn try_len(&self) -> Option<usize> {
+        ::redis::cmd("LLEN")
             .arg(&self.list)
             .query_async::<usize>(&mut self.backend.conn())
-            .await;
-        len.unwrap_or(0)
+            .await
+            .ok()
+    }
+
+    pub(super) fn depth_watch(&self) -> &DepthWatch {
+        &self.depth
+    }
+
+    pub(super) fn spawn_background(&self, work: impl Future<Output = ()> + Send + 'static) {
+        self.backend.spawn(work);
     }
 
     /// Whether no message is waiting (`true` if Redis cannot be reached).
