@@ -691,6 +691,10 @@ fn waiting_pool(world: &World) -> Bounded {
 fn kill_ends_a_pool_that_waits_for_input() {
     let world = World::new(false);
     let pool = waiting_pool(&world);
+    // Its one instance counts among the host's workers.
+    let out = world.corral(&["ps", "--json"]);
+    let hosts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(hosts[0]["workers_alive"], 1, "{hosts}");
     let out = world.corral(&["kill", "square", "--all"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = pool.finish();

@@ -56,6 +56,7 @@ pub(super) struct HostInfo {
     pub pid: u32,
     pub name: String,
     pub command: String,
+    /// Workers alive, pool instances included.
     pub workers_alive: u64,
     pub uptime_ms: u64,
     /// Where `--metrics` serves, if it does.
@@ -269,11 +270,12 @@ fn answer(host: &Host, request: Request, peer: Option<i32>) -> Reply {
 
 fn host_info(host: &Host) -> HostInfo {
     let workers = host.runtime.workers();
+    let pool_instances: u64 = host.runtime.pools().iter().map(|p| p.instances_alive).sum();
     HostInfo {
         pid: host.pid,
         name: host.name.clone(),
         command: host.command.clone(),
-        workers_alive: workers.iter().filter(|w| w.is_alive()).count() as u64,
+        workers_alive: workers.iter().filter(|w| w.is_alive()).count() as u64 + pool_instances,
         uptime_ms: host.runtime.uptime().as_millis() as u64,
         metrics: host.metrics.clone(),
     }

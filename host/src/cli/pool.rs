@@ -188,9 +188,19 @@ pub(super) async fn pool(
                 Some(next) => next,
                 None => break,
             },
-            // `corral kill` of a pool waiting for input: no result comes.
+            // `corral kill`: the results still owed fail, but one of a
+            // pool waiting for input never comes, so this says it.
             () = pool.terminated() => {
-                progress.suspend(|| eprintln!("corral: the pool was terminated"));
+                let first = in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .min()
+                    .copied();
+                progress.suspend(|| match first {
+                    Some(line) => eprintln!("corral: the pool was terminated at line {line}"),
+                    None => eprintln!("corral: the pool was terminated"),
+                });
                 break;
             }
             _ = flush.tick(), if unflushed => {

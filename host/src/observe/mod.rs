@@ -260,18 +260,7 @@ impl Observatory {
             .filter_map(Weak::upgrade)
             .collect();
         let objects = runs.iter().flat_map(|r| r.stats()).collect();
-        let pools = {
-            let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
-            let mut seen = Vec::new();
-            pools.retain(|pool| match (pool.stats)() {
-                Some(pool) => {
-                    seen.push(pool);
-                    true
-                }
-                None => false,
-            });
-            seen
-        };
+        let pools = self.pools();
         let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         Snapshot {
@@ -291,6 +280,20 @@ impl Observatory {
                 .collect(),
             totals: recent.totals.clone(),
         }
+    }
+
+    /// The pools alive now, forgetting those gone.
+    pub fn pools(&self) -> Vec<PoolSnapshot> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = Vec::new();
+        pools.retain(|pool| match (pool.stats)() {
+            Some(pool) => {
+                seen.push(pool);
+                true
+            }
+            None => false,
+        });
+        seen
     }
 
     /// Drops ended workers past a minute (or past the most kept), keeping

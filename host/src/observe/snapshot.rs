@@ -86,6 +86,9 @@ pub struct PoolSnapshot {
     /// Linear memory its live instances hold, in bytes.
     #[serde(default)]
     pub memory_bytes: u64,
+    /// Instances alive now (started lazily, so 0 before the first task).
+    #[serde(default)]
+    pub instances_alive: u64,
 }
 
 /// One refusal of a worker's policy or limits.

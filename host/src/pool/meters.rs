@@ -30,14 +30,16 @@ impl InstanceMeters {
         meters.live.push(meter);
     }
 
-    /// CPU time of every instance so far, in ns, and linear memory held by
-    /// the live ones, in bytes. Never blocks for long: one short lock.
-    pub(super) fn read(&self) -> (u64, u64) {
+    /// CPU time of every instance so far, in ns, linear memory held by
+    /// the live ones, in bytes, and how many live. Never blocks for long:
+    /// one short lock.
+    pub(super) fn read(&self) -> (u64, u64, u64) {
         let mut meters = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         meters.prune();
         let live_cpu: u64 = meters.live.iter().map(|m| m.booked_cpu_ns()).sum();
         let memory = meters.live.iter().map(|m| m.memory_held()).sum();
-        (meters.ended_cpu_ns + live_cpu, memory)
+        let alive = meters.live.len() as u64;
+        (meters.ended_cpu_ns + live_cpu, memory, alive)
     }
 }
 

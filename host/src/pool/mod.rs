@@ -213,7 +213,7 @@ impl Pool {
         runtime.observatory().watch_pool(
             move || {
                 let shared = watched.upgrade()?;
-                let (cpu_ns, memory_bytes) = shared.meters.read();
+                let (cpu_ns, memory_bytes, instances_alive) = shared.meters.read();
                 Some(PoolSnapshot {
                     name: shared.options.worker.name.clone(),
                     size: shared.options.workers as u64,
@@ -222,6 +222,7 @@ impl Pool {
                     instances_started: shared.instances_started.load(Ordering::Relaxed),
                     cpu_ns,
                     memory_bytes,
+                    instances_alive,
                 })
             },
             move || {

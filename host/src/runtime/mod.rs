@@ -166,6 +166,12 @@ impl Runtime {
         self.inner.observatory.workers()
     }
 
+    /// The pools of this runtime, as in [`snapshot`](Self::snapshot),
+    /// without reading every worker.
+    pub fn pools(&self) -> Vec<crate::observe::PoolSnapshot> {
+        self.inner.observatory.pools()
+    }
+
     /// Terminates the pools of this runtime named `name` (all: `None`), as
     /// [`Pool::terminate`](crate::Pool::terminate); returns their names.
     pub fn terminate_pools(&self, name: Option<&str>) -> Vec<String> {
