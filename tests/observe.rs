@@ -818,6 +818,13 @@ fn top_shows_the_workers_live_sorts_survives_a_tiny_terminal_and_quits_on_q() {
         .nth(1)
         .unwrap_or_default();
     assert!(first.contains("spin"), "{screen}");
+    // The objects pane: rates, and who waits on `jobs` (both consumers).
+    let screen = tmux.screen_when("the waiters on jobs", |s| {
+        s.lines()
+            .any(|l| l.contains(" jobs ") && l.contains("2 waiting (longest "))
+    });
+    assert!(screen.contains("PUT/S"), "{screen}");
+    assert!(screen.contains("no denials in the last minute"), "{screen}");
     tmux.run(&["send-keys", "-t", "top", "m"]);
     tmux.screen_when("the memory order", |s| s.contains("workers, by memory"));
 

@@ -1,6 +1,8 @@
 //! `corral top HOST`: a live view of a running host, refreshed from its
 //! control socket: its workers sorted by CPU or memory, its named objects
-//! below. Keys: `c` and `m` sort, `q` (or Esc, Ctrl-C) quits.
+//! and pools below (with rates, lock holders and how long their waiters
+//! have waited), then the last minute's denials. Keys: `c` and `m` sort,
+//! `q` (or Esc, Ctrl-C) quits.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -35,13 +37,29 @@ enum Sort {
     Memory,
 }
 
-/// The last answer, and CPU use since the one before (per worker id, as a
-/// share of one core).
+/// The last answer, and what moved since the one before: CPU use per
+/// worker id (a share of one core), and puts and gets (a pool: tasks
+/// done) per second per object, by kind and name.
 struct View {
     host: HostInfo,
     snapshot: Snapshot,
     cpu_share: HashMap<u64, f64>,
+    rates: HashMap<(String, String), (f64, f64)>,
     sort: Sort,
+}
+
+/// Each object's put and get counts (a pool's: 0 and tasks done), by kind
+/// and name.
+fn counts(snapshot: &Snapshot) -> HashMap<(String, String), (u64, u64)> {
+    let objects = snapshot.objects.iter().map(|o| {
+        let key = (o.kind.clone(), o.name.clone());
+        (key, (o.puts.unwrap_or(0), o.gets.unwrap_or(0)))
+    });
+    let pools = snapshot.pools.iter().map(|p| {
+        let key = ("pool".to_string(), p.name.clone());
+        (key, (0, p.succeeded + p.failed))
+    });
+    objects.chain(pools).collect()
 }
 
 /// Why the loop ended.
@@ -67,6 +85,7 @@ pub(super) fn top(args: TopArgs) -> anyhow::Result<u8> {
         host,
         snapshot,
         cpu_share: HashMap::new(),
+        rates: HashMap::new(),
         sort: Sort::Cpu,
     };
     let mut terminal = ratatui::try_init()?;
@@ -137,6 +156,16 @@ fn watch(
                 (elapsed_ns > 0.0).then(|| (w.id, spent as f64 / elapsed_ns))
             })
             .collect();
+        let before = counts(&view.snapshot);
+        let elapsed_s = elapsed_ns / 1e9;
+        view.rates = counts(&snapshot)
+            .into_iter()
+            .filter_map(|(key, (puts, gets))| {
+                let (puts_before, gets_before) = *before.get(&key)?;
+                let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / elapsed_s;
+                (elapsed_s > 0.0).then(|| (key, (rate(puts, puts_before), rate(gets, gets_before))))
+            })
+            .collect();
         (view.host, view.snapshot) = (host, snapshot);
         next = Instant::now() + interval;
     }
@@ -144,10 +173,12 @@ fn watch(
 
 fn draw(frame: &mut Frame, view: &View) {
     let objects = view.snapshot.objects.len() as u16;
-    let [header, workers, ipc, footer] = Layout::vertical([
+    let rows = objects.saturating_add(view.snapshot.pools.len() as u16);
+    let [header, workers, ipc, denials, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
-        Constraint::Max(objects.saturating_add(3)),
+        Constraint::Max(rows.saturating_add(3)),
+        Constraint::Length(1),
         Constraint::Length(1),
     ])
     .areas(frame.area());
@@ -165,7 +196,8 @@ fn draw(frame: &mut Frame, view: &View) {
         header,
     );
     frame.render_widget(workers_table(view), workers);
-    frame.render_widget(objects_table(&view.snapshot), ipc);
+    frame.render_widget(objects_table(view), ipc);
+    frame.render_widget(Line::from(denials_line(&view.snapshot)), denials);
     frame.render_widget(
         Line::from("c: sort by CPU   m: sort by memory   q: quit")
             .style(Style::default().add_modifier(Modifier::DIM)),
@@ -221,39 +253,111 @@ fn workers_table(view: &View) -> Table<'static> {
     .block(Block::bordered().title(format!(" workers, by {by} ")))
 }
 
-fn objects_table(snapshot: &Snapshot) -> Table<'static> {
+/// The last minute's denials: how many, and the latest.
+fn denials_line(snapshot: &Snapshot) -> String {
+    let latest = snapshot.denials.iter().min_by_key(|d| d.ago_ms);
+    match latest {
+        None => "no denials in the last minute".to_string(),
+        Some(d) => format!(
+            "denials in the last minute: {}; latest, {} ago: {} denied {} ({})",
+            snapshot.denials.len(),
+            duration(d.ago_ms),
+            d.worker,
+            d.action,
+            d.rule
+        ),
+    }
+}
+
+/// Who holds `o` (a lock), and how many workers wait on it and for how
+/// long the longest has, from what each worker waits on (`lock.acquire
+/// file`); else its value (permits, a flag).
+fn object_state(snapshot: &Snapshot, o: &crate::ipc::ObjectStats) -> String {
     let n = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
-    let rows = snapshot.objects.iter().map(|o| {
-        let holder = o.holder.map(|id| {
-            snapshot
-                .workers
-                .iter()
-                .find(|w| w.id == id)
-                .map_or_else(|| format!("worker {id}"), |w| w.name.clone())
-        });
+    let mut parts = Vec::new();
+    if let Some(id) = o.holder {
+        let holder = snapshot
+            .workers
+            .iter()
+            .find(|w| w.id == id)
+            .map_or_else(|| format!("worker {id}"), |w| w.name.clone());
+        parts.push(format!("held by {holder}"));
+    } else if o.value.is_some() {
+        parts.push(n(o.value));
+    }
+    let waiting: Vec<u64> = snapshot
+        .workers
+        .iter()
+        .filter(|w| {
+            w.waiting_on.as_deref().is_some_and(|on| {
+                on.split_once(' ').is_some_and(|(op, name)| {
+                    name == o.name && op.split('.').next() == Some(o.kind.as_str())
+                })
+            })
+        })
+        .map(|w| w.waiting_ms.unwrap_or(0))
+        .collect();
+    if let Some(longest) = waiting.iter().max() {
+        parts.push(format!(
+            "{} waiting (longest {})",
+            waiting.len(),
+            duration(*longest)
+        ));
+    }
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn objects_table(view: &View) -> Table<'static> {
+    let snapshot = &view.snapshot;
+    let n = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    let rate = |kind: &str, name: &str| view.rates.get(&(kind.to_string(), name.to_string()));
+    let per_second = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{r:.0}"));
+    let objects = snapshot.objects.iter().map(|o| {
+        let r = rate(&o.kind, &o.name);
+        let counted = o.puts.is_some();
         Row::new([
             o.kind.clone(),
             o.name.clone(),
             n(o.depth),
-            n(o.puts),
-            n(o.gets),
-            holder.map_or_else(|| n(o.value), |h| format!("held by {h}")),
+            per_second(r.filter(|_| counted).map(|r| r.0)),
+            per_second(r.filter(|_| counted).map(|r| r.1)),
+            object_state(snapshot, o),
+        ])
+    });
+    let pools = snapshot.pools.iter().map(|p| {
+        Row::new([
+            "pool".to_string(),
+            p.name.clone(),
+            "-".to_string(),
+            "-".to_string(),
+            per_second(rate("pool", &p.name).map(|r| r.1)),
+            format!(
+                "{} instances, {} ok, {} failed, CPU {:.2}s",
+                p.instances_alive,
+                p.succeeded,
+                p.failed,
+                p.cpu_ns as f64 / 1e9
+            ),
         ])
     });
     Table::new(
-        rows,
+        objects.chain(pools),
         [
             Constraint::Length(10),
             Constraint::Min(12),
             Constraint::Length(8),
-            Constraint::Length(10),
-            Constraint::Length(10),
+            Constraint::Length(9),
+            Constraint::Length(9),
             Constraint::Min(10),
         ],
     )
     .header(
-        Row::new(["KIND", "OBJECT", "DEPTH", "PUTS", "GETS", "STATE"])
+        Row::new(["KIND", "OBJECT", "DEPTH", "PUT/S", "GET/S", "STATE"])
             .style(Style::default().add_modifier(Modifier::BOLD)),
     )
-    .block(Block::bordered().title(" named objects "))
+    .block(Block::bordered().title(" named objects and pools "))
 }
