@@ -414,18 +414,25 @@ fn host_table(info: &HostInfo, snapshot: &Snapshot) -> String {
     out
 }
 
-/// The workers blocked on an object, with how long each has waited.
-fn waiters(snapshot: &Snapshot, kind: &str, name: &str) -> String {
-    let waiting: Vec<String> = snapshot
-        .workers
-        .iter()
-        .filter(|w| {
-            w.waiting_on.as_deref().is_some_and(|on| {
-                on.split_once(' ').is_some_and(|(op, object)| {
-                    op.starts_with(kind) && op[kind.len()..].starts_with('.') && object == name
-                })
+/// The workers blocked on the object `kind` `name` (waiting on
+/// `queue.get jobs`, say).
+pub(super) fn blocked_on<'a>(
+    snapshot: &'a Snapshot,
+    kind: &'a str,
+    name: &'a str,
+) -> impl Iterator<Item = &'a WorkerSnapshot> {
+    snapshot.workers.iter().filter(move |w| {
+        w.waiting_on.as_deref().is_some_and(|on| {
+            on.split_once(' ').is_some_and(|(op, object)| {
+                op.starts_with(kind) && op[kind.len()..].starts_with('.') && object == name
             })
         })
+    })
+}
+
+/// The workers blocked on an object, with how long each has waited.
+fn waiters(snapshot: &Snapshot, kind: &str, name: &str) -> String {
+    let waiting: Vec<String> = blocked_on(snapshot, kind, name)
         .map(|w| format!("{} {}", w.name, duration(w.waiting_ms.unwrap_or(0))))
         .collect();
     if waiting.is_empty() {
@@ -435,7 +442,8 @@ fn waiters(snapshot: &Snapshot, kind: &str, name: &str) -> String {
     }
 }
 
-fn worker_name(snapshot: &Snapshot, id: u64) -> String {
+/// The name of worker `id` in `snapshot`, or `worker ID` if it has gone.
+pub(super) fn worker_name(snapshot: &Snapshot, id: u64) -> String {
     snapshot
         .workers
         .iter()

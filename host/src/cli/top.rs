@@ -17,7 +17,7 @@ use ratatui::widgets::{Block, Row, Table};
 use ratatui::{DefaultTerminal, Frame};
 
 use super::control::{HostInfo, Request};
-use super::hosts::{self, Found, duration, state};
+use super::hosts::{self, Found, blocked_on, duration, state, worker_name};
 use crate::observe::Snapshot;
 
 /// `corral top HOST [--interval DURATION]`.
@@ -276,25 +276,11 @@ fn object_state(snapshot: &Snapshot, o: &crate::ipc::ObjectStats) -> String {
     let n = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
     let mut parts = Vec::new();
     if let Some(id) = o.holder {
-        let holder = snapshot
-            .workers
-            .iter()
-            .find(|w| w.id == id)
-            .map_or_else(|| format!("worker {id}"), |w| w.name.clone());
-        parts.push(format!("held by {holder}"));
+        parts.push(format!("held by {}", worker_name(snapshot, id)));
     } else if o.value.is_some() {
         parts.push(n(o.value));
     }
-    let waiting: Vec<u64> = snapshot
-        .workers
-        .iter()
-        .filter(|w| {
-            w.waiting_on.as_deref().is_some_and(|on| {
-                on.split_once(' ').is_some_and(|(op, name)| {
-                    name == o.name && op.split('.').next() == Some(o.kind.as_str())
-                })
-            })
-        })
+    let waiting: Vec<u64> = blocked_on(snapshot, &o.kind, &o.name)
         .map(|w| w.waiting_ms.unwrap_or(0))
         .collect();
     if let Some(longest) = waiting.iter().max() {
