@@ -314,11 +314,8 @@ fn host_table(info: &HostInfo, snapshot: &Snapshot) -> String {
             "{:<20} {:<32} {:>8} {:>10} {:>7} {:>5} {:>9}  {}",
             w.name,
             state(w),
-            format!("{:.2}s", w.cpu_ns as f64 / 1e9),
-            bytesize::ByteSize(w.memory_bytes)
-                .display()
-                .iec_short()
-                .to_string(),
+            cpu_seconds(w.cpu_ns),
+            bytes(w.memory_bytes),
             w.handles,
             w.host_fds,
             duration(w.uptime_ms),
@@ -385,11 +382,8 @@ fn host_table(info: &HostInfo, snapshot: &Snapshot) -> String {
                 p.succeeded,
                 p.failed,
                 p.instances_started,
-                format!("{:.2}s", p.cpu_ns as f64 / 1e9),
-                bytesize::ByteSize(p.memory_bytes)
-                    .display()
-                    .iec_short()
-                    .to_string()
+                cpu_seconds(p.cpu_ns),
+                bytes(p.memory_bytes)
             );
         }
     }
@@ -457,6 +451,16 @@ pub(super) fn state(w: &WorkerSnapshot) -> String {
         (None, Some(on)) => format!("{on} ({})", duration(w.waiting_ms.unwrap_or(0))),
         (None, None) => w.state.clone(),
     }
+}
+
+/// CPU time as `1.23s`.
+pub(super) fn cpu_seconds(ns: u64) -> String {
+    format!("{:.2}s", ns as f64 / 1e9)
+}
+
+/// A size as `1.5 MiB`.
+pub(super) fn bytes(n: u64) -> String {
+    bytesize::ByteSize(n).display().iec_short().to_string()
 }
 
 /// `1.2s`, `3m04s`, `2h05m`.

@@ -17,7 +17,7 @@ use ratatui::widgets::{Block, Row, Table};
 use ratatui::{DefaultTerminal, Frame};
 
 use super::control::{HostInfo, Request};
-use super::hosts::{self, Found, blocked_on, duration, state, worker_name};
+use super::hosts::{self, Found, blocked_on, bytes, cpu_seconds, duration, state, worker_name};
 use crate::observe::Snapshot;
 
 /// `corral top HOST [--interval DURATION]`.
@@ -216,12 +216,9 @@ fn workers_table(view: &View) -> Table<'static> {
         Row::new([
             w.name.clone(),
             state(w),
-            format!("{:.2}s", w.cpu_ns as f64 / 1e9),
+            cpu_seconds(w.cpu_ns),
             format!("{:.0}%", share * 100.0),
-            bytesize::ByteSize(w.memory_bytes)
-                .display()
-                .iec_short()
-                .to_string(),
+            bytes(w.memory_bytes),
             w.handles.to_string(),
             w.host_fds.to_string(),
             duration(w.uptime_ms),
@@ -273,12 +270,11 @@ fn denials_line(snapshot: &Snapshot) -> String {
 /// long the longest has, from what each worker waits on (`lock.acquire
 /// file`); else its value (permits, a flag).
 fn object_state(snapshot: &Snapshot, o: &crate::ipc::ObjectStats) -> String {
-    let n = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
     let mut parts = Vec::new();
     if let Some(id) = o.holder {
         parts.push(format!("held by {}", worker_name(snapshot, id)));
-    } else if o.value.is_some() {
-        parts.push(n(o.value));
+    } else if let Some(value) = o.value {
+        parts.push(value.to_string());
     }
     let waiting: Vec<u64> = blocked_on(snapshot, &o.kind, &o.name)
         .map(|w| w.waiting_ms.unwrap_or(0))
@@ -322,11 +318,11 @@ fn objects_table(view: &View) -> Table<'static> {
             "-".to_string(),
             per_second(rate("pool", &p.name).map(|r| r.1)),
             format!(
-                "{} instances, {} ok, {} failed, CPU {:.2}s",
+                "{} instances, {} ok, {} failed, CPU {}",
                 p.instances_alive,
                 p.succeeded,
                 p.failed,
-                p.cpu_ns as f64 / 1e9
+                cpu_seconds(p.cpu_ns)
             ),
         ])
     });

@@ -120,11 +120,10 @@ impl Slot {
             lengths: inputs.iter().map(|i| i.len() as u32).collect(),
             data: inputs.concat(),
         };
-        let call = Metered {
-            meter: instance.meter.clone(),
-            inner: Box::pin(batch_fn.call_async(&mut instance.store, (batch,))),
-            budget: None,
-        };
+        let call = metered(
+            &instance.meter,
+            batch_fn.call_async(&mut instance.store, (batch,)),
+        );
         let outcome = match timeout {
             // The whole chunk gets the time its tasks would have had.
             Some(limit) => tokio::time::timeout(limit * inputs.len() as u32, call)
@@ -171,12 +170,10 @@ impl Slot {
             } else {
                 input.clone()
             };
-            // Metered so that CPU limits apply and snapshots see the time.
-            let call = Metered {
-                meter: instance.meter.clone(),
-                inner: Box::pin(instance.handle.call_async(&mut instance.store, (arg,))),
-                budget: None,
-            };
+            let call = metered(
+                &instance.meter,
+                instance.handle.call_async(&mut instance.store, (arg,)),
+            );
             let outcome = match timeout {
                 Some(limit) => tokio::time::timeout(limit, call)
                     .await
@@ -225,6 +222,16 @@ impl Slot {
             self.instance = Some(start(&self.shared, &self.spec, self.outputs.clone()).await?);
         }
         Ok(self.instance.as_mut().expect("just started"))
+    }
+}
+
+/// A guest call whose CPU time is booked to its instance's meter, so that
+/// the instance's CPU limit applies and snapshots see the time.
+fn metered<F: Future>(meter: &Arc<WorkerMeter>, call: F) -> Metered<F> {
+    Metered {
+        inner: Box::pin(call),
+        meter: meter.clone(),
+        budget: None,
     }
 }
 
