@@ -165,6 +165,17 @@ async fn blocking_server_echoes_each_client_in_turn() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mux_server_echoes_100_concurrent_clients_exactly_then_stops() {
+    echoes_100_concurrent_clients_exactly_then_stops("pollset").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mux_server_in_poll_mode_echoes_100_concurrent_clients_exactly() {
+    echoes_100_concurrent_clients_exactly_then_stops("poll").await;
+}
+
+/// echo-mux waiting in `mode` serves 100 clients of 1,000 messages each,
+/// every echo checked.
+async fn echoes_100_concurrent_clients_exactly_then_stops(mode: &str) {
     const CLIENTS: usize = 100;
     const MESSAGES: usize = 1000;
     let (rt, events) = runtime_with(16);
@@ -175,7 +186,7 @@ async fn mux_server_echoes_100_concurrent_clients_exactly_then_stops() {
         &run,
         "echo-mux",
         "mux",
-        &["127.0.0.1:0", "control", "120000"],
+        &["127.0.0.1:0", "control", "120000", mode],
         &server_policy(),
     );
     let addr = listening(&events, &server).await;

@@ -25,6 +25,7 @@ mod meter;
 pub mod observe;
 pub mod output;
 pub mod policy;
+pub mod pollset;
 pub mod pool;
 mod reporter;
 pub mod restart;

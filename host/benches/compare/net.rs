@@ -75,7 +75,8 @@ struct CorralServer {
 }
 
 impl CorralServer {
-    async fn start() -> CorralServer {
+    /// Starts echo-mux waiting in `mode`: `pollset` or `poll`.
+    async fn start(mode: &str) -> CorralServer {
         let events = EventLog::new();
         let rt = Runtime::new(RuntimeConfig {
             engine: EngineOptions {
@@ -100,7 +101,7 @@ impl CorralServer {
             .declare_queue("control", QueueConfig::default())
             .unwrap();
         let mut spec = WorkerSpec::new("echo")
-            .args(["127.0.0.1:0", "control"])
+            .args(["127.0.0.1:0", "control", "600000", mode])
             .stdio(WorkerStdio::Capture)
             .run(&run);
         policy.apply_to(&mut spec);
@@ -244,16 +245,18 @@ pub async fn rows(bench: &Bench) -> Vec<Row> {
     let mut rows = Vec::new();
     for (conns, per_conn) in shapes {
         let select_row = format!("TCP echo, {conns} in flight, vs select()");
+        let poll_row = format!("TCP echo, {conns} in flight, wasi:io/poll loop vs select()");
         let asyncio_row = format!("TCP echo, {conns} in flight, vs asyncio");
         let native_row =
             format!("TCP echo, {conns} in flight, native Tokio server (no Wasm) vs select()");
-        if ![&select_row, &asyncio_row, &native_row]
+        if ![&select_row, &poll_row, &asyncio_row, &native_row]
             .iter()
             .any(|row| bench.wants(row))
         {
             continue;
         }
-        let corral = CorralServer::start().await;
+        let corral = CorralServer::start("pollset").await;
+        let polling = CorralServer::start("poll").await;
         let native = NativeServer::start().await;
         let (select, asyncio) = if bench.python {
             (
@@ -263,8 +266,8 @@ pub async fn rows(bench: &Bench) -> Vec<Row> {
         } else {
             (None, None)
         };
-        let (mut vs_select, mut vs_asyncio, mut native_vs_select) =
-            (Vec::new(), Vec::new(), Vec::new());
+        let (mut vs_select, mut poll_vs_select, mut vs_asyncio, mut native_vs_select) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for run in 0..=bench.runs {
             let s = match &select {
                 Some(server) => Some(measure(server.addr, conns, per_conn).await),
@@ -274,24 +277,44 @@ pub async fn rows(bench: &Bench) -> Vec<Row> {
                 Some(server) => Some(measure(server.addr, conns, per_conn).await),
                 None => None,
             };
-            let c = measure(corral.addr, conns, per_conn).await;
-            let n = measure(native.addr, conns, per_conn).await;
-            if run > 0 {
-                vs_select.push((c, s));
-                vs_asyncio.push((c, a));
-                native_vs_select.push((n, s));
+            // Only the servers of the rows asked for: `--only` then
+            // profiles one server alone.
+            let wants = |rows: &[&String]| rows.iter().any(|row| bench.wants(row));
+            if wants(&[&select_row, &asyncio_row]) {
+                let c = measure(corral.addr, conns, per_conn).await;
+                if run > 0 {
+                    vs_select.push((c, s));
+                    vs_asyncio.push((c, a));
+                }
+            }
+            if wants(&[&poll_row]) {
+                let p = measure(polling.addr, conns, per_conn).await;
+                if run > 0 {
+                    poll_vs_select.push((p, s));
+                }
+            }
+            if wants(&[&native_row]) {
+                let n = measure(native.addr, conns, per_conn).await;
+                if run > 0 {
+                    native_vs_select.push((n, s));
+                }
             }
         }
         corral.stop().await;
+        polling.stop().await;
         let note = format!(
             "msg/s = round trips/s; {} round trips per run of {SIZE}-byte messages over {conns} connection(s); one \
-             Rust client drives every server; Corral: echo-mux worker, one wasi:io/poll loop",
+             Rust client drives every server; Corral: echo-mux worker, one loop waiting on a corral:worker/pollset",
             conns * per_conn
         );
         let target = Target {
             ratio: Some(2.0),
             absolute: None,
         };
+        let poll_note = format!(
+            "{note}; here the Corral column is echo-mux's `poll` mode: every pollable passed to \
+             wasi:io/poll.poll every round, the seed's shape"
+        );
         let select_ran = select.is_some();
         let asyncio_ran = asyncio.is_some();
         let native_note = format!(
@@ -300,6 +323,13 @@ pub async fn rows(bench: &Bench) -> Vec<Row> {
         );
         for (workload, pairs, ran, target, note) in [
             (&select_row, &vs_select, select_ran, target, &note),
+            (
+                &poll_row,
+                &poll_vs_select,
+                select_ran,
+                Target::default(),
+                &poll_note,
+            ),
             (
                 &asyncio_row,
                 &vs_asyncio,

@@ -52,6 +52,7 @@ wasmtime::component::bindgen!({
         "corral:worker/sync.[method]barrier.subscribe": async | trappable,
         "corral:worker/sync.[method]condition.wait": async | trappable,
         "corral:worker/process.[method]child.join": async | trappable,
+        "corral:worker/pollset.[method]pollset.wait": async | trappable,
         default: trappable,
     },
     with: {
@@ -71,5 +72,6 @@ wasmtime::component::bindgen!({
         "corral:worker/sync.event": crate::bindings::EventRes,
         "corral:worker/sync.barrier": crate::bindings::BarrierRes,
         "corral:worker/sync.condition": crate::bindings::ConditionRes,
+        "corral:worker/pollset.pollset": crate::bindings::pollset::PollSetRes,
     },
 });

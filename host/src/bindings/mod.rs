@@ -9,6 +9,7 @@ pub(crate) mod filesystem;
 mod generated;
 mod lock;
 mod pipe;
+pub(crate) mod pollset;
 pub(crate) mod process;
 mod queue;
 mod readiness;
@@ -67,7 +68,9 @@ pub(crate) const PROVIDED_INTERFACES: &[(&str, &[&str])] = &[
     ),
     (
         "corral:worker",
-        &["types", "process", "queue", "pipe", "lock", "sync"],
+        &[
+            "types", "process", "queue", "pipe", "lock", "sync", "pollset",
+        ],
     ),
 ];
 
@@ -91,6 +94,7 @@ where
     corral_worker::pipe::add_to_linker::<T, Ipc>(linker, T::ipc)?;
     corral_worker::lock::add_to_linker::<T, Ipc>(linker, T::ipc)?;
     corral_worker::sync::add_to_linker::<T, Ipc>(linker, T::ipc)?;
+    corral_worker::pollset::add_to_linker::<T, sockets::Policed>(linker, T::policed_sockets)?;
     Ok(())
 }
 

@@ -24,6 +24,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable};
 use wasmtime_wasi::p2::{SocketError, SocketResult, TcpSocket, UdpSocket};
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
+use super::pollset::TcpInputs;
 use crate::ledger::{Kind, Ledger, Token};
 use crate::policy::NetworkPolicy;
 use crate::reporter::Reporter;
@@ -62,7 +63,11 @@ pub(crate) trait PolicedSocketsView: Send {
 /// room for them. Dropped with the store, so whatever the worker still held
 /// is given back then.
 #[derive(Default)]
-pub(crate) struct HeldSockets(HashMap<u32, Charge>);
+pub(crate) struct HeldSockets {
+    charges: HashMap<u32, Charge>,
+    /// The TCP input streams among them, which a pollset can watch.
+    pub(super) inputs: TcpInputs,
+}
 
 /// What one held socket or lookup costs: a handle, and for a socket the
 /// host descriptor under it. A socket's streams and pollables are its
@@ -89,12 +94,12 @@ impl PolicedSockets<'_> {
 
     /// Records `charge` against the resource at `rep`, now that it exists.
     fn hold(&mut self, rep: u32, charge: Charge) {
-        self.held.0.insert(rep, charge);
+        self.held.charges.insert(rep, charge);
     }
 
     /// Gives back what the resource at `rep` was charged, once it is gone.
     fn release(&mut self, rep: u32) {
-        self.held.0.remove(&rep);
+        self.held.charges.remove(&rep);
     }
 }
 
@@ -269,7 +274,11 @@ impl tcp::HostTcpSocket for PolicedSockets<'_> {
         &mut self,
         this: Resource<TcpSocket>,
     ) -> SocketResult<(Resource<DynInputStream>, Resource<DynOutputStream>)> {
-        self.sockets.finish_connect(this)
+        let (input, output) = self.sockets.finish_connect(this)?;
+        Ok((
+            self.make_watchable(input).map_err(SocketError::trap)?,
+            output,
+        ))
     }
 
     async fn start_listen(&mut self, this: Resource<TcpSocket>) -> SocketResult<()> {
@@ -292,9 +301,13 @@ impl tcp::HostTcpSocket for PolicedSockets<'_> {
         Resource<DynOutputStream>,
     )> {
         let charge = self.charge(true).ok_or(ErrorCode::NewSocketLimit)?;
-        let accepted = self.sockets.accept(this)?;
-        self.hold(accepted.0.rep(), charge);
-        Ok(accepted)
+        let (socket, input, output) = self.sockets.accept(this)?;
+        self.hold(socket.rep(), charge);
+        Ok((
+            socket,
+            self.make_watchable(input).map_err(SocketError::trap)?,
+            output,
+        ))
     }
 
     fn is_listening(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<bool> {

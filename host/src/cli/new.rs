@@ -38,6 +38,7 @@ macro_rules! embed {
 const WIT: &[File] = &[
     embed!("wit/lock.wit", "../../../wit/lock.wit"),
     embed!("wit/pipe.wit", "../../../wit/pipe.wit"),
+    embed!("wit/pollset.wit", "../../../wit/pollset.wit"),
     embed!("wit/process.wit", "../../../wit/process.wit"),
     embed!("wit/queue.wit", "../../../wit/queue.wit"),
     embed!("wit/sync.wit", "../../../wit/sync.wit"),
@@ -206,6 +207,26 @@ mod tests {
             assert!(readme.contains("my-worker"), "{lang:?}: {readme}");
             assert!(!readme.contains("{{name}}"), "{lang:?}");
         }
+    }
+
+    /// A WIT file added to wit/ and not here would leave every scaffold
+    /// with a package that does not parse.
+    #[test]
+    fn every_wit_file_is_embedded() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut on_disk = Vec::new();
+        for dir in ["wit", "wit/deps"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                if name.ends_with(".wit") {
+                    on_disk.push(format!("{dir}/{name}"));
+                }
+            }
+        }
+        on_disk.sort();
+        let mut embedded: Vec<String> = WIT.iter().map(|f| f.path.to_string()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk);
     }
 
     #[test]

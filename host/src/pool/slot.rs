@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use tokio::task::Unconstrained;
 use wasmtime::Store;
 use wasmtime::component::TypedFunc;
 
@@ -226,10 +227,12 @@ impl Slot {
 }
 
 /// A guest call whose CPU time is booked to its instance's meter, so that
-/// the instance's CPU limit applies and snapshots see the time.
-fn metered<F: Future>(meter: &Arc<WorkerMeter>, call: F) -> Metered<F> {
+/// the instance's CPU limit applies and snapshots see the time. Out of
+/// tokio's cooperative budget, as a worker's run is (`Runtime::spawn` says
+/// why): the epoch yield bounds how long it holds the thread.
+fn metered<F: Future>(meter: &Arc<WorkerMeter>, call: F) -> Metered<Unconstrained<F>> {
     Metered {
-        inner: Box::pin(call),
+        inner: Box::pin(tokio::task::unconstrained(call)),
         meter: meter.clone(),
         budget: None,
     }

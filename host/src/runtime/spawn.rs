@@ -97,12 +97,19 @@ impl Runtime {
             name: spec.name.clone(),
         });
         let (runtime, ended) = (self.clone(), shared.clone());
-        tokio::spawn(crate::worker::supervise(
+        // Out of tokio's cooperative budget: a guest's whole run is one
+        // poll of this task, so after 128 socket or channel readiness checks
+        // tokio would answer `not ready` to every later one (wasmtime-wasi
+        // checks with a no-op waker, so nothing would even wake it) until
+        // the guest blocked. An echo server then saw most of its sockets as
+        // unwritable. The epoch yield (`epoch_deadline_callback`) is what
+        // keeps a busy worker from holding its thread.
+        tokio::spawn(tokio::task::unconstrained(crate::worker::supervise(
             shared.clone(),
             self.clone()
                 .run_worker(program.clone(), spec, (shared, watched), lineage),
             move |report| runtime.emit(exited(&ended, report)),
-        ));
+        )));
         worker
     }
 

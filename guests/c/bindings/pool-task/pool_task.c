@@ -601,6 +601,23 @@ extern void __wasm_import_corral_worker_sync_method_condition_notify(int32_t, in
 __attribute__((__import_module__("corral:worker/sync@0.1.0"), __import_name__("[method]condition.notify-all")))
 extern void __wasm_import_corral_worker_sync_method_condition_notify_all(int32_t, uint8_t *);
 
+// Imported Functions from `corral:worker/pollset@0.1.0`
+
+__attribute__((__import_module__("corral:worker/pollset@0.1.0"), __import_name__("[static]pollset.create")))
+extern void __wasm_import_corral_worker_pollset_static_pollset_create(uint8_t *);
+
+__attribute__((__import_module__("corral:worker/pollset@0.1.0"), __import_name__("[method]pollset.watch")))
+extern void __wasm_import_corral_worker_pollset_method_pollset_watch(int32_t, int32_t, int64_t, uint8_t *);
+
+__attribute__((__import_module__("corral:worker/pollset@0.1.0"), __import_name__("[method]pollset.unwatch")))
+extern void __wasm_import_corral_worker_pollset_method_pollset_unwatch(int32_t, int32_t);
+
+__attribute__((__import_module__("corral:worker/pollset@0.1.0"), __import_name__("[method]pollset.len")))
+extern int32_t __wasm_import_corral_worker_pollset_method_pollset_len(int32_t);
+
+__attribute__((__import_module__("corral:worker/pollset@0.1.0"), __import_name__("[method]pollset.wait")))
+extern void __wasm_import_corral_worker_pollset_method_pollset_wait(int32_t, uint8_t *, size_t, int32_t, uint8_t *);
+
 // Exported Functions from `corral:worker/task@0.1.0`
 
 __attribute__((__weak__, __export_name__("cabi_post_corral:worker/task@0.1.0#handle")))
@@ -1675,6 +1692,71 @@ void corral_worker_sync_result_own_condition_error_free(corral_worker_sync_resul
   if (!ptr->is_err) {
   } else {
     corral_worker_sync_error_free(&ptr->val.err);
+  }
+}
+
+void corral_worker_pollset_error_free(corral_worker_pollset_error_t *ptr) {
+  corral_worker_types_error_free(ptr);
+}
+
+void pool_task_list_u64_free(pool_task_list_u64_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    uint64_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+    }
+    free(list_ptr);
+  }
+}
+
+void corral_worker_pollset_ready_free(corral_worker_pollset_ready_t *ptr) {
+  pool_task_list_u64_free(&ptr->tokens);
+}
+
+__attribute__((__import_module__("corral:worker/pollset@0.1.0"), __import_name__("[resource-drop]pollset")))
+extern void __wasm_import_corral_worker_pollset_pollset_drop(int32_t handle);
+
+void corral_worker_pollset_pollset_drop_own(corral_worker_pollset_own_pollset_t handle) {
+  __wasm_import_corral_worker_pollset_pollset_drop(handle.__handle);
+}
+
+void corral_worker_pollset_pollset_drop_borrow(corral_worker_pollset_borrow_pollset_t handle) {
+  __wasm_import_corral_worker_pollset_pollset_drop(handle.__handle);
+}
+
+corral_worker_pollset_borrow_pollset_t corral_worker_pollset_borrow_pollset(corral_worker_pollset_own_pollset_t arg) {
+  return (corral_worker_pollset_borrow_pollset_t) { arg.__handle };
+}
+
+void corral_worker_pollset_result_own_pollset_error_free(corral_worker_pollset_result_own_pollset_error_t *ptr) {
+  if (!ptr->is_err) {
+  } else {
+    corral_worker_pollset_error_free(&ptr->val.err);
+  }
+}
+
+void corral_worker_pollset_result_void_error_free(corral_worker_pollset_result_void_error_t *ptr) {
+  if (!ptr->is_err) {
+  } else {
+    corral_worker_pollset_error_free(&ptr->val.err);
+  }
+}
+
+void corral_worker_pollset_list_borrow_pollable_free(corral_worker_pollset_list_borrow_pollable_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    corral_worker_pollset_borrow_pollable_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+    }
+    free(list_ptr);
+  }
+}
+
+void corral_worker_pollset_result_ready_error_free(corral_worker_pollset_result_ready_error_t *ptr) {
+  if (!ptr->is_err) {
+    corral_worker_pollset_ready_free(&ptr->val.ok);
+  } else {
+    corral_worker_pollset_error_free(&ptr->val.err);
   }
 }
 
@@ -7285,6 +7367,187 @@ bool corral_worker_sync_method_condition_notify_all(corral_worker_sync_borrow_co
     case 0: {
       result.is_err = false;
       result.val.ok = (uint32_t) (*((int32_t*) (ptr + 8)));
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      corral_worker_types_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + 8));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          break;
+        }
+        case 1: {
+          break;
+        }
+        case 2: {
+          break;
+        }
+        case 3: {
+          variant.val.denied = (pool_task_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.not_found = (pool_task_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 5: {
+          variant.val.too_large = (uint64_t) (*((int64_t*) (ptr + 16)));
+          break;
+        }
+        case 6: {
+          variant.val.invalid = (pool_task_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool corral_worker_pollset_static_pollset_create(corral_worker_pollset_own_pollset_t *ret, corral_worker_pollset_error_t *err) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[(16+2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_corral_worker_pollset_static_pollset_create(ptr);
+  corral_worker_pollset_result_own_pollset_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (corral_worker_pollset_own_pollset_t) { *((int32_t*) (ptr + 8)) };
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      corral_worker_types_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + 8));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          break;
+        }
+        case 1: {
+          break;
+        }
+        case 2: {
+          break;
+        }
+        case 3: {
+          variant.val.denied = (pool_task_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.not_found = (pool_task_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 5: {
+          variant.val.too_large = (uint64_t) (*((int64_t*) (ptr + 16)));
+          break;
+        }
+        case 6: {
+          variant.val.invalid = (pool_task_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool corral_worker_pollset_method_pollset_watch(corral_worker_pollset_borrow_pollset_t self, corral_worker_pollset_borrow_input_stream_t input, uint64_t token, corral_worker_pollset_error_t *err) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[(16+2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_corral_worker_pollset_method_pollset_watch((self).__handle, (input).__handle, (int64_t) (token), ptr);
+  corral_worker_pollset_result_void_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      corral_worker_types_error_t variant;
+      variant.tag = (int32_t) *((uint8_t*) (ptr + 8));
+      switch ((int32_t) variant.tag) {
+        case 0: {
+          break;
+        }
+        case 1: {
+          break;
+        }
+        case 2: {
+          break;
+        }
+        case 3: {
+          variant.val.denied = (pool_task_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 4: {
+          variant.val.not_found = (pool_task_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+        case 5: {
+          variant.val.too_large = (uint64_t) (*((int64_t*) (ptr + 16)));
+          break;
+        }
+        case 6: {
+          variant.val.invalid = (pool_task_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 16))), (*((size_t*) (ptr + (16+1*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.err = variant;
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+void corral_worker_pollset_method_pollset_unwatch(corral_worker_pollset_borrow_pollset_t self, corral_worker_pollset_borrow_input_stream_t input) {
+  __wasm_import_corral_worker_pollset_method_pollset_unwatch((self).__handle, (input).__handle);
+}
+
+uint32_t corral_worker_pollset_method_pollset_len(corral_worker_pollset_borrow_pollset_t self) {
+  int32_t ret = __wasm_import_corral_worker_pollset_method_pollset_len((self).__handle);
+  return (uint32_t) (ret);
+}
+
+bool corral_worker_pollset_method_pollset_wait(corral_worker_pollset_borrow_pollset_t self, corral_worker_pollset_list_borrow_pollable_t *also, uint32_t max, corral_worker_pollset_ready_t *ret, corral_worker_pollset_error_t *err) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[(8+4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_corral_worker_pollset_method_pollset_wait((self).__handle, (uint8_t *) (*also).ptr, (*also).len, (int32_t) (max), ptr);
+  corral_worker_pollset_result_ready_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      result.val.ok = (corral_worker_pollset_ready_t) {
+        (pool_task_list_u64_t) (pool_task_list_u64_t) { (uint64_t*)(*((uint8_t **) (ptr + 8))), (*((size_t*) (ptr + (8+1*sizeof(void*))))) },
+        (pool_task_list_u32_t) (pool_task_list_u32_t) { (uint32_t*)(*((uint8_t **) (ptr + (8+2*sizeof(void*))))), (*((size_t*) (ptr + (8+3*sizeof(void*))))) },
+      };
       break;
     }
     case 1: {

@@ -1441,6 +1441,63 @@ typedef struct {
 
 typedef corral_worker_lock_borrow_guard_t corral_worker_sync_borrow_guard_t;
 
+typedef corral_worker_types_error_t corral_worker_pollset_error_t;
+
+typedef struct {
+  uint64_t *ptr;
+  size_t len;
+} worker_list_u64_t;
+
+// What one `wait` found ready.
+typedef struct corral_worker_pollset_ready_t {
+  // The tokens of watched streams that are readable: data waits, or the
+  // peer closed, or the connection failed (the next `read` says which).
+  worker_list_u64_t   tokens;
+  // The indices into `also` of the pollables that are ready, as
+  // `wasi:io/poll.poll` gives them.
+  worker_list_u32_t   also;
+} corral_worker_pollset_ready_t;
+
+typedef struct corral_worker_pollset_own_pollset_t {
+  int32_t __handle;
+} corral_worker_pollset_own_pollset_t;
+
+typedef struct corral_worker_pollset_borrow_pollset_t {
+  int32_t __handle;
+} corral_worker_pollset_borrow_pollset_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    corral_worker_pollset_own_pollset_t ok;
+    corral_worker_pollset_error_t err;
+  } val;
+} corral_worker_pollset_result_own_pollset_error_t;
+
+typedef wasi_io_streams_borrow_input_stream_t corral_worker_pollset_borrow_input_stream_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    corral_worker_pollset_error_t err;
+  } val;
+} corral_worker_pollset_result_void_error_t;
+
+typedef wasi_io_poll_borrow_pollable_t corral_worker_pollset_borrow_pollable_t;
+
+typedef struct {
+  corral_worker_pollset_borrow_pollable_t *ptr;
+  size_t len;
+} corral_worker_pollset_list_borrow_pollable_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    corral_worker_pollset_ready_t ok;
+    corral_worker_pollset_error_t err;
+  } val;
+} corral_worker_pollset_result_ready_error_t;
+
 typedef struct {
   bool is_err;
 } exports_wasi_cli_run_result_void_void_t;
@@ -2746,6 +2803,33 @@ extern bool corral_worker_sync_method_condition_notify(corral_worker_sync_borrow
 // Wakes every waiter; returns how many were woken.
 extern bool corral_worker_sync_method_condition_notify_all(corral_worker_sync_borrow_condition_t self, uint32_t *ret, corral_worker_sync_error_t *err);
 
+// Imported Functions from `corral:worker/pollset@0.1.0`
+// An empty set; `denied("max-handles")` past the worker's limit.
+extern bool corral_worker_pollset_static_pollset_create(corral_worker_pollset_own_pollset_t *ret, corral_worker_pollset_error_t *err);
+// Watches `input` for readability; `wait` reports it as `token`.
+// Only a TCP connection's input stream (from `accept` or
+// `finish-connect`) can be watched: `invalid` for any other. A stream
+// is in one set at a time: watching it again, here or in another
+// set, moves it there with the new token. Level-triggered: a stream
+// stays ready until a `read` has taken what was there. As with the
+// stream's own pollable, a new connection, or one whose data was all
+// read, may be reported once more with nothing to read: that `read`
+// returns no bytes, and the next report is real.
+extern bool corral_worker_pollset_method_pollset_watch(corral_worker_pollset_borrow_pollset_t self, corral_worker_pollset_borrow_input_stream_t input, uint64_t token, corral_worker_pollset_error_t *err);
+// Stops watching `input` (nothing if this set does not watch it).
+// Dropping a stream stops watching it too.
+extern void corral_worker_pollset_method_pollset_unwatch(corral_worker_pollset_borrow_pollset_t self, corral_worker_pollset_borrow_input_stream_t input);
+// How many streams this set watches.
+extern uint32_t corral_worker_pollset_method_pollset_len(corral_worker_pollset_borrow_pollset_t self);
+// Waits until a watched stream is readable or one of `also` is ready,
+// then returns at most `max` tokens and the ready indices of `also`.
+// When a token is ready, `also` is looked at without waiting, so a
+// pollable that needs one more turn (a zero timer) shows at the next
+// call. Costs O(streams that changed since the last call + `also`).
+// `invalid` if `max` is 0, or if the set is empty and `also` is too
+// (nothing could end the wait).
+extern bool corral_worker_pollset_method_pollset_wait(corral_worker_pollset_borrow_pollset_t self, corral_worker_pollset_list_borrow_pollable_t *also, uint32_t max, corral_worker_pollset_ready_t *ret, corral_worker_pollset_error_t *err);
+
 // Exported Functions from `wasi:cli/run@0.2.12`
 bool exports_wasi_cli_run_run(void);
 
@@ -3092,6 +3176,26 @@ void corral_worker_sync_result_own_barrier_error_free(corral_worker_sync_result_
 void corral_worker_sync_result_u32_error_free(corral_worker_sync_result_u32_error_t *ptr);
 
 void corral_worker_sync_result_own_condition_error_free(corral_worker_sync_result_own_condition_error_t *ptr);
+
+void corral_worker_pollset_error_free(corral_worker_pollset_error_t *ptr);
+
+void worker_list_u64_free(worker_list_u64_t *ptr);
+
+void corral_worker_pollset_ready_free(corral_worker_pollset_ready_t *ptr);
+
+extern void corral_worker_pollset_pollset_drop_own(corral_worker_pollset_own_pollset_t handle);
+
+extern void corral_worker_pollset_pollset_drop_borrow(corral_worker_pollset_borrow_pollset_t handle);
+
+extern corral_worker_pollset_borrow_pollset_t corral_worker_pollset_borrow_pollset(corral_worker_pollset_own_pollset_t handle);
+
+void corral_worker_pollset_result_own_pollset_error_free(corral_worker_pollset_result_own_pollset_error_t *ptr);
+
+void corral_worker_pollset_result_void_error_free(corral_worker_pollset_result_void_error_t *ptr);
+
+void corral_worker_pollset_list_borrow_pollable_free(corral_worker_pollset_list_borrow_pollable_t *ptr);
+
+void corral_worker_pollset_result_ready_error_free(corral_worker_pollset_result_ready_error_t *ptr);
 
 void exports_wasi_cli_run_result_void_void_free(exports_wasi_cli_run_result_void_void_t *ptr);
 

@@ -1,7 +1,13 @@
-//! The multiplexing TCP echo server: one `wasi:io/poll` waits on the
-//! listener, every client socket, a control queue and a timer at once (the
-//! `select()` pattern), so any number of clients are served by one thread.
-//! Args: ADDR CONTROL_QUEUE [LIMIT_MS]
+//! The multiplexing TCP echo server: one loop waits on the listener, every
+//! client socket, a control queue and a timer at once (the `select()`
+//! pattern), so any number of clients are served by one thread.
+//! Args: ADDR CONTROL_QUEUE [LIMIT_MS] [MODE]
+//!
+//! MODE says how the loop waits. `pollset` (the default) watches the
+//! clients in a `corral:worker/pollset`, which wakes only for the clients
+//! whose socket changed, the way `epoll` does; the listener, queue, timer
+//! and any client owed a write go in the same call. `poll` passes every
+//! pollable to `wasi:io/poll.poll` on every round, the way `select()` does.
 //!
 //! A message `stop` on the control queue (or the queue being closed) shuts
 //! it down cleanly: no more accepts, what clients sent is echoed (for up to a
@@ -10,8 +16,10 @@
 //! stops the same way by itself. A bind its policy does not grant is the WASI
 //! `access-denied` error: the worker says so and exits 3.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
+use corral_guest::pollset::Pollset;
 use corral_guest::wasi::clocks::monotonic_clock;
 use corral_guest::wasi::io::poll::{Pollable, poll};
 use corral_guest::wasi::io::streams::{InputStream, OutputStream, StreamError};
@@ -30,6 +38,8 @@ const MIN_CHUNK: u64 = 4 << 10;
 const MAX_CHUNK: u64 = 64 << 10;
 /// Nanoseconds a shutdown waits for echoes still owed to clients.
 const DRAIN_NS: u64 = 1_000_000_000;
+/// Most clients one pollset wait reports.
+const READY_MAX: u32 = 1024;
 
 /// One connected client. Fields drop in declaration order: the pollables
 /// and streams go before the socket they belong to, as WASI requires.
@@ -47,6 +57,9 @@ struct Client {
     eof: bool,
     /// Bytes to ask for at the next read.
     chunk: u64,
+    /// Whether the pollset watches this client's input (`pollset` mode):
+    /// not while echoes are owed, which wait for `writable` instead.
+    watched: bool,
 }
 
 impl Client {
@@ -60,6 +73,7 @@ impl Client {
             owed: Vec::new(),
             eof: false,
             chunk: MIN_CHUNK,
+            watched: false,
         }
     }
 
@@ -130,24 +144,41 @@ fn main() {
         Err(e) => println!("listening on {addr} ({e:?})"),
     }
 
+    let mut waiter = match arg(4, "pollset".to_string()).as_str() {
+        "pollset" => Waiter::Pollset {
+            set: or_die("create a pollset", Pollset::create()),
+            owing: BTreeSet::new(),
+        },
+        "poll" => Waiter::Poll,
+        other => {
+            eprintln!("unknown mode `{other}`: `pollset` or `poll`");
+            exit(2)
+        }
+    };
+
     let incoming = listener.subscribe();
     let told = control.subscribe_get();
     let deadline = monotonic_clock::subscribe_duration(limit_ms.saturating_mul(1_000_000));
-    let mut clients: Vec<Client> = Vec::new();
+    // Slots keep their index for the life of a client: a pollset token.
+    let mut clients: Vec<Option<Client>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
     let (mut served, mut echoed, mut polls) = (0u64, 0u64, 0u64);
     let reason = 'serve: loop {
-        let mut list = vec![&incoming, &told, &deadline];
-        list.extend(clients.iter().map(Client::pollable));
-        let ready = poll(&list);
+        let ready = waiter.wait([&incoming, &told, &deadline], &clients);
         polls += 1;
-        let mut finished = Vec::new();
-        for index in ready {
-            match index {
-                0 => loop {
+        for event in ready {
+            match event {
+                Wake::Listener => loop {
                     match listener.accept() {
                         Ok(accepted) => {
                             served += 1;
-                            clients.push(Client::new(accepted));
+                            let mut client = Client::new(accepted);
+                            let slot = free.pop().unwrap_or(clients.len());
+                            waiter.update(slot, &mut client);
+                            match clients.get_mut(slot) {
+                                Some(place) => *place = Some(client),
+                                None => clients.push(Some(client)),
+                            }
                         }
                         Err(ErrorCode::WouldBlock) => break,
                         // A connection that failed before it was accepted
@@ -155,7 +186,7 @@ fn main() {
                         Err(_) => break,
                     }
                 },
-                1 => match control.try_get() {
+                Wake::Control => match control.try_get() {
                     Ok(Some(message)) if message == b"stop" => break 'serve "told to stop",
                     Ok(Some(message)) => {
                         eprintln!("ignored control message {message:?}: only `stop` is known")
@@ -164,23 +195,27 @@ fn main() {
                     Err(Error::Closed) => break 'serve "control queue closed",
                     Err(e) => or_die("control queue", Err(e)),
                 },
-                2 => break 'serve "time limit reached",
-                n => {
-                    let i = n as usize - 3;
-                    match clients[i].serve() {
-                        Some(n) => echoed += n,
-                        None => finished.push(i),
+                Wake::Deadline => break 'serve "time limit reached",
+                Wake::Client(slot) => {
+                    let Some(client) = clients.get_mut(slot).and_then(Option::as_mut) else {
+                        continue;
+                    };
+                    match client.serve() {
+                        Some(n) => {
+                            echoed += n;
+                            waiter.update(slot, client);
+                        }
+                        None => {
+                            waiter.forget(slot);
+                            clients[slot] = None;
+                            free.push(slot);
+                        }
                     }
                 }
             }
         }
-        // Highest index first, so `swap_remove` moves only clients already
-        // dealt with in this round.
-        finished.sort_unstable();
-        for i in finished.into_iter().rev() {
-            clients.swap_remove(i);
-        }
     };
+    let mut clients: Vec<Client> = clients.into_iter().flatten().collect();
     drop(incoming);
     drop(listener);
     echoed += drain(&mut clients);
@@ -193,6 +228,105 @@ fn main() {
         "stopped ({reason}): {served} clients served ({open} still connected, now closed), \
          {echoed} bytes echoed, {polls} polls"
     );
+}
+
+/// What one wait found ready.
+enum Wake {
+    Listener,
+    Control,
+    Deadline,
+    /// The client in this slot.
+    Client(usize),
+}
+
+/// How the loop waits (MODE).
+enum Waiter {
+    /// The `select()` shape: every pollable, every round.
+    Poll,
+    /// The `epoll` shape: clients that are read from are watched in `set`
+    /// (their slot is the token); the slots of clients owed a write, whose
+    /// `writable` waits in the call's `also` list.
+    Pollset {
+        set: Pollset,
+        owing: BTreeSet<usize>,
+    },
+}
+
+impl Waiter {
+    /// Waits until something is ready.
+    fn wait(&self, fixed: [&Pollable; 3], clients: &[Option<Client>]) -> Vec<Wake> {
+        match self {
+            Waiter::Poll => {
+                let slots: Vec<usize> = (0..clients.len())
+                    .filter(|&i| clients[i].is_some())
+                    .collect();
+                let mut list = fixed.to_vec();
+                list.extend(
+                    slots
+                        .iter()
+                        .filter_map(|&i| clients[i].as_ref().map(Client::pollable)),
+                );
+                poll(&list).into_iter().map(|i| wake(i, &slots)).collect()
+            }
+            Waiter::Pollset { set, owing } => {
+                let slots: Vec<usize> = owing.iter().copied().collect();
+                let mut also = fixed.to_vec();
+                also.extend(
+                    slots
+                        .iter()
+                        .filter_map(|&i| clients[i].as_ref().map(|c| &c.writable)),
+                );
+                let ready = or_die("wait on the pollset", set.wait(&also, READY_MAX));
+                let mut wakes: Vec<Wake> = ready
+                    .tokens
+                    .into_iter()
+                    .map(|token| Wake::Client(token as usize))
+                    .collect();
+                wakes.extend(ready.also.into_iter().map(|i| wake(i, &slots)));
+                wakes
+            }
+        }
+    }
+
+    /// Says what the client in `slot` waits for next, now that it was
+    /// accepted or served: to be read (watched), or to take what it is owed
+    /// (its `writable`, in `also`).
+    fn update(&mut self, slot: usize, client: &mut Client) {
+        let Waiter::Pollset { set, owing } = self else {
+            return;
+        };
+        let read = client.owed.is_empty() && !client.eof;
+        if read == client.watched {
+            return;
+        }
+        if read {
+            or_die("watch a client", set.watch(&client.input, slot as u64));
+            owing.remove(&slot);
+        } else {
+            set.unwatch(&client.input);
+            owing.insert(slot);
+        }
+        client.watched = read;
+    }
+
+    /// Forgets the client in `slot`, which is closing. (Dropping its input
+    /// stream takes it out of the pollset.)
+    fn forget(&mut self, slot: usize) {
+        if let Waiter::Pollset { owing, .. } = self {
+            owing.remove(&slot);
+        }
+    }
+}
+
+/// What index `index` of a wait's list is: the fixed three (listener,
+/// control, deadline), then the clients in `slots`.
+fn wake(index: u32, slots: &[usize]) -> Wake {
+    match index {
+        0 => Wake::Listener,
+        1 => Wake::Control,
+        2 => Wake::Deadline,
+        n => Wake::Client(slots[n as usize - 3]),
+    }
 }
 
 /// Binds and listens, finishing each two-phase WASI operation.
