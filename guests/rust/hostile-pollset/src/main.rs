@@ -41,7 +41,7 @@ fn main() {
         "abuse" => abuse(),
         "sets-forever" => sets_forever(),
         "wait-forever" => wait_forever(),
-        "many-writable" => many_writable(arg(2, 300)),
+        "many-writable" => many_writable(arg(2, 200)),
         other => {
             eprintln!(
                 "unknown mode `{other}`: abuse | sets-forever | wait-forever | many-writable [N]"
