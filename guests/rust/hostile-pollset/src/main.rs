@@ -21,9 +21,12 @@
 use corral_guest::pollset::Pollset;
 use corral_guest::wasi::cli::stdin::get_stdin;
 use corral_guest::wasi::clocks::monotonic_clock;
+use corral_guest::wasi::io::poll::Pollable;
 use corral_guest::wasi::io::streams::{InputStream, OutputStream};
 use corral_guest::wasi::sockets::instance_network::instance_network;
-use corral_guest::wasi::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+use corral_guest::wasi::sockets::network::{
+    IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Network,
+};
 use corral_guest::wasi::sockets::tcp::TcpSocket;
 use corral_guest::wasi::sockets::tcp_create_socket::create_tcp_socket;
 use corral_guest::{arg, or_die};
@@ -63,21 +66,29 @@ struct Pair {
     _listener: TcpSocket,
 }
 
-fn connected() -> Pair {
-    let network = instance_network();
+/// A listener on 127.0.0.1 with room for `backlog` pending connections,
+/// its address, and its pollable (ready when a connection waits).
+fn listening(network: &Network, backlog: u64) -> (TcpSocket, IpSocketAddress, Pollable) {
     let listener = must("socket", create_tcp_socket(IpAddressFamily::Ipv4));
     let any = IpSocketAddress::Ipv4(Ipv4SocketAddress {
         port: 0,
         address: (127, 0, 0, 1),
     });
-    must("bind", listener.start_bind(&network, any));
+    must("bind", listener.start_bind(network, any));
     let ready = listener.subscribe();
     ready.block();
     must("bind", listener.finish_bind());
+    must("listen", listener.set_listen_backlog_size(backlog));
     must("listen", listener.start_listen());
     ready.block();
     must("listen", listener.finish_listen());
     let addr = must("address", listener.local_address());
+    (listener, addr, ready)
+}
+
+fn connected() -> Pair {
+    let network = instance_network();
+    let (listener, addr, ready) = listening(&network, 16);
 
     let client = must("socket", create_tcp_socket(IpAddressFamily::Ipv4));
     must("connect", client.start_connect(&network, addr));
@@ -200,20 +211,7 @@ fn wait_forever() {
 
 fn many_writable(n: usize) {
     let network = instance_network();
-    let listener = must("socket", create_tcp_socket(IpAddressFamily::Ipv4));
-    let any = IpSocketAddress::Ipv4(Ipv4SocketAddress {
-        port: 0,
-        address: (127, 0, 0, 1),
-    });
-    must("bind", listener.start_bind(&network, any));
-    let ready = listener.subscribe();
-    ready.block();
-    must("bind", listener.finish_bind());
-    must("listen", listener.set_listen_backlog_size(n as u64 + 16));
-    must("listen", listener.start_listen());
-    ready.block();
-    must("listen", listener.finish_listen());
-    let addr = must("address", listener.local_address());
+    let (_listener, addr, _ready) = listening(&network, n as u64 + 16);
     let mut held = Vec::new();
     for _ in 0..n {
         let client = must("socket", create_tcp_socket(IpAddressFamily::Ipv4));
