@@ -62,7 +62,7 @@ struct Entry {
 
 /// One entry's place in its set: its waker, and how a source reaches the
 /// set that watches it.
-pub struct Mark {
+struct Mark {
     set: Weak<Shared>,
     key: u64,
     queued: AtomicBool,
